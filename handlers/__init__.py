@@ -1,0 +1,1 @@
+"""Telegram-facing handlers: parse an update, call one service, render the answer."""

@@ -1,0 +1,1 @@
+"""Scheduled work: ask the services what is due and hand it to delivery."""

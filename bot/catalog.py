@@ -1,0 +1,102 @@
+"""Keep the message catalogs in step with the code: `python -m bot.catalog [--check]`.
+
+Extracts every `_()`, `n_()` and `N_()` string from bot/, handlers/ and jobs/, adds new ones to
+`bot/locales/*.po` (English filled with the source text, Chinese left empty for a translator)
+and drops ones the code no longer uses. `--check` changes nothing and lists what is missing.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po, write_po
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = ("bot", "handlers", "jobs")
+KEYWORDS = {"_": None, "n_": (1, 2), "N_": None}
+LOCALES = ROOT / "bot" / "locales"
+_BABEL_LOCALE = {"zh": "zh_Hans_CN", "en": "en_GB"}
+
+MessageId = str | tuple[str, str]
+
+
+def extract_messages() -> dict[MessageId, list[str]]:
+    """Every catalog string used in the code, with where it is used."""
+    found: dict[MessageId, list[str]] = {}
+    for folder in SOURCES:
+        extracted: Iterator[tuple[str, int, MessageId, list[str], str | None]] = extract_from_dir(
+            ROOT / folder,
+            method_map=[("**/sandbox/**.py", "ignore"), ("**.py", "python")],
+            keywords=KEYWORDS,
+        )
+        for filename, line, message, _comments, _context in extracted:
+            found.setdefault(message, []).append(f"{folder}/{filename}:{line}")
+    return found
+
+
+def load_catalog(language: str) -> Catalog:
+    """Read one language's .po file."""
+    with (LOCALES / f"{language}.po").open("rb") as handle:
+        return read_po(handle, locale=_BABEL_LOCALE[language])
+
+
+def missing_translations() -> list[str]:
+    """One line per message that a catalog lacks or leaves untranslated."""
+    problems = []
+    used = extract_messages()
+    for language in _BABEL_LOCALE:
+        catalog = load_catalog(language)
+        for message, places in sorted(used.items(), key=lambda item: str(item[0])):
+            key = message if isinstance(message, str) else message[0]
+            entry = catalog.get(key)
+            strings = (
+                []
+                if entry is None
+                else ([entry.string] if isinstance(entry.string, str) else list(entry.string))
+            )
+            if entry is None or not all(strings):
+                problems.append(f"{language}: {key!r} (used at {places[0]}) is not translated")
+    return problems
+
+
+def update() -> None:
+    """Merge the code's strings into both catalogs."""
+    used = extract_messages()
+    for language in _BABEL_LOCALE:
+        path = LOCALES / f"{language}.po"
+        old = load_catalog(language) if path.exists() else Catalog(locale=_BABEL_LOCALE[language])
+        new = Catalog(locale=_BABEL_LOCALE[language], project="zhiban", fuzzy=False)
+        for message, places in used.items():
+            key = message if isinstance(message, str) else message[0]
+            previous = old.get(key)
+            if previous is not None and previous.string:
+                string = previous.string
+            elif language == "en":
+                string = message
+            else:
+                string = "" if isinstance(message, str) else ("",)
+            locations = [
+                (place.rsplit(":", 1)[0], int(place.rsplit(":", 1)[1])) for place in places
+            ]
+            new.add(message, string, locations=locations)
+        with path.open("wb") as handle:
+            write_po(handle, new, width=100, omit_header=False, sort_output=True)
+
+
+def main(argv: list[str]) -> int:
+    """Update the catalogs, or with --check only report what is missing."""
+    if "--check" in argv:
+        problems = missing_translations()
+        for line in problems:
+            print(line)
+        return 1 if problems else 0
+    update()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,386 @@
+"""Configuration: config.toml read once into typed, validated settings."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import time, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+TOKEN_ENV = "ZHIBAN_TELEGRAM_TOKEN"
+WEBHOOK_SECRET_ENV = "ZHIBAN_WEBHOOK_SECRET"
+CONFIG_ENV = "ZHIBAN_CONFIG"
+DEFAULT_CONFIG_PATH = Path("config.toml")
+
+_DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_CLOCK_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `problems` holds one line per key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def parse_duration(value: object) -> timedelta:
+    """Turn "90s", "10m", "1h30m" or "7d" into a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str) or not value:
+        raise ValueError('expected a duration such as "90s", "10m", "1h" or "7d"')
+    match = _DURATION_RE.match(value.strip())
+    if match is None or not any(match.groups()):
+        raise ValueError(f'"{value}" is not a duration; write it like "90s", "10m", "1h" or "7d"')
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """Write a timedelta back in the config's notation ("1h30m")."""
+    total = int(value.total_seconds())
+    if total == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        amount, total = divmod(total, size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return "".join(parts)
+
+
+def parse_clock_time(value: object) -> time:
+    """Turn "HH:MM" into a time of day."""
+    if isinstance(value, time):
+        return value
+    if not isinstance(value, str) or (match := _CLOCK_RE.match(value.strip())) is None:
+        raise ValueError(f'"{value}" is not a time of day; write it like "08:30"')
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+ClockTime = Annotated[time, BeforeValidator(parse_clock_time)]
+
+
+class Severity(StrEnum):
+    """Incident severities, most serious first (特别重大、重大、较大、一般)."""
+
+    ESPECIALLY_SERIOUS = "especially_serious"
+    SERIOUS = "serious"
+    LARGE = "large"
+    GENERAL = "general"
+
+
+class Level(StrEnum):
+    """Where an escalation step pages, relative to the unit of the subject."""
+
+    UNIT = "unit"
+    PARENT = "parent"
+    COUNTY = "county"
+
+
+ROLE_KEYS = ("staff", "duty_leader", "safety_officer", "principal", "officer", "desk", "admin")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BotSettings(_Section):
+    """`[bot]`: time zone and default language."""
+
+    timezone: str = "Asia/Shanghai"
+    language: Literal["zh", "en"] = "zh"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f'"{value}" is not a known time zone (e.g. "Asia/Shanghai")') from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The configured time zone."""
+        return ZoneInfo(self.timezone)
+
+
+class DatabaseSettings(_Section):
+    """`[database]`: where the data lives."""
+
+    url: str = "sqlite+aiosqlite:///zhiban.db"
+    busy_timeout: Duration = timedelta(seconds=5)
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _supported_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+
+class TelegramSettings(_Section):
+    """`[telegram]`: how the bot reaches the Bot API and receives updates."""
+
+    api_base_url: str = "https://api.telegram.org/bot"
+    api_file_url: str = "https://api.telegram.org/file/bot"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str = ""
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    webhook_path: str = "telegram"
+    messages_per_second: float = Field(default=30.0, gt=0)
+    group_messages_per_minute: float = Field(default=20.0, gt=0)
+    chat_messages_per_second: float = Field(default=1.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+
+    @model_validator(mode="after")
+    def _webhook_needs_url(self) -> TelegramSettings:
+        if self.mode == "webhook" and not self.webhook_url:
+            raise ValueError('webhook_url: required when mode is "webhook"')
+        return self
+
+
+class InviteSettings(_Section):
+    """`[invites]`: one-time join links."""
+
+    valid_for: Duration = timedelta(days=7)
+
+
+class ShiftSettings(_Section):
+    """`[shifts]`: clock-in window and missed-shift paging."""
+
+    clock_in_early: Duration = timedelta(minutes=30)
+    remind_before: Duration = timedelta(hours=1)
+    remind_after: Duration = timedelta(minutes=5)
+    page_after: Duration = timedelta(minutes=15)
+    escalate_after: Duration = timedelta(minutes=30)
+    clock_out_grace: Duration = timedelta(minutes=30)
+    max_location_accuracy_m: float = Field(default=100.0, gt=0)
+    require_live_location: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ShiftSettings:
+        if not self.remind_after <= self.page_after <= self.escalate_after:
+            raise ValueError("remind_after <= page_after <= escalate_after must hold")
+        return self
+
+
+class CheckinSettings(_Section):
+    """`[checkins]`: safety check-in rounds."""
+
+    times: list[ClockTime] = Field(default_factory=lambda: [time(9, 0), time(21, 0)])
+    answer_within: Duration = timedelta(minutes=30)
+    remind_after: Duration = timedelta(minutes=15)
+
+
+class DailyReportSettings(_Section):
+    """`[daily_report]`: the school's daily safety report (日报/零报告)."""
+
+    deadline: ClockTime = time(17, 0)
+    escalate_after: Duration = timedelta(hours=1)
+
+
+class DigestSettings(_Section):
+    """`[digest]`: the leaders' daily digest."""
+
+    time: ClockTime = time(8, 0)
+
+
+class EscalationStep(_Section):
+    """One step of an escalation policy: page these roles at this level after a delay."""
+
+    after: Duration
+    roles: list[str] = Field(min_length=1)
+    level: Level = Level.UNIT
+    repeat: int = Field(default=0, ge=0, le=20)
+    every: Duration = timedelta(minutes=5)
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, value: list[str]) -> list[str]:
+        unknown = [role for role in value if role not in ROLE_KEYS]
+        if unknown:
+            raise ValueError(f"unknown role {unknown[0]!r}; roles are {', '.join(ROLE_KEYS)}")
+        return value
+
+
+class EscalationPolicy(_Section):
+    """`[escalation.<severity>]`: reporting deadline and paging steps."""
+
+    report_deadline: Duration | None = None
+    forward_margin: Duration = timedelta(minutes=10)
+    steps: list[EscalationStep] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _margin_fits(self) -> EscalationPolicy:
+        if self.report_deadline is not None and self.forward_margin >= self.report_deadline:
+            raise ValueError("forward_margin must be shorter than report_deadline")
+        return self
+
+
+def _default_policies() -> dict[Severity, EscalationPolicy]:
+    unit_first = EscalationStep(
+        after=timedelta(0), roles=["duty_leader", "principal"], repeat=2, every=timedelta(minutes=5)
+    )
+    return {
+        Severity.ESPECIALLY_SERIOUS: EscalationPolicy(
+            report_deadline=timedelta(hours=1),
+            forward_margin=timedelta(minutes=10),
+            steps=[
+                unit_first,
+                EscalationStep(after=timedelta(minutes=5), roles=["officer"], level=Level.PARENT),
+                EscalationStep(after=timedelta(minutes=5), roles=["desk"], level=Level.COUNTY),
+            ],
+        ),
+        Severity.SERIOUS: EscalationPolicy(
+            report_deadline=timedelta(hours=1),
+            forward_margin=timedelta(minutes=10),
+            steps=[
+                unit_first,
+                EscalationStep(after=timedelta(minutes=10), roles=["officer"], level=Level.PARENT),
+                EscalationStep(after=timedelta(minutes=15), roles=["desk"], level=Level.COUNTY),
+            ],
+        ),
+        Severity.LARGE: EscalationPolicy(
+            steps=[
+                EscalationStep(after=timedelta(0), roles=["duty_leader"], repeat=1),
+                EscalationStep(after=timedelta(minutes=15), roles=["principal"]),
+                EscalationStep(after=timedelta(minutes=30), roles=["officer"], level=Level.PARENT),
+            ],
+        ),
+        Severity.GENERAL: EscalationPolicy(
+            steps=[
+                EscalationStep(after=timedelta(0), roles=["duty_leader"]),
+                EscalationStep(after=timedelta(minutes=30), roles=["principal"]),
+            ],
+        ),
+    }
+
+
+class Settings(_Section):
+    """The whole configuration, plus the secrets read from the environment."""
+
+    bot: BotSettings = Field(default_factory=BotSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    invites: InviteSettings = Field(default_factory=InviteSettings)
+    shifts: ShiftSettings = Field(default_factory=ShiftSettings)
+    checkins: CheckinSettings = Field(default_factory=CheckinSettings)
+    daily_report: DailyReportSettings = Field(default_factory=DailyReportSettings)
+    digest: DigestSettings = Field(default_factory=DigestSettings)
+    escalation: dict[Severity, EscalationPolicy] = Field(default_factory=_default_policies)
+    token: str | None = Field(default=None, exclude=True, repr=False)
+    webhook_secret: str | None = Field(default=None, exclude=True, repr=False)
+
+    @field_validator("escalation", mode="after")
+    @classmethod
+    def _every_severity(
+        cls, value: dict[Severity, EscalationPolicy]
+    ) -> dict[Severity, EscalationPolicy]:
+        # A file that configures some severities keeps the defaults for the others.
+        return {**_default_policies(), **value}
+
+
+def _format_location(loc: tuple[int | str, ...]) -> str:
+    key = ""
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        elif part.startswith(("function-", "function_")):
+            continue
+        else:
+            key += f".{part}" if key else part
+    return key
+
+
+_NAMED_RE = re.compile(r"^[a-z_.]+: ")
+
+
+def _problems(error: ValidationError) -> list[str]:
+    lines = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        if loc and loc[-1] == "[key]":
+            lines.append(f"{_format_location(loc[:-1])}: unknown key")
+            continue
+        key = _format_location(loc)
+        if item["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown key")
+            continue
+        message = item["msg"].removeprefix("Value error, ")
+        if _NAMED_RE.match(message):
+            # A section-level check names the field itself ("webhook_url: required ...").
+            lines.append(f"{key}.{message}" if key else message)
+        else:
+            lines.append(f"{key}: {message}" if key else message)
+    return lines
+
+
+def settings_from_mapping(
+    data: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Validate a parsed TOML mapping and attach the secrets from the environment."""
+    env = os.environ if environ is None else environ
+    problems: list[str] = []
+    for section in ("telegram",):
+        if isinstance(data.get(section), Mapping) and "token" in data[section]:
+            problems.append(f"{section}.token: do not keep the token in a file; set {TOKEN_ENV}")
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return Settings.model_validate(
+            {
+                **data,
+                "token": env.get(TOKEN_ENV) or None,
+                "webhook_secret": env.get(WEBHOOK_SECRET_ENV) or None,
+            }
+        )
+    except ValidationError as error:
+        raise ConfigError(_problems(error)) from None
+
+
+def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a config.toml file."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such configuration file"]) from None
+    except OSError as error:
+        raise ConfigError([f"{path}: cannot be read ({error.strerror})"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError([f"{path}: not valid TOML ({error})"]) from None
+    return settings_from_mapping(data, environ)
+
+
+def resolve_config_path(explicit: str | None, environ: Mapping[str, str] | None = None) -> Path:
+    """Pick the config file: --config, else $ZHIBAN_CONFIG, else ./config.toml."""
+    env = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit)
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    return DEFAULT_CONFIG_PATH

@@ -1,0 +1,47 @@
+"""The database engine: SQLite (WAL, foreign keys, busy timeout) or PostgreSQL via asyncpg."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.config import DatabaseSettings
+
+
+def is_sqlite(url: str) -> bool:
+    """Tell whether a database URL names SQLite."""
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(settings: DatabaseSettings) -> AsyncEngine:
+    """Create the async engine, with SQLite set up for a long-running bot."""
+    url = settings.url
+    if not is_sqlite(url):
+        return create_async_engine(url, echo=settings.echo, pool_pre_ping=True)
+    busy_ms = int(settings.busy_timeout.total_seconds() * 1000)
+    engine = create_async_engine(
+        url, echo=settings.echo, connect_args={"timeout": settings.busy_timeout.total_seconds()}
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers (the board) run while the engine writes; memory databases refuse it.
+        if make_url(url).database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return engine
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit."""
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)

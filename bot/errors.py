@@ -1,0 +1,66 @@
+"""The project's own errors; each carries a catalog message that a handler or the CLI renders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.i18n import Translator
+
+
+class ZhibanError(Exception):
+    """A rule refused an action; `message` is a catalog id with `{named}` parameters."""
+
+    def __init__(self, message: str, /, **params: Any) -> None:
+        super().__init__(message.format(**params) if params else message)
+        self.message = message
+        self.params = params
+
+    def render(self, tr: Translator) -> str:
+        """The sentence for the user, in their language."""
+        params = {
+            key: tr._(value.message, **value.params) if isinstance(value, ZhibanError) else value
+            for key, value in self.params.items()
+        }
+        return tr._(self.message, **params)
+
+
+class NotFound(ZhibanError):
+    """What was asked for does not exist (or is outside the asker's scope)."""
+
+
+class NotAllowed(ZhibanError):
+    """The person's roles do not cover this action at this unit."""
+
+
+class InvalidInput(ZhibanError):
+    """The input is malformed; nothing was changed."""
+
+
+class RosterError(ZhibanError):
+    """A roster file has a bad row; the whole import is refused."""
+
+    def __init__(
+        self, file: str, row: int | None, column: str | None, problem: ZhibanError
+    ) -> None:
+        if row is None:
+            super().__init__("{file}: {problem}", file=file, problem=problem)
+        elif column is None:
+            super().__init__("{file} row {row}: {problem}", file=file, row=row, problem=problem)
+        else:
+            super().__init__(
+                "{file} row {row}, column {column}: {problem}",
+                file=file,
+                row=row,
+                column=column,
+                problem=problem,
+            )
+        self.file = file
+        self.row = row
+        self.column = column
+        self.problem = problem
+
+    def __str__(self) -> str:
+        where = self.file if self.row is None else f"{self.file} row {self.row}"
+        if self.column is not None:
+            where += f", column {self.column}"
+        return f"{where}: {self.problem}"

@@ -1,0 +1,20 @@
+"""Alembic environment: migrations run on a connection handed over by `bot.migrate`."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from bot.models import metadata
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run migrations through `zhiban db upgrade`")
+
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

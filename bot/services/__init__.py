@@ -1,0 +1,1 @@
+"""Domain services: the rules, one module per capability; no Telegram import in here."""
