@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
@@ -22,13 +24,15 @@ LOCALES = ROOT / "bot" / "locales"
 _BABEL_LOCALE = {"zh": "zh_Hans_CN", "en": "en_GB"}
 
 MessageId = str | tuple[str, str]
+# Fixed header dates keep the .po files' diffs to real changes.
+_STABLE_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def extract_messages() -> dict[MessageId, list[str]]:
     """Every catalog string used in the code, with where it is used."""
     found: dict[MessageId, list[str]] = {}
     for folder in SOURCES:
-        extracted: Iterator[tuple[str, int, MessageId, list[str], str | None]] = extract_from_dir(
+        extracted: Iterator[tuple[str, int, Any, list[str], str | None]] = extract_from_dir(
             ROOT / folder,
             method_map=[("**/sandbox/**.py", "ignore"), ("**.py", "python")],
             keywords=KEYWORDS,
@@ -53,11 +57,8 @@ def missing_translations() -> list[str]:
         for message, places in sorted(used.items(), key=lambda item: str(item[0])):
             key = message if isinstance(message, str) else message[0]
             entry = catalog.get(key)
-            strings = (
-                []
-                if entry is None
-                else ([entry.string] if isinstance(entry.string, str) else list(entry.string))
-            )
+            raw: Any = None if entry is None else entry.string
+            strings = [raw] if isinstance(raw, str) else list(raw or [])
             if entry is None or not all(strings):
                 problems.append(f"{language}: {key!r} (used at {places[0]}) is not translated")
     return problems
@@ -69,7 +70,13 @@ def update() -> None:
     for language in _BABEL_LOCALE:
         path = LOCALES / f"{language}.po"
         old = load_catalog(language) if path.exists() else Catalog(locale=_BABEL_LOCALE[language])
-        new = Catalog(locale=_BABEL_LOCALE[language], project="zhiban", fuzzy=False)
+        new = Catalog(
+            locale=_BABEL_LOCALE[language],
+            project="zhiban",
+            fuzzy=False,
+            creation_date=_STABLE_DATE,
+            revision_date=_STABLE_DATE,
+        )
         for message, places in used.items():
             key = message if isinstance(message, str) else message[0]
             previous = old.get(key)

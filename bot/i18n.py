@@ -45,15 +45,15 @@ class Translator:
         """Translate a message that depends on a number (`{count}` is filled in)."""
         return self._translations.ngettext(singular, plural, count).format(count=count, **params)
 
-    def datetime(self, moment: datetime, tz: ZoneInfo, fmt: str = "yyyy-MM-dd HH:mm") -> str:
+    def datetime_text(self, moment: datetime, tz: ZoneInfo, fmt: str = "yyyy-MM-dd HH:mm") -> str:
         """Show a UTC moment in local time."""
         return _babel_datetime(moment, fmt, tzinfo=tz, locale=_BABEL_LOCALE[self.language])
 
-    def time(self, moment: datetime, tz: ZoneInfo) -> str:
+    def time_text(self, moment: datetime, tz: ZoneInfo) -> str:
         """Show the local time of day of a moment."""
-        return self.datetime(moment, tz, "HH:mm")
+        return self.datetime_text(moment, tz, "HH:mm")
 
-    def duration(self, value: timedelta) -> str:
+    def duration_text(self, value: timedelta) -> str:
         """Show a duration in hours and minutes."""
         minutes = int(value.total_seconds() // 60)
         hours, minutes = divmod(minutes, 60)
@@ -98,7 +98,8 @@ def catalog_messages(language: str) -> Mapping[str, str]:
     for message in catalog:
         if not message.id:
             continue
-        key = message.id if isinstance(message.id, str) else message.id[0]
-        value = message.string if isinstance(message.string, str) else message.string[0]
+        key = message.id if isinstance(message.id, str) else str(message.id[0])
+        strings: Any = message.string
+        value = strings if isinstance(strings, str) else str(strings[0])
         result[key] = value
     return result

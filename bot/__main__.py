@@ -1,0 +1,5 @@
+"""`python -m bot` is the `zhiban` command."""
+
+from bot.cli import entry
+
+entry()

@@ -1,0 +1,171 @@
+"""Composition root: builds the Application, wires handlers and jobs, and serves updates."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from contextlib import suppress
+
+from telegram import BotCommand, BotCommandScopeDefault, Update
+from telegram.ext import (
+    AIORateLimiter,
+    ApplicationBuilder,
+    CommandHandler,
+    ContextTypes,
+    TypeHandler,
+)
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.db import create_engine
+from bot.i18n import LANGUAGES, translator
+from bot.migrate import upgrade
+from bot.uow import Database
+from handlers import start as start_handlers
+from handlers.context import BotData, Runtime, ZhibanApplication, ZhibanContext
+from handlers.errors import on_error
+
+log = logging.getLogger(__name__)
+
+
+async def _log_update(update: Update, _context: ZhibanContext) -> None:
+    """Write one INFO line per incoming update (never its content)."""
+    user = update.effective_user
+    kind = next(
+        (name for name in ("message", "callback_query", "edited_message", "my_chat_member")
+         if getattr(update, name) is not None),
+        "other",
+    )
+    log.info("update %s: %s from user %s", update.update_id, kind, user.id if user else "-")
+
+
+async def _register_commands(application: ZhibanApplication) -> None:
+    """Publish the command menu in each language (the default scope in the default language)."""
+    runtime = application.bot_data.runtime
+    default = runtime.settings.bot.language if runtime else "zh"
+    for code in (None, *LANGUAGES):
+        tr = translator(code or default)
+        commands = [BotCommand(c, d) for c, d in start_handlers.command_menu(tr)]
+        await application.bot.set_my_commands(
+            commands, scope=BotCommandScopeDefault(), language_code=code
+        )
+
+
+def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
+    """Build the python-telegram-bot Application for this runtime."""
+    telegram = runtime.settings.telegram
+    context_types = ContextTypes(context=ZhibanContext, bot_data=BotData)
+    application: ZhibanApplication = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(telegram.api_base_url)
+        .base_file_url(telegram.api_file_url)
+        .context_types(context_types)
+        .rate_limiter(
+            AIORateLimiter(
+                overall_max_rate=telegram.messages_per_second,
+                group_max_rate=telegram.group_messages_per_minute,
+                max_retries=telegram.max_retries,
+            )
+        )
+        .post_init(_register_commands)
+        .build()
+    )
+    application.bot_data.runtime = runtime
+    application.add_handler(TypeHandler(Update, _log_update), group=-1)
+    application.add_handler(CommandHandler("start", start_handlers.start))
+    application.add_handler(CommandHandler("help", start_handlers.help_command))
+    application.add_error_handler(on_error)
+    return application
+
+
+async def serve(application: ZhibanApplication, stop: asyncio.Event) -> None:
+    """Take updates (polling or webhook, as configured) until `stop` is set."""
+    runtime = application.bot_data.runtime
+    if runtime is None:
+        raise RuntimeError("the application was built without a runtime")
+    telegram = runtime.settings.telegram
+    updater = application.updater
+    if updater is None:
+        raise RuntimeError("the application has no updater")
+    async with application:
+        if application.post_init is not None:
+            await application.post_init(application)
+        await application.start()
+        if telegram.mode == "webhook":
+            await updater.start_webhook(
+                listen=telegram.webhook_listen,
+                port=telegram.webhook_port,
+                url_path=telegram.webhook_path,
+                webhook_url=telegram.webhook_url,
+                secret_token=runtime.settings.webhook_secret,
+                allowed_updates=Update.ALL_TYPES,
+            )
+        else:
+            await updater.start_polling(
+                poll_interval=0.0, timeout=10, allowed_updates=Update.ALL_TYPES
+            )
+        log.info("Zhiban is taking updates (%s)", telegram.mode)
+        await stop.wait()
+        log.info("stopping")
+        await updater.stop()
+        await application.stop()
+
+
+def install_stop_signals(stop: asyncio.Event) -> Callable[[], None]:
+    """Set `stop` on SIGTERM or SIGINT; return a function that removes the handlers."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+
+    def remove() -> None:
+        for sig in signals:
+            with suppress(ValueError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+    return remove
+
+
+class TokenFilter(logging.Filter):
+    """Keep the bot token out of every log line (HTTP client logs carry it in URLs)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self._token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Replace the token in the formatted message."""
+        if self._token and self._token in record.getMessage():
+            record.msg = record.getMessage().replace(self._token, "<token>")
+            record.args = None
+        return True
+
+
+def configure_logging(token: str | None, level: int = logging.INFO) -> None:
+    """Log to stderr at `level`, quieting the HTTP client and redacting the token."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    if token:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(TokenFilter(token))
+
+
+async def run_bot(settings: Settings, *, token: str, clock: Clock | None = None) -> None:
+    """Migrate the database, then serve until SIGTERM or SIGINT."""
+    database = Database(create_engine(settings.database))
+    try:
+        await upgrade(database.engine)
+        runtime = Runtime(settings=settings, db=database, clock=clock or SystemClock())
+        application = build_application(runtime, token=token)
+        stop = asyncio.Event()
+        remove_signals = install_stop_signals(stop)
+        try:
+            await serve(application, stop)
+        finally:
+            remove_signals()
+    finally:
+        await database.dispose()

@@ -1,0 +1,212 @@
+"""The `zhiban` command line (also `python -m bot`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from bot.clock import SystemClock
+from bot.config import (
+    CONFIG_ENV,
+    TOKEN_ENV,
+    ConfigError,
+    Settings,
+    load_settings,
+    resolve_config_path,
+)
+from bot.db import create_engine
+from bot.errors import ZhibanError
+from bot.i18n import Translator, translator
+from bot.migrate import current_revision, upgrade
+from bot.uow import Database
+
+
+class CommandError(Exception):
+    """A command failed; the message is the one line to print."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit status 1."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print one line naming what is wrong and exit 1."""
+        self.exit(1, f"{self.prog}: {message}\n")
+
+
+def _parser() -> _Parser:
+    # --config is accepted before or after the command name.
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help=f"configuration file (default: ${CONFIG_ENV}, else ./config.toml)",
+    )
+    parser = _Parser(prog="zhiban", description="Zhiban (值班) duty bot", parents=[common])
+    commands = parser.add_subparsers(dest="command", required=False, parser_class=_Parser)
+    commands.add_parser("run", parents=[common], help="run the bot (polling or webhook)")
+    demo = commands.add_parser(
+        "demo", parents=[common], help="play a scripted duty day against a local Bot API emulator"
+    )
+    demo.add_argument("--language", choices=["zh", "en"], default=None)
+    check = commands.add_parser("check-config", parents=[common], help="validate a config file")
+    check.add_argument("path", nargs="?", default=None)
+    database = commands.add_parser("db", parents=[common], help="database schema")
+    db_commands = database.add_subparsers(dest="db_command", required=False, parser_class=_Parser)
+    db_commands.add_parser("upgrade", parents=[common], help="apply pending migrations")
+    roster = commands.add_parser("roster", parents=[common], help="import and export the roster")
+    roster_commands = roster.add_subparsers(
+        dest="roster_command", required=False, parser_class=_Parser
+    )
+    importing = roster_commands.add_parser(
+        "import", parents=[common], help="import units.csv, people.csv, shifts.csv or one .xlsx"
+    )
+    importing.add_argument("files", nargs="+", type=Path)
+    exporting = roster_commands.add_parser("export", parents=[common], help="write CSV and XLSX")
+    exporting.add_argument("directory", type=Path)
+    template = roster_commands.add_parser(
+        "template", parents=[common], help="write empty templates"
+    )
+    template.add_argument("directory", type=Path)
+    roster_commands.add_parser(
+        "sample", parents=[common], help="import the packaged sample district"
+    )
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    path = resolve_config_path(getattr(args, "config", None))
+    try:
+        return load_settings(path)
+    except ConfigError as error:
+        raise CommandError(error.problems[0]) from None
+
+
+async def _with_database(
+    settings: Settings, work: Callable[[Database], Awaitable[None]], *, migrate: bool = True
+) -> None:
+    database = Database(create_engine(settings.database))
+    try:
+        if migrate:
+            await upgrade(database.engine)
+        await work(database)
+    finally:
+        await database.dispose()
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    path = Path(args.path) if args.path else resolve_config_path(getattr(args, "config", None))
+    try:
+        load_settings(path)
+    except ConfigError as error:
+        for line in error.problems:
+            print(line)
+        return 1
+    print("OK")
+    return 0
+
+
+def _db_upgrade(settings: Settings, tr: Translator) -> int:
+    async def work(database: Database) -> None:
+        revision = await current_revision(database.engine)
+        print(tr._("The database is at revision {revision}.", revision=revision))
+
+    asyncio.run(_with_database(settings, work))
+    return 0
+
+
+def _roster(args: argparse.Namespace, settings: Settings, tr: Translator) -> int:
+    from bot.services import roster
+
+    tz = settings.bot.tz
+
+    async def do_import(database: Database, files: Sequence[Path]) -> None:
+        summary = await roster.import_roster(
+            database,
+            files,
+            tz=tz,
+            default_language=settings.bot.language,
+            now=SystemClock().now(),
+        )
+        print(roster.describe_summary(summary, tr))
+
+    async def work(database: Database) -> None:
+        if args.roster_command == "import":
+            await do_import(database, args.files)
+        elif args.roster_command == "sample":
+            await do_import(database, roster.sample_district_files())
+        elif args.roster_command == "export":
+            for path in await roster.export_roster(database, args.directory, tz=tz):
+                print(path)
+
+    if args.roster_command == "template":
+        for path in roster.write_templates(args.directory):
+            print(path)
+        return 0
+    asyncio.run(_with_database(settings, work))
+    return 0
+
+
+def _run(settings: Settings) -> int:
+    from bot.app import configure_logging, run_bot
+
+    token = os.environ.get(TOKEN_ENV)
+    if not token:
+        raise CommandError(f"{TOKEN_ENV} is not set: get a token from @BotFather and export it")
+    configure_logging(token)
+    asyncio.run(run_bot(settings, token=token))
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.demo import run_demo
+
+    language = args.language or settings.bot.language
+    asyncio.run(run_demo(language=language, out=sys.stdout))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `zhiban` command and return its exit status."""
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(f"unknown option or argument: {' '.join(unknown)}")
+    for level in ("command", "db_command", "roster_command"):
+        if getattr(args, level, "") is None:
+            parser.error("a command is missing; see zhiban --help")
+    tr = translator(None)
+    try:
+        if args.command == "check-config":
+            return _check_config(args)
+        if args.command == "demo":
+            path = resolve_config_path(getattr(args, "config", None))
+            settings = _settings(args) if path.exists() else Settings()
+            return _demo(args, settings)
+        settings = _settings(args)
+        tr = translator(settings.bot.language)
+        if args.command == "db":
+            return _db_upgrade(settings, tr)
+        if args.command == "roster":
+            return _roster(args, settings, tr)
+        if args.command == "run":
+            return _run(settings)
+    except CommandError as error:
+        print(f"zhiban: {error}", file=sys.stderr)
+        return 1
+    except ZhibanError as error:
+        print(f"zhiban: {error.render(tr)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+def entry() -> NoReturn:
+    """Console-script entry point."""
+    sys.exit(main())

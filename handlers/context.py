@@ -1,0 +1,53 @@
+"""The typed callback context every handler receives: the runtime and the reader's language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import Update
+from telegram.ext import Application, CallbackContext, ExtBot
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.i18n import Translator, translator
+from bot.uow import Database
+
+
+@dataclass
+class Runtime:
+    """What the handlers and jobs share: configuration, database and clock."""
+
+    settings: Settings
+    db: Database
+    clock: Clock
+
+
+class BotData:
+    """`application.bot_data`: holds the runtime, set by the app factory."""
+
+    def __init__(self) -> None:
+        self.runtime: Runtime | None = None
+
+
+class ZhibanContext(CallbackContext[ExtBot[Any], dict[Any, Any], dict[Any, Any], BotData]):
+    """CallbackContext with typed access to the runtime."""
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime the app factory installed."""
+        runtime = self.bot_data.runtime
+        if runtime is None:
+            raise RuntimeError("the application was built without a runtime")
+        return runtime
+
+    def tr_for(self, update: object) -> Translator:
+        """The reader's translator: their Telegram language, else the configured default."""
+        user = update.effective_user if isinstance(update, Update) else None
+        default = self.runtime.settings.bot.language
+        return translator(user.language_code if user else None, default)
+
+
+ZhibanApplication = Application[
+    ExtBot[Any], ZhibanContext, dict[Any, Any], dict[Any, Any], BotData, Any
+]

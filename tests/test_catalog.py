@@ -1,0 +1,42 @@
+"""Every sentence the code shows is in the Chinese and the English catalog."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.catalog import extract_messages, missing_translations
+from bot.i18n import catalog_messages, normalise_language, translator
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def test_every_message_in_the_code_is_translated_in_both_languages() -> None:
+    assert missing_translations() == []
+
+
+def test_translations_keep_the_placeholders_of_the_source() -> None:
+    used = {m if isinstance(m, str) else m[0] for m in extract_messages()}
+    for language in ("zh", "en"):
+        for source, text in catalog_messages(language).items():
+            if source in used:
+                assert set(_PLACEHOLDER.findall(text)) == set(_PLACEHOLDER.findall(source)), (
+                    f"{language}: {source!r}"
+                )
+
+
+def test_chinese_is_the_default_and_english_is_chosen_by_code() -> None:
+    assert translator(None)._("{minutes} min", minutes=5) == "5分钟"
+    assert translator("en")._("{minutes} min", minutes=5) == "5 min"
+    assert translator("en-GB").language == "en"
+    assert normalise_language("zh-hans") == "zh"
+    assert normalise_language("fr", default="en") == "en"
+
+
+def test_times_are_shown_in_the_configured_zone() -> None:
+    moment = datetime(2026, 11, 28, 16, 5, tzinfo=UTC)
+    tr = translator("zh")
+    assert tr.datetime_text(moment, ZoneInfo("Asia/Shanghai")) == "2026-11-29 00:05"
+    assert tr.time_text(moment, ZoneInfo("Asia/Shanghai")) == "00:05"
+    assert translator("en").duration_text(timedelta(minutes=75)) == "1 h 15 min"

@@ -1,0 +1,101 @@
+"""config.toml is validated at start, with one line per problem naming the key."""
+
+from __future__ import annotations
+
+from datetime import time, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.config import (
+    ConfigError,
+    Severity,
+    load_settings,
+    parse_duration,
+    resolve_config_path,
+    settings_from_mapping,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_shipped_config_is_valid_and_equals_the_defaults() -> None:
+    shipped = load_settings(ROOT / "config.toml", environ={})
+    assert shipped == settings_from_mapping({}, environ={})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90s", timedelta(seconds=90)),
+        ("10m", timedelta(minutes=10)),
+        ("1h30m", timedelta(hours=1.5)),
+        ("7d", timedelta(days=7)),
+    ],
+)
+def test_durations_are_written_like_90s_10m_1h(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "10", "ten minutes", "1x", "m"])
+def test_bad_durations_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        ({"bot": {"timzone": "Asia/Shanghai"}}, "bot.timzone: unknown key"),
+        ({"colour": {}}, "colour: unknown key"),
+        ({"bot": {"timezone": "Mars/Base"}}, 'bot.timezone: "Mars/Base" is not a known time zone'),
+        ({"bot": {"language": "fr"}}, "bot.language:"),
+        ({"shifts": {"page_after": "soon"}}, 'shifts.page_after: "soon" is not a duration'),
+        ({"checkins": {"times": ["25:00"]}}, 'checkins.times[0]: "25:00" is not a time of day'),
+        ({"database": {"url": "mysql://x"}}, "database.url: must start with"),
+        ({"telegram": {"mode": "webhook"}}, "telegram.webhook_url: required"),
+        ({"telegram": {"token": "1:x"}}, "telegram.token: do not keep the token in a file"),
+        (
+            {"escalation": {"urgent": {"steps": [{"after": "0s", "roles": ["desk"]}]}}},
+            "escalation.urgent: unknown key",
+        ),
+        (
+            {"escalation": {"serious": {"steps": [{"after": "0s", "roles": ["boss"]}]}}},
+            "escalation.serious.steps[0].roles: unknown role 'boss'",
+        ),
+    ],
+)
+def test_each_problem_names_its_key(data: dict[str, object], line: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping(data, environ={})
+    assert any(problem.startswith(line) for problem in caught.value.problems), caught.value.problems
+
+
+def test_token_comes_from_the_environment_only() -> None:
+    settings = settings_from_mapping({}, environ={"ZHIBAN_TELEGRAM_TOKEN": "123:abc"})
+    assert settings.token == "123:abc"
+    assert "123:abc" not in repr(settings)
+
+
+def test_a_file_may_configure_some_severities_and_keep_the_rest() -> None:
+    settings = settings_from_mapping(
+        {"escalation": {"general": {"steps": [{"after": "1m", "roles": ["desk"]}]}}}, environ={}
+    )
+    assert settings.escalation[Severity.GENERAL].steps[0].roles == ["desk"]
+    assert settings.escalation[Severity.SERIOUS].report_deadline == timedelta(hours=1)
+    assert settings.checkins.times == [time(9), time(21)]
+
+
+def test_config_path_comes_from_flag_then_environment_then_cwd() -> None:
+    assert resolve_config_path("a.toml", {"ZHIBAN_CONFIG": "b.toml"}) == Path("a.toml")
+    assert resolve_config_path(None, {"ZHIBAN_CONFIG": "b.toml"}) == Path("b.toml")
+    assert resolve_config_path(None, {}) == Path("config.toml")
+
+
+def test_missing_and_malformed_files_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_settings(tmp_path / "absent.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[bot\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(broken)
