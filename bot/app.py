@@ -12,6 +12,7 @@ from telegram import BotCommand, BotCommandScopeDefault, Update
 from telegram.ext import (
     AIORateLimiter,
     ApplicationBuilder,
+    CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
     TypeHandler,
@@ -20,12 +21,17 @@ from telegram.ext import (
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db import create_engine
+from bot.delivery import OutboxSender, worker_name
 from bot.i18n import LANGUAGES, translator
 from bot.migrate import upgrade
+from bot.services import escalation
+from bot.services.engine import DeadlineHandler
 from bot.uow import Database
+from handlers import pages
 from handlers import start as start_handlers
 from handlers.context import BotData, Runtime, ZhibanApplication, ZhibanContext
 from handlers.errors import on_error
+from jobs.engine import EngineJob
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +40,11 @@ async def _log_update(update: Update, _context: ZhibanContext) -> None:
     """Write one INFO line per incoming update (never its content)."""
     user = update.effective_user
     kind = next(
-        (name for name in ("message", "callback_query", "edited_message", "my_chat_member")
-         if getattr(update, name) is not None),
+        (
+            name
+            for name in ("message", "callback_query", "edited_message", "my_chat_member")
+            if getattr(update, name) is not None
+        ),
         "other",
     )
     log.info("update %s: %s from user %s", update.update_id, kind, user.id if user else "-")
@@ -73,12 +82,45 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         .post_init(_register_commands)
         .build()
     )
+    worker = worker_name()
+    sender = OutboxSender(
+        db=runtime.db,
+        bot=application.bot,
+        clock=runtime.clock,
+        telegram=telegram,
+        paging=runtime.paging,
+        worker=worker,
+    )
+    engine = EngineJob(
+        db=runtime.db,
+        clock=runtime.clock,
+        handlers=deadline_handlers(runtime),
+        worker=worker,
+        after_step=sender.wake,
+    )
+
+    def wake() -> None:
+        engine.wake()
+        sender.wake()
+
+    runtime.wake = wake
     application.bot_data.runtime = runtime
+    application.bot_data.engine = engine
+    application.bot_data.sender = sender
     application.add_handler(TypeHandler(Update, _log_update), group=-1)
     application.add_handler(CommandHandler("start", start_handlers.start))
     application.add_handler(CommandHandler("help", start_handlers.help_command))
+    application.add_handler(
+        CallbackQueryHandler(pages.on_page_button, pattern=pages.CALLBACK_PATTERN)
+    )
+    application.add_handler(CallbackQueryHandler(pages.on_page_button))
     application.add_error_handler(on_error)
     return application
+
+
+def deadline_handlers(runtime: Runtime) -> dict[str, DeadlineHandler]:
+    """Every kind of deadline the engine knows, with its handler."""
+    return {escalation.STEP_KIND: escalation.step_handler(runtime.paging)}
 
 
 async def serve(application: ZhibanApplication, stop: asyncio.Event) -> None:
@@ -94,6 +136,7 @@ async def serve(application: ZhibanApplication, stop: asyncio.Event) -> None:
         if application.post_init is not None:
             await application.post_init(application)
         await application.start()
+        workers = await start_workers(application)
         if telegram.mode == "webhook":
             await updater.start_webhook(
                 listen=telegram.webhook_listen,
@@ -111,7 +154,32 @@ async def serve(application: ZhibanApplication, stop: asyncio.Event) -> None:
         await stop.wait()
         log.info("stopping")
         await updater.stop()
+        await workers.stop()
         await application.stop()
+
+
+class Workers:
+    """The background work of one instance: the outbox sender (the engine runs in the JobQueue)."""
+
+    def __init__(self, sender_task: asyncio.Task[None], stop_sender: asyncio.Event) -> None:
+        self._task = sender_task
+        self._stop = stop_sender
+
+    async def stop(self) -> None:
+        """Let the sender finish the message in hand, then end it."""
+        self._stop.set()
+        with suppress(asyncio.CancelledError):
+            await asyncio.wait_for(self._task, timeout=10)
+
+
+async def start_workers(application: ZhibanApplication) -> Workers:
+    """Attach the engine to the JobQueue and start the outbox sender."""
+    engine, sender = application.bot_data.engine, application.bot_data.sender
+    if engine is None or sender is None or application.job_queue is None:
+        raise RuntimeError("the application was built without its workers")
+    engine.attach(application.job_queue)
+    stop_sender = asyncio.Event()
+    return Workers(asyncio.create_task(sender.run(stop_sender)), stop_sender)
 
 
 def install_stop_signals(stop: asyncio.Event) -> Callable[[], None]:

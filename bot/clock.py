@@ -14,6 +14,10 @@ class Clock(Protocol):
         """Return the current time in UTC."""
         ...
 
+    def real_delay(self, moment: datetime) -> float | None:
+        """Real seconds until the clock shows `moment`; None if only a test moves it."""
+        ...
+
 
 class SystemClock:
     """The machine's clock."""
@@ -21,6 +25,10 @@ class SystemClock:
     def now(self) -> datetime:
         """Return the real current time in UTC."""
         return datetime.fromtimestamp(_time.time(), tz=UTC)
+
+    def real_delay(self, moment: datetime) -> float | None:
+        """Real seconds until `moment`."""
+        return max((moment - self.now()).total_seconds(), 0.0)
 
 
 class MovableClock:
@@ -34,6 +42,10 @@ class MovableClock:
     def now(self) -> datetime:
         """Return the clock's current time."""
         return self._now
+
+    def real_delay(self, moment: datetime) -> float | None:
+        """Wait for nothing: this clock moves only when a test or the demo moves it."""
+        return 0.0 if moment <= self._now else None
 
     def advance(self, delta: timedelta) -> datetime:
         """Move the clock forward and return the new time."""
@@ -63,6 +75,10 @@ class ScaledClock:
         """Return the simulated current time."""
         elapsed = (_time.monotonic() - self._origin) * self._speed
         return self._start + timedelta(seconds=elapsed) + self._skipped
+
+    def real_delay(self, moment: datetime) -> float | None:
+        """Real seconds until the simulated clock reaches `moment`."""
+        return max((moment - self.now()).total_seconds() / self._speed, 0.0)
 
     def skip(self, delta: timedelta) -> None:
         """Jump forward at once (a quiet stretch of the day)."""

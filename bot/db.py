@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -30,6 +30,8 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy's "begin" event below issue BEGIN itself.
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         # WAL lets readers (the board) run while the engine writes; memory databases refuse it.
         if make_url(url).database not in (None, "", ":memory:"):
@@ -38,6 +40,12 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin_immediate(connection: Connection) -> None:
+        # Take the write lock up front: a transaction that reads, then writes, never fails
+        # half-way with "database is locked"; it waits its turn (busy_timeout) instead.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

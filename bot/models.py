@@ -298,6 +298,7 @@ class DeadlineStatus(StrEnum):
     PENDING = "pending"
     DONE = "done"
     CANCELLED = "cancelled"
+    FAILED = "failed"
 
 
 class Deadline(SQLModel, table=True):
@@ -317,6 +318,8 @@ class Deadline(SQLModel, table=True):
     created_at: datetime = _required_ts()
     handled_at: datetime | None = _ts(nullable=True)
     handled_by: str | None = Field(default=None, max_length=64)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=300)
     # True when it was handled well after its time (the bot was down).
     late: bool = False
 
@@ -337,21 +340,32 @@ class Escalation(SQLModel, table=True):
     acknowledged_at: datetime | None = _ts(nullable=True)
     acknowledged_by_id: int | None = Field(default=None, foreign_key="people.id")
     resolved_at: datetime | None = _ts(nullable=True)
+    resolved_by_id: int | None = Field(default=None, foreign_key="people.id")
+    # What the page says: catalog ids and parameters, rendered in each reader's language.
+    details: dict[str, Any] | None = _json()
+    is_drill: bool = False
 
 
 class Page(SQLModel, table=True):
-    """One page to one person for one step of an escalation."""
+    """One page to one person for one step of an escalation (repeats reply to it)."""
 
     __tablename__ = "pages"
+    __table_args__ = (sa.UniqueConstraint("escalation_id", "step", "person_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     escalation_id: int = Field(foreign_key="escalations.id", index=True)
     step: int
-    repeat: int = 0
     person_id: int = Field(foreign_key="people.id", index=True)
     unit_id: int = Field(foreign_key="units.id")
+    role: str = Field(max_length=24)
     created_at: datetime = _required_ts()
-    acknowledged_at: datetime | None = _ts(nullable=True)
+    # How many times it went out: 1 for the first page, more for repeats.
+    sent_count: int = 0
+    # "active", "undeliverable" (no account, blocked) or "closed" (acknowledged, resolved).
+    status: str = Field(default="active", max_length=16)
+    error: str | None = Field(default=None, max_length=200)
+    # Set when this page stands in for an undeliverable one.
+    replaces_page_id: int | None = Field(default=None, foreign_key="pages.id")
 
 
 class OutboxStatus(StrEnum):
@@ -362,6 +376,7 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     UNREACHABLE = "unreachable"
+    CANCELLED = "cancelled"
 
 
 class OutboxMessage(SQLModel, table=True):

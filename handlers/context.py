@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import Update
@@ -10,8 +11,11 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.delivery import OutboxSender
 from bot.i18n import Translator, translator
+from bot.services.escalation import PagingContext
 from bot.uow import Database
+from jobs.engine import EngineJob
 
 
 @dataclass
@@ -21,13 +25,22 @@ class Runtime:
     settings: Settings
     db: Database
     clock: Clock
+    # Called after a use case added deadlines or messages: the engine and sender look now.
+    wake: Callable[[], None] = field(default=lambda: None)
+
+    @property
+    def paging(self) -> PagingContext:
+        """What page rendering needs from the configuration."""
+        return PagingContext(tz=self.settings.bot.tz, default_language=self.settings.bot.language)
 
 
 class BotData:
-    """`application.bot_data`: holds the runtime, set by the app factory."""
+    """`application.bot_data`: the runtime and the background workers, set by the app factory."""
 
     def __init__(self) -> None:
         self.runtime: Runtime | None = None
+        self.engine: EngineJob | None = None
+        self.sender: OutboxSender | None = None
 
 
 class ZhibanContext(CallbackContext[ExtBot[Any], dict[Any, Any], dict[Any, Any], BotData]):

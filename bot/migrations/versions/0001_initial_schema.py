@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 12:50:03.010722
+Create Date: 2026-11-28
 """
 
 from collections.abc import Sequence
@@ -45,6 +45,8 @@ def upgrade() -> None:
         sa.Column("created_at", bot.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("handled_at", bot.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("handled_by", sa.String(length=64), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_error", sa.String(length=300), nullable=True),
         sa.Column("late", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("key"),
@@ -184,8 +186,15 @@ def upgrade() -> None:
         sa.Column("acknowledged_at", bot.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("acknowledged_by_id", sa.Integer(), nullable=True),
         sa.Column("resolved_at", bot.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("resolved_by_id", sa.Integer(), nullable=True),
+        sa.Column("details", sa.JSON(), nullable=True),
+        sa.Column("is_drill", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["acknowledged_by_id"],
+            ["people.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["resolved_by_id"],
             ["people.id"],
         ),
         sa.ForeignKeyConstraint(
@@ -419,11 +428,14 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("escalation_id", sa.Integer(), nullable=False),
         sa.Column("step", sa.Integer(), nullable=False),
-        sa.Column("repeat", sa.Integer(), nullable=False),
         sa.Column("person_id", sa.Integer(), nullable=False),
         sa.Column("unit_id", sa.Integer(), nullable=False),
+        sa.Column("role", sa.String(length=24), nullable=False),
         sa.Column("created_at", bot.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("acknowledged_at", bot.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sent_count", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("error", sa.String(length=200), nullable=True),
+        sa.Column("replaces_page_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["escalation_id"],
             ["escalations.id"],
@@ -433,10 +445,15 @@ def upgrade() -> None:
             ["people.id"],
         ),
         sa.ForeignKeyConstraint(
+            ["replaces_page_id"],
+            ["pages.id"],
+        ),
+        sa.ForeignKeyConstraint(
             ["unit_id"],
             ["units.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("escalation_id", "step", "person_id"),
     )
     with op.batch_alter_table("pages", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_pages_escalation_id"), ["escalation_id"], unique=False)

@@ -1,0 +1,75 @@
+"""The one authorization check: role × unit scope × action.
+
+A role held at a unit covers that unit and every unit below it (materialised paths make that a
+prefix test). Every handler and callback asks `allowed`; nothing else decides access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.models import Role
+
+
+class Action(StrEnum):
+    """What a person may try to do."""
+
+    PAGE_ACKNOWLEDGE = "page.acknowledge"
+    PAGE_PASS_UP = "page.pass_up"
+    PAGE_RESOLVE = "page.resolve"
+    PAGE_DETAILS = "page.details"
+    BOARD_VIEW = "board.view"
+    INCIDENT_REPORT = "incident.report"
+    ROSTER_MANAGE = "roster.manage"
+    INVITE_ISSUE = "invite.issue"
+    DRILL_START = "drill.start"
+
+
+_LEADER_ACTIONS = frozenset(
+    {
+        Action.PAGE_ACKNOWLEDGE,
+        Action.PAGE_PASS_UP,
+        Action.PAGE_RESOLVE,
+        Action.PAGE_DETAILS,
+        Action.BOARD_VIEW,
+        Action.INCIDENT_REPORT,
+        Action.DRILL_START,
+    }
+)
+
+ACTIONS_BY_ROLE: dict[str, frozenset[Action]] = {
+    Role.STAFF: frozenset({Action.INCIDENT_REPORT}),
+    Role.DUTY_LEADER: _LEADER_ACTIONS,
+    Role.SAFETY_OFFICER: _LEADER_ACTIONS,
+    Role.PRINCIPAL: _LEADER_ACTIONS,
+    Role.OFFICER: _LEADER_ACTIONS,
+    Role.DESK: _LEADER_ACTIONS,
+    Role.ADMIN: frozenset(
+        {Action.ROSTER_MANAGE, Action.INVITE_ISSUE, Action.BOARD_VIEW, Action.DRILL_START}
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A role held at a unit, with that unit's materialised path."""
+
+    role: str
+    unit_id: int
+    unit_path: str
+
+
+def covers(scope_path: str, unit_path: str) -> bool:
+    """Tell whether a unit lies at or below the unit of `scope_path`."""
+    return bool(scope_path) and unit_path.startswith(scope_path)
+
+
+def allowed(grants: Iterable[Grant], action: Action, unit_path: str) -> bool:
+    """Tell whether any grant lets its holder do `action` at the unit with `unit_path`."""
+    return any(
+        action in ACTIONS_BY_ROLE.get(grant.role, frozenset())
+        and covers(grant.unit_path, unit_path)
+        for grant in grants
+    )

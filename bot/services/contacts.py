@@ -1,0 +1,105 @@
+"""Who to reach: people by role at a unit, the duty leader of the day, linked accounts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.authz import Grant
+from bot.config import Level
+from bot.models import Account, Person, Role, RoleGrant, Shift, ShiftKind, Unit
+
+
+async def unit(session: AsyncSession, unit_id: int) -> Unit:
+    """Load a unit by id."""
+    return (await session.exec(select(Unit).where(Unit.id == unit_id))).one()
+
+
+async def unit_at_level(session: AsyncSession, base: Unit, level: Level) -> Unit | None:
+    """The unit itself, its parent, or the county at the top of its tree."""
+    if level == Level.UNIT:
+        return base
+    if level == Level.PARENT:
+        return None if base.parent_id is None else await unit(session, base.parent_id)
+    top_id = int(base.path.strip("/").split("/")[0]) if base.path else base.id
+    return await unit(session, top_id) if top_id is not None else None
+
+
+async def grants_of(session: AsyncSession, person_id: int) -> list[Grant]:
+    """Every role a person holds, with the unit path it covers."""
+    rows = await session.exec(
+        select(RoleGrant.role, RoleGrant.unit_id, Unit.path)
+        .join(Unit, col(Unit.id) == RoleGrant.unit_id)
+        .where(RoleGrant.person_id == person_id)
+    )
+    return [Grant(role=role, unit_id=unit_id, unit_path=path) for role, unit_id, path in rows]
+
+
+async def people_with_role(session: AsyncSession, *, role: str, unit_id: int) -> list[Person]:
+    """Active people holding `role` at exactly this unit, in roster order."""
+    statement = (
+        select(Person)
+        .join(RoleGrant, col(RoleGrant.person_id) == Person.id)
+        .where(RoleGrant.role == role, RoleGrant.unit_id == unit_id, col(Person.active))
+        .order_by(col(Person.staff_no))
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def leaders_on_duty(session: AsyncSession, *, unit_id: int, now: datetime) -> list[Person]:
+    """The leader-on-duty (带班领导) whose leader shift covers `now` at this unit."""
+    statement = (
+        select(Person)
+        .join(Shift, col(Shift.person_id) == Person.id)
+        .where(
+            Shift.unit_id == unit_id,
+            Shift.kind == ShiftKind.LEADER,
+            col(Shift.start) <= now,
+            col(Shift.end) > now,
+        )
+        .order_by(col(Shift.start))
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def holders(session: AsyncSession, *, role: str, unit_id: int, now: datetime) -> list[Person]:
+    """Who answers for `role` at a unit now: for duty_leader, the leader of the day first."""
+    if role == Role.DUTY_LEADER:
+        on_duty = await leaders_on_duty(session, unit_id=unit_id, now=now)
+        if on_duty:
+            return on_duty
+    return await people_with_role(session, role=role, unit_id=unit_id)
+
+
+async def account_of(session: AsyncSession, person_id: int) -> Account | None:
+    """The person's linked account, if any."""
+    statement = (
+        select(Account)
+        .where(Account.person_id == person_id, col(Account.unlinked_at).is_(None))
+        .order_by(col(Account.linked_at).desc())
+        .limit(1)
+    )
+    return (await session.exec(statement)).first()
+
+
+async def person(session: AsyncSession, person_id: int) -> Person:
+    """Load a person by id."""
+    return (await session.exec(select(Person).where(Person.id == person_id))).one()
+
+
+async def person_by_account(
+    session: AsyncSession, *, external_id: int, channel: str = "telegram"
+) -> Person | None:
+    """The roster person linked to a messaging account."""
+    statement = (
+        select(Person)
+        .join(Account, col(Account.person_id) == Person.id)
+        .where(
+            Account.channel == channel,
+            Account.external_id == external_id,
+            col(Account.unlinked_at).is_(None),
+        )
+    )
+    return (await session.exec(statement)).first()

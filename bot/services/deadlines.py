@@ -1,0 +1,109 @@
+"""Durable deadlines: "at T, do X for subject S", idempotent by key, claimed exactly once.
+
+Nothing lives only in memory: the scheduler job asks `next_due` when to wake and `claim_due`
+what to do. On PostgreSQL, claiming takes row locks with SKIP LOCKED so that several instances
+share the work; on SQLite one process holds the write lock for the whole transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.models import Deadline, DeadlineStatus
+from bot.services.sql import insert_ignoring_conflicts, lock_for_update
+
+_TABLE: sa.Table = Deadline.__table__  # type: ignore[attr-defined]
+
+
+async def schedule(
+    session: AsyncSession,
+    *,
+    key: str,
+    kind: str,
+    subject_type: str,
+    subject_id: int,
+    due_at: datetime,
+    now: datetime,
+    payload: dict[str, Any] | None = None,
+) -> bool:
+    """Add a pending deadline unless one with this key exists; tell whether it was added."""
+    return await insert_ignoring_conflicts(
+        session,
+        _TABLE,
+        {
+            "key": key,
+            "kind": kind,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "due_at": due_at,
+            "status": DeadlineStatus.PENDING,
+            "payload": payload,
+            "created_at": now,
+            "late": False,
+            "attempts": 0,
+        },
+        unique=["key"],
+    )
+
+
+async def move(session: AsyncSession, *, key: str, due_at: datetime) -> bool:
+    """Move a pending deadline to a new time; tell whether there was one."""
+    result = await session.execute(
+        sa.update(_TABLE)
+        .where(_TABLE.c.key == key, _TABLE.c.status == DeadlineStatus.PENDING)
+        .values(due_at=due_at)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def cancel(
+    session: AsyncSession, *, now: datetime, key: str | None = None, prefix: str | None = None
+) -> int:
+    """Cancel pending deadlines by exact key or key prefix; return how many."""
+    if (key is None) == (prefix is None):
+        raise ValueError("give exactly one of key and prefix")
+    condition = _TABLE.c.key == key if key is not None else _TABLE.c.key.startswith(prefix)
+    result = await session.execute(
+        sa.update(_TABLE)
+        .where(condition, _TABLE.c.status == DeadlineStatus.PENDING)
+        .values(status=DeadlineStatus.CANCELLED, handled_at=now)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+async def next_due(session: AsyncSession) -> datetime | None:
+    """When the earliest pending deadline falls due (an index seek, not a scan)."""
+    statement = (
+        select(Deadline.due_at)
+        .where(Deadline.status == DeadlineStatus.PENDING)
+        .order_by(col(Deadline.due_at))
+        .limit(1)
+    )
+    return (await session.exec(statement)).first()
+
+
+async def claim_due(session: AsyncSession, *, now: datetime, limit: int) -> list[Deadline]:
+    """Lock and return up to `limit` pending deadlines due by `now`, earliest first."""
+    statement = (
+        select(Deadline)
+        .where(Deadline.status == DeadlineStatus.PENDING, col(Deadline.due_at) <= now)
+        .order_by(col(Deadline.due_at), col(Deadline.id))
+        .limit(limit)
+    )
+    statement = lock_for_update(statement, session, skip_locked=True)
+    return list((await session.exec(statement)).all())
+
+
+async def pending_for(session: AsyncSession, *, prefix: str) -> list[Deadline]:
+    """The pending deadlines whose key starts with `prefix`, earliest first."""
+    statement = (
+        select(Deadline)
+        .where(Deadline.status == DeadlineStatus.PENDING, col(Deadline.key).startswith(prefix))
+        .order_by(col(Deadline.due_at))
+    )
+    return list((await session.exec(statement)).all())

@@ -1,0 +1,172 @@
+"""The outbox: every outgoing message is a row written with the change that causes it.
+
+A sender (bot/delivery.py) claims due rows, sends them and records the result. Delivery is
+at-least-once: a row is marked sent only after the platform accepted it, so a process that
+dies between the two has that row claimed again once its lease runs out and the message may
+arrive twice; it is never lost. The window is one HTTP call per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.models import OutboxMessage, OutboxStatus
+from bot.services.sql import lock_for_update
+
+_TABLE: sa.Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Button:
+    """An inline button: its label and its (at most 64-byte) callback data."""
+
+    label: str
+    data: str
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.data.encode()) <= 64:
+            raise ValueError("callback data must be 1 to 64 bytes")
+
+
+def _keyboard(rows: list[list[Button]]) -> list[list[dict[str, str]]]:
+    return [[{"text": b.label, "data": b.data} for b in row] for row in rows]
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    text: str,
+    person_id: int | None = None,
+    chat_id: int | None = None,
+    buttons: list[list[Button]] | None = None,
+    kind: str = "notice",
+    page_id: int | None = None,
+    reply_to: OutboxMessage | None = None,
+    dedupe_key: str | None = None,
+    late: bool = False,
+    not_before: datetime | None = None,
+) -> OutboxMessage:
+    """Queue a text message (HTML) to a roster person or a chat."""
+    if (person_id is None) == (chat_id is None):
+        raise ValueError("address a message to exactly one of person_id and chat_id")
+    message = OutboxMessage(
+        created_at=now,
+        not_before=not_before or now,
+        person_id=person_id,
+        chat_id=chat_id,
+        kind=kind,
+        page_id=page_id,
+        method="sendMessage",
+        body={"text": text, "buttons": _keyboard(buttons or [])},
+        reply_to_outbox_id=reply_to.id if reply_to else None,
+        dedupe_key=dedupe_key,
+        late=late,
+    )
+    session.add(message)
+    await session.flush()
+    return message
+
+
+async def enqueue_edit(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    target: OutboxMessage,
+    text: str,
+    buttons: list[list[Button]] | None = None,
+) -> OutboxMessage:
+    """Queue an edit of a message the outbox sent (or will send) before."""
+    message = OutboxMessage(
+        created_at=now,
+        not_before=now,
+        person_id=target.person_id,
+        chat_id=target.chat_id,
+        kind="edit",
+        page_id=target.page_id,
+        method="editMessageText",
+        body={"text": text, "buttons": _keyboard(buttons or []), "target": target.id},
+    )
+    session.add(message)
+    await session.flush()
+    return message
+
+
+async def claim(
+    session: AsyncSession, *, now: datetime, limit: int, worker: str, lease: timedelta
+) -> list[OutboxMessage]:
+    """Claim due rows (and rows whose sender's lease ran out) for sending."""
+    stale = now - lease
+    due = sa.or_(
+        sa.and_(
+            col(OutboxMessage.status) == OutboxStatus.PENDING,
+            col(OutboxMessage.not_before) <= now,
+        ),
+        sa.and_(
+            col(OutboxMessage.status) == OutboxStatus.SENDING,
+            col(OutboxMessage.claimed_at) < stale,
+        ),
+    )
+    statement = select(OutboxMessage).where(due).order_by(col(OutboxMessage.id)).limit(limit)
+    rows = list((await session.exec(lock_for_update(statement, session, skip_locked=True))).all())
+    for row in rows:
+        row.status = OutboxStatus.SENDING
+        row.claimed_by = worker
+        row.claimed_at = now
+        row.attempts += 1
+    await session.flush()
+    return rows
+
+
+async def by_id(session: AsyncSession, message_id: int, *, lock: bool = False) -> OutboxMessage:
+    """Load one outbox row."""
+    statement = select(OutboxMessage).where(OutboxMessage.id == message_id)
+    if lock:
+        statement = lock_for_update(statement, session)
+    return (await session.exec(statement)).one()
+
+
+async def cancel_unsent(session: AsyncSession, *, page_ids: list[int], now: datetime) -> int:
+    """Drop page messages not yet sent (their escalation was acknowledged or resolved)."""
+    if not page_ids:
+        return 0
+    result = await session.execute(
+        sa.update(_TABLE)
+        .where(
+            _TABLE.c.page_id.in_(page_ids),
+            _TABLE.c.status == OutboxStatus.PENDING,
+            _TABLE.c.kind == "page",
+        )
+        .values(status=OutboxStatus.CANCELLED, sent_at=None, last_error=f"cancelled at {now}")
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+async def first_sent_for_page(session: AsyncSession, page_id: int) -> OutboxMessage | None:
+    """The first message of a page (repeats reply to it, edits change it)."""
+    statement = (
+        select(OutboxMessage)
+        .where(OutboxMessage.page_id == page_id, OutboxMessage.kind == "page")
+        .order_by(col(OutboxMessage.id))
+        .limit(1)
+    )
+    return (await session.exec(statement)).first()
+
+
+def describe(row: OutboxMessage) -> dict[str, Any]:
+    """A plain summary of a row for listings."""
+    return {
+        "id": row.id,
+        "status": row.status,
+        "kind": row.kind,
+        "person_id": row.person_id,
+        "chat_id": row.chat_id,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+    }

@@ -1,0 +1,124 @@
+"""The words of a page: what, where, since when, what is asked; pure functions of their inputs."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.i18n import N_, Translator
+from bot.services.outbox import Button
+
+ACK = "a"
+PASS_UP = "u"
+RESOLVE = "r"
+DETAILS = "d"
+
+
+@dataclass(frozen=True)
+class PageSubject:
+    """What a page is about, as catalog ids and parameters (stored with the escalation)."""
+
+    what: str
+    ask: str
+    what_params: dict[str, Any] = field(default_factory=dict)
+    since: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form."""
+        return {
+            "what": self.what,
+            "ask": self.ask,
+            "what_params": self.what_params,
+            "since": self.since.isoformat() if self.since else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PageSubject:
+        """Read the stored form."""
+        since = data.get("since")
+        return cls(
+            what=data["what"],
+            ask=data["ask"],
+            what_params=dict(data.get("what_params") or {}),
+            since=datetime.fromisoformat(since) if since else None,
+        )
+
+
+def _param(tr: Translator, value: Any) -> str:
+    # A parameter may itself be a catalog id ({"msg": "..."}), e.g. a severity's name.
+    if isinstance(value, dict) and "msg" in value:
+        return html.escape(tr._(value["msg"]), quote=False)
+    return html.escape(str(value), quote=False)
+
+
+def page_text(
+    tr: Translator,
+    tz: ZoneInfo,
+    *,
+    subject: PageSubject,
+    unit_name: str,
+    started_at: datetime,
+    now: datetime,
+    drill: bool = False,
+    reminder: int = 0,
+    late_since: datetime | None = None,
+) -> str:
+    """The full text of a page in the reader's language (HTML parse mode)."""
+    since = subject.since or started_at
+    params = {key: _param(tr, value) for key, value in subject.what_params.items()}
+    lines = []
+    if drill:
+        lines.append(tr._("【DRILL 演练】 This is an exercise."))
+    if reminder:
+        lines.append(tr._("⏰ Reminder {number}: still not acknowledged.", number=reminder))
+    lines.append("🚨 <b>" + tr._(subject.what, **params) + "</b>")
+    lines.append(tr._("📍 Where: {unit}", unit=html.escape(unit_name, quote=False)))
+    lines.append(
+        tr._(
+            "🕒 Since: {time} ({ago} ago)",
+            time=tr.datetime_text(since, tz, "MM-dd HH:mm"),
+            ago=tr.duration_text(max(now - since, now - now)),
+        )
+    )
+    if late_since is not None:
+        lines.append(
+            tr._(
+                "⚠️ Sent late: it was due at {time}, while Zhiban was not running.",
+                time=tr.time_text(late_since, tz),
+            )
+        )
+    lines.append("👉 " + tr._(subject.ask))
+    return "\n".join(lines)
+
+
+def page_buttons(tr: Translator, page_id: int, *, can_pass_up: bool) -> list[list[Button]]:
+    """Acknowledge first, then pass up, resolve and details."""
+    first = [Button(tr._("✅ Acknowledge"), f"pg:{ACK}:{page_id}")]
+    if can_pass_up:
+        first.append(Button(tr._("⬆️ Pass up"), f"pg:{PASS_UP}:{page_id}"))
+    return [
+        first,
+        [
+            Button(tr._("✔️ Resolved"), f"pg:{RESOLVE}:{page_id}"),
+            Button(tr._("ℹ️ Details"), f"pg:{DETAILS}:{page_id}"),
+        ],
+    ]
+
+
+def closed_text(
+    tr: Translator, tz: ZoneInfo, *, original: str, outcome: str, by: str, at: datetime
+) -> str:
+    """A page after someone acknowledged or resolved it: the original plus who and when."""
+    return (
+        original
+        + "\n\n"
+        + tr._(outcome, name=html.escape(by, quote=False), time=tr.time_text(at, tz))
+    )
+
+
+ACKNOWLEDGED_BY = N_("✅ Acknowledged by {name} at {time}.")
+RESOLVED_BY = N_("✔️ Resolved by {name} at {time}.")
+PASSED_UP_BY = N_("⬆️ Passed up by {name} at {time}.")

@@ -1,0 +1,36 @@
+"""Small portable SQL helpers for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+def dialect_name(session: AsyncSession) -> str:
+    """The backend of the session's connection ("sqlite" or "postgresql")."""
+    bind = session.get_bind()
+    return bind.dialect.name
+
+
+async def insert_ignoring_conflicts(
+    session: AsyncSession, table: sa.Table, values: dict[str, Any], *, unique: list[str]
+) -> bool:
+    """Insert a row unless one with the same unique columns exists; tell whether it was added."""
+    statement: Any
+    if dialect_name(session) == "postgresql":
+        statement = postgresql.insert(table).values(**values)
+    else:
+        statement = sqlite.insert(table).values(**values)
+    statement = statement.on_conflict_do_nothing(index_elements=unique)
+    result = await session.execute(statement)
+    return bool(getattr(result, "rowcount", 0))
+
+
+def lock_for_update(statement: Any, session: AsyncSession, *, skip_locked: bool = False) -> Any:
+    """Add FOR UPDATE (SKIP LOCKED) on PostgreSQL; SQLite already holds the write lock."""
+    if dialect_name(session) == "postgresql":
+        return statement.with_for_update(skip_locked=skip_locked)
+    return statement

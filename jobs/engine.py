@@ -1,0 +1,97 @@
+"""The engine job: one JobQueue job that wakes at the earliest pending deadline.
+
+The database decides what is due; the job only asks it. It is re-armed after every step and
+whenever a use case adds an earlier deadline (`wake`), and a slow safety poll catches work
+added by another instance on the same PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from telegram.ext import Job, JobQueue
+
+from bot.clock import Clock
+from bot.services.engine import DeadlineHandler, StepResult, next_due, run_due
+from bot.uow import Database
+
+log = logging.getLogger(__name__)
+
+JOB_NAME = "zhiban-engine"
+
+
+class EngineJob:
+    """Runs engine steps at the right (real) moments through PTB's JobQueue."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        handlers: Mapping[str, DeadlineHandler],
+        worker: str,
+        after_step: Callable[[], None] = lambda: None,
+        poll_every: float = 15.0,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.handlers = handlers
+        self.worker = worker
+        self.after_step = after_step
+        self.poll_every = poll_every
+        self._queue: JobQueue[Any] | None = None
+        self._armed: Job[Any] | None = None
+        self._armed_for: datetime | None = None
+
+    def attach(self, queue: JobQueue[Any]) -> None:
+        """Start the safety poll and run a first step at once (catching up after downtime)."""
+        self._queue = queue
+        queue.run_repeating(self._poll, interval=self.poll_every, first=0, name=f"{JOB_NAME}-poll")
+
+    async def step(self) -> StepResult:
+        """Handle what is due now, then re-arm for the next deadline."""
+        result = await run_due(
+            self.db, now=self.clock.now(), handlers=self.handlers, worker=self.worker
+        )
+        if result.handled or result.failed:
+            log.info(
+                "engine: %s handled (%s late), %s failed",
+                result.handled,
+                result.late,
+                result.failed,
+            )
+            self.after_step()
+        await self.rearm()
+        return result
+
+    async def rearm(self) -> None:
+        """Arm the one-off job for the earliest pending deadline."""
+        due = await next_due(self.db)
+        if due is None or self._queue is None:
+            return
+        armed = self._armed is not None and not self._armed.removed
+        if armed and self._armed_for is not None and self._armed_for <= due:
+            return
+        delay = self.clock.real_delay(due)
+        if delay is None:
+            return
+        if self._armed is not None and not self._armed.removed:
+            self._armed.schedule_removal()
+        self._armed_for = due
+        self._armed = self._queue.run_once(self._tick, when=delay, name=JOB_NAME)
+
+    def wake(self) -> None:
+        """Something was scheduled: look again soon (from inside the event loop)."""
+        if self._queue is not None:
+            self._queue.run_once(self._tick, when=0, name=f"{JOB_NAME}-wake")
+
+    async def _tick(self, _context: Any) -> None:
+        self._armed = None
+        self._armed_for = None
+        await self.step()
+
+    async def _poll(self, _context: Any) -> None:
+        await self.step()
