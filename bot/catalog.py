@@ -1,8 +1,9 @@
 """Keep the message catalogs in step with the code: `python -m bot.catalog [--check]`.
 
-Extracts every `_()`, `n_()` and `N_()` string from bot/, handlers/ and jobs/, adds new ones to
-`bot/locales/*.po` (English filled with the source text, Chinese left empty for a translator)
-and drops ones the code no longer uses. `--check` changes nothing and lists what is missing.
+Extracts every `_()`, `n_()`, `N_()` and error-message string from bot/, handlers/ and jobs/,
+adds new ones to `bot/locales/*.po` (English filled with the source text, Chinese left empty
+for a translator) and drops ones the code no longer uses. `--check` changes nothing and lists
+what is missing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ from babel.messages.pofile import read_po, write_po
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("bot", "handlers", "jobs")
-KEYWORDS = {"_": None, "n_": (1, 2), "N_": None}
+# The project's errors carry catalog ids as their first argument.
+KEYWORDS = {
+    "_": None,
+    "n_": (1, 2),
+    "N_": None,
+    "ZhibanError": None,
+    "NotFound": None,
+    "NotAllowed": None,
+    "InvalidInput": None,
+}
 LOCALES = ROOT / "bot" / "locales"
 _BABEL_LOCALE = {"zh": "zh_Hans_CN", "en": "en_GB"}
 

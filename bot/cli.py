@@ -14,6 +14,7 @@ from bot.clock import SystemClock
 from bot.config import (
     CONFIG_ENV,
     TOKEN_ENV,
+    WEBHOOK_SECRET_ENV,
     ConfigError,
     Settings,
     load_settings,
@@ -158,6 +159,8 @@ def _run(settings: Settings) -> int:
     token = os.environ.get(TOKEN_ENV)
     if not token:
         raise CommandError(f"{TOKEN_ENV} is not set: get a token from @BotFather and export it")
+    if settings.telegram.mode == "webhook" and not settings.webhook_secret:
+        raise CommandError(f"{WEBHOOK_SECRET_ENV} is not set: webhook mode needs a secret token")
     configure_logging(token)
     asyncio.run(run_bot(settings, token=token))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.i18n import Translator
+from bot.i18n import N_, Translator
 
 
 class ZhibanError(Exception):
@@ -43,12 +43,12 @@ class RosterError(ZhibanError):
         self, file: str, row: int | None, column: str | None, problem: ZhibanError
     ) -> None:
         if row is None:
-            super().__init__("{file}: {problem}", file=file, problem=problem)
+            super().__init__(N_("{file}: {problem}"), file=file, problem=problem)
         elif column is None:
-            super().__init__("{file} row {row}: {problem}", file=file, row=row, problem=problem)
+            super().__init__(N_("{file} row {row}: {problem}"), file=file, row=row, problem=problem)
         else:
             super().__init__(
-                "{file} row {row}, column {column}: {problem}",
+                N_("{file} row {row}, column {column}: {problem}"),
                 file=file,
                 row=row,
                 column=column,

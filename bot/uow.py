@@ -38,6 +38,8 @@ class UnitOfWork:
         session = self.session
         try:
             if session.in_transaction():
+                # Keep what was read usable after a read-only use case; nothing is written.
+                session.expunge_all()
                 await session.rollback()
         finally:
             await session.close()

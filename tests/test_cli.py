@@ -70,3 +70,47 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "The database is at revision 0001."
     assert (tmp_path / "z.db").exists()
+
+
+def _config(tmp_path: Path, language: str = "en") -> Path:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/z.db"\n[bot]\nlanguage = "{language}"\n'
+    )
+    return config
+
+
+def test_importing_the_sample_district_twice_changes_nothing_the_second_time(
+    tmp_path: Path,
+) -> None:
+    config = _config(tmp_path)
+    first = zhiban("roster", "sample", "--config", str(config))
+    assert first.returncode == 0, first.stderr
+    assert "People: 39 new" in first.stdout
+    second = zhiban("roster", "sample", "--config", str(config))
+    assert second.stdout.strip() == "Nothing changed: the roster already matches the files."
+
+
+def test_roster_with_a_bad_row_exits_1_naming_row_and_column(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    units = tmp_path / "units.csv"
+    units.write_text(
+        "code,name,parent,kind,latitude,longitude,radius_m\n"
+        "C,County,,county,,,\n"
+        "S,School,NOPE,school,,,\n",
+        encoding="utf-8",
+    )
+    result = zhiban("roster", "import", str(units), "--config", str(config))
+    assert result.returncode == 1
+    assert result.stderr.strip() == "zhiban: units.csv row 3, column parent: unknown unit NOPE"
+    export = zhiban("roster", "export", str(tmp_path / "out"), "--config", str(config))
+    assert export.returncode == 0
+    assert (tmp_path / "out" / "units.csv").read_text(encoding="utf-8-sig").count("\n") == 1
+
+
+def test_demo_runs_offline_and_prints_the_conversation() -> None:
+    result = zhiban("demo", "--language", "en")
+    assert result.returncode == 0, result.stderr
+    assert "[07:50] 孙小红 → bot: /start" in result.stdout
+    assert "Hello, 孙小红. This is Zhiban" in result.stdout
+    assert "/help — What this bot can do" in result.stdout

@@ -282,7 +282,10 @@ async def fire_step(
     else:
         await _repeat_pages(session, escalation, index, repeat, now=now, ctx=ctx)
     if repeat < int(step["repeat"]):
-        next_at = max(deadline.due_at + timedelta(seconds=step["every"]), now)
+        every = timedelta(seconds=step["every"])
+        next_at = deadline.due_at + every
+        if next_at <= now:  # after downtime, repeat from now rather than in a burst
+            next_at = now + every
         await deadlines.schedule(
             session,
             key=step_key(escalation.id, index, repeat + 1),
@@ -691,12 +694,14 @@ async def press(
             outcome = await use_case(
                 uow.session, page_id=page_id, person_id=person.id, now=now, ctx=ctx
             )
-        except NotAllowed:
-            await uow.session.rollback()
-            await _refused(db, person_id=person.id, page_id=page_id, action=action, now=now)
-            raise
-        await uow.commit()
-    return outcome
+        except NotAllowed as error:
+            refusal = error
+        else:
+            await uow.commit()
+            return outcome
+    # The refused attempt is audited in a transaction of its own; the use case rolled back.
+    await _refused(db, person_id=person.id, page_id=page_id, action=action, now=now)
+    raise refusal
 
 
 async def _refused(

@@ -1,0 +1,89 @@
+"""`zhiban demo`: the real bot, a local Bot API emulator and the sample district, on loopback.
+
+A scripted duty day plays in accelerated (moved) time and the conversation is printed as the
+people in it would see it. No token and no network are needed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+from bot.clock import MovableClock
+from bot.config import settings_from_mapping
+from bot.i18n import translator
+from bot.sandbox.server import BotApiEmulator
+from bot.sandbox.stack import LocalStack
+from bot.services import roster
+
+# 2026-12-01 07:50 in Shanghai: ten minutes before the day shift starts.
+DEMO_START = datetime(2026, 11, 30, 23, 50, tzinfo=UTC)
+
+
+class Transcript:
+    """Prints what happened since the last call, with narration between the scenes."""
+
+    def __init__(self, emulator: BotApiEmulator, out: TextIO, tz: object) -> None:
+        self._emulator = emulator
+        self._out = out
+        self._tz = tz
+        self._shown = 0
+
+    def scene(self, title: str) -> None:
+        """Print a scene heading."""
+        self.flush()
+        self._out.write(f"\n— {title} —\n")
+
+    def flush(self) -> None:
+        """Print the new transcript lines."""
+        entries = self._emulator.transcript()
+        for entry in entries[self._shown :]:
+            self._out.write(entry.render(self._tz) + "\n")  # type: ignore[arg-type]
+        self._shown = len(entries)
+
+
+async def run_demo(*, language: str, out: TextIO) -> None:
+    """Play the scripted day and print it."""
+    tr = translator(language)
+    clock = MovableClock(DEMO_START)
+    with tempfile.TemporaryDirectory(prefix="zhiban-demo-") as folder:
+        settings = settings_from_mapping(
+            {
+                "bot": {"language": language},
+                "database": {"url": f"sqlite+aiosqlite:///{Path(folder) / 'demo.db'}"},
+            },
+            environ={},
+        )
+        tz = settings.bot.tz
+        async with LocalStack(settings, clock) as stack:
+            assert stack.db is not None
+            summary = await roster.import_roster(
+                stack.db,
+                roster.sample_district_files(),
+                tz=tz,
+                default_language=language,
+                now=clock.now(),
+            )
+            out.write(
+                tr._("Zhiban demo: the real bot and a local Bot API emulator on loopback.") + "\n"
+            )
+            out.write(
+                tr._("Sample district loaded:") + "\n" + roster.describe_summary(summary, tr) + "\n"
+            )
+            show = Transcript(stack.emulator, out, tz)
+            emu = stack.emulator
+
+            show.scene(tr._("{time} A teacher opens the bot for the first time", time="07:50"))
+            teacher = emu.user(7001, "孙小红", language_code="zh-hans")
+            await teacher.start()
+            await teacher.wait_for()
+
+            clock.advance(timedelta(minutes=2))
+            show.scene(tr._("{time} An English-speaking colleague asks for help", time="07:52"))
+            colleague = emu.user(7002, "Ma Jun", language_code="en")
+            await colleague.send("/help")
+            await colleague.wait_for()
+            show.flush()
+            out.write("\n" + tr._("End of the demo.") + "\n")

@@ -1,0 +1,103 @@
+"""The whole bot on one machine: emulator, database and the real Application, for tests and demo."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from types import TracebackType
+
+from bot.app import build_application, serve
+from bot.clock import Clock
+from bot.config import Settings
+from bot.db import create_engine
+from bot.migrate import upgrade
+from bot.sandbox.server import BotApiEmulator
+from bot.uow import Database
+from handlers.context import Runtime, ZhibanApplication
+
+SANDBOX_TOKEN = "123456:SANDBOX-zhiban-token"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class LocalStack:
+    """Runs the real Application against the local Bot API emulator on loopback."""
+
+    def __init__(self, settings: Settings, clock: Clock, *, webhook: bool = False) -> None:
+        self.clock = clock
+        self.emulator = BotApiEmulator(clock=clock.now)
+        self._settings = settings
+        self._webhook = webhook
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.db: Database | None = None
+        self.app: ZhibanApplication | None = None
+        self.runtime: Runtime | None = None
+
+    async def __aenter__(self) -> LocalStack:
+        await self.emulator.start()
+        telegram: dict[str, object] = {
+            "api_base_url": self.emulator.base_url,
+            "api_file_url": self.emulator.base_file_url,
+        }
+        if self._webhook:
+            port = free_port()
+            telegram |= {
+                "mode": "webhook",
+                "webhook_listen": "127.0.0.1",
+                "webhook_port": port,
+                "webhook_path": "telegram",
+                "webhook_url": f"http://127.0.0.1:{port}/telegram",
+            }
+        settings = self._settings.model_copy(
+            update={
+                "telegram": self._settings.telegram.model_copy(update=telegram),
+                "webhook_secret": self._settings.webhook_secret
+                or ("sandbox-secret" if self._webhook else None),
+            }
+        )
+        self.db = Database(create_engine(settings.database))
+        await upgrade(self.db.engine)
+        self.runtime = Runtime(settings=settings, db=self.db, clock=self.clock)
+        self.app = build_application(self.runtime, token=SANDBOX_TOKEN)
+        self._task = asyncio.create_task(serve(self.app, self._stop))
+        await self._wait_until_taking_updates()
+        return self
+
+    async def _wait_until_taking_updates(self) -> None:
+        # serve() has started once the bot asked the emulator for updates or set its webhook.
+        for _ in range(500):
+            if self._task is not None and self._task.done():
+                self._task.result()
+            if self.emulator.feed.polls_received or self.emulator.calls_of("setWebhook"):
+                return
+            await asyncio.sleep(0.01)
+        raise TimeoutError("the bot did not start taking updates")
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        try:
+            if self._task is not None:
+                await asyncio.wait_for(self._task, timeout=30)
+        finally:
+            await self.emulator.stop()
+            if self.db is not None:
+                await self.db.dispose()
+
+    async def settle(self) -> None:
+        """Run the engine for the clock's current time and send everything due."""
+        assert self.app is not None
+        engine, sender = self.app.bot_data.engine, self.app.bot_data.sender
+        assert engine is not None and sender is not None
+        await engine.step()
+        await sender.drain()

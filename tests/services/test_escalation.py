@@ -1,0 +1,243 @@
+"""Escalation policies over durable deadlines, with a moved clock and a real database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from factories import District
+from sqlmodel import col, select
+
+from bot.config import EscalationStep, Level, Severity, settings_from_mapping
+from bot.errors import NotAllowed, NotFound
+from bot.models import AuditEntry, Deadline, OutboxMessage, Page
+from bot.services import escalation
+from bot.services.engine import run_due
+from bot.services.escalation import PagingContext
+from bot.services.page_text import PageSubject
+from bot.uow import Database
+
+T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+CTX = PagingContext(tz=ZoneInfo("Asia/Shanghai"), default_language="zh")
+HANDLERS = {escalation.STEP_KIND: escalation.step_handler(CTX)}
+SERIOUS = settings_from_mapping({}, environ={}).escalation[Severity.SERIOUS].steps
+SUBJECT = PageSubject(
+    what="Post unmanned: {post}", ask="Please acknowledge.", what_params={"post": "值班室"}
+)
+
+
+async def start(
+    db: Database, district: District, *, steps: list[EscalationStep] = SERIOUS, subject_id: int = 1
+) -> int:
+    async with db.uow() as uow:
+        esc = await escalation.start(
+            uow.session,
+            policy="test",
+            steps=steps,
+            subject_type="test",
+            subject_id=subject_id,
+            unit_id=district.units["S"],
+            subject=SUBJECT,
+            now=T0,
+        )
+        await uow.commit()
+    assert esc.id is not None
+    return esc.id
+
+
+async def tick(db: Database, at: datetime) -> None:
+    await run_due(db, now=at, handlers=HANDLERS, worker="test")
+
+
+async def outbox(db: Database) -> list[OutboxMessage]:
+    async with db.uow() as uow:
+        rows = await uow.session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))
+        return list(rows.all())
+
+
+async def recipients(db: Database, district: District, *, kind: str = "page") -> list[str]:
+    names = {v: k for k, v in district.people.items()}
+    return [names[m.person_id or 0] for m in await outbox(db) if m.kind == kind]
+
+
+async def page_of(db: Database, district: District, who: str) -> int:
+    async with db.uow() as uow:
+        page = (
+            await uow.session.exec(select(Page).where(Page.person_id == district.people[who]))
+        ).first()
+    assert page is not None and page.id is not None
+    return page.id
+
+
+async def test_first_step_pages_unit_leaders_at_once_and_repeats_every_five_minutes(
+    db: Database, district: District
+) -> None:
+    await start(db, district)
+    await tick(db, T0)
+    assert await recipients(db, district) == ["leader", "leader2", "principal"]
+    await tick(db, T0 + timedelta(minutes=4, seconds=59))
+    assert len(await recipients(db, district)) == 3
+    await tick(db, T0 + timedelta(minutes=5))
+    rows = await outbox(db)
+    assert len(rows) == 6
+    assert [r.reply_to_outbox_id for r in rows[3:]] == [r.id for r in rows[:3]]
+    assert "第1次提醒：仍未接报" in rows[3].body["text"]
+
+
+async def test_without_acknowledgement_it_climbs_to_township_then_county(
+    db: Database, district: District
+) -> None:
+    await start(db, district)
+    first_paged: dict[str, int] = {}
+    for minute in range(0, 21):
+        await tick(db, T0 + timedelta(minutes=minute))
+        for who in await recipients(db, district):
+            first_paged.setdefault(who, minute)
+    assert first_paged == {"leader": 0, "leader2": 0, "principal": 0, "officer": 10, "desk": 15}
+    # the unit's leaders got the page and two reminders; the upper levels one page each
+    pages = await recipients(db, district)
+    assert (pages.count("principal"), pages.count("officer"), pages.count("desk")) == (3, 1, 1)
+
+
+async def test_acknowledgement_stops_every_later_step_in_the_same_transaction(
+    db: Database, district: District
+) -> None:
+    esc_id = await start(db, district)
+    await tick(db, T0)
+    page_id = await page_of(db, district, "principal")
+    async with db.uow() as uow:
+        outcome = await escalation.acknowledge(
+            uow.session,
+            page_id=page_id,
+            person_id=district.people["principal"],
+            now=T0 + timedelta(minutes=2),
+            ctx=CTX,
+        )
+        await uow.commit()
+    assert outcome.done_now and outcome.by_name == "王校长"
+    for minutes in (5, 10, 15, 60):
+        await tick(db, T0 + timedelta(minutes=minutes))
+    assert await recipients(db, district) == ["leader", "leader2", "principal"]
+    async with db.uow() as uow:
+        pending = await uow.session.exec(
+            select(Deadline).where(Deadline.subject_id == esc_id, Deadline.status == "pending")
+        )
+        assert pending.all() == []
+        audit = (
+            await uow.session.exec(
+                select(AuditEntry).where(AuditEntry.action == "page.acknowledge")
+            )
+        ).one()
+    assert audit.actor_person_id == district.people["principal"]
+
+
+async def test_a_second_acknowledgement_is_harmless_and_names_the_first(
+    db: Database, district: District
+) -> None:
+    await start(db, district)
+    await tick(db, T0)
+    for who, minute in (("principal", 1), ("leader", 3)):
+        async with db.uow() as uow:
+            outcome = await escalation.acknowledge(
+                uow.session,
+                page_id=await page_of(db, district, who),
+                person_id=district.people[who],
+                now=T0 + timedelta(minutes=minute),
+                ctx=CTX,
+            )
+            await uow.commit()
+    assert not outcome.done_now
+    assert (outcome.by_name, outcome.at) == ("王校长", T0 + timedelta(minutes=1))
+
+
+async def test_someone_outside_the_units_scope_cannot_acknowledge(
+    db: Database, district: District
+) -> None:
+    await start(db, district)
+    await tick(db, T0)
+    page_id = await page_of(db, district, "leader")
+    async with db.uow() as uow:
+        with pytest.raises(NotAllowed):
+            await escalation.acknowledge(
+                uow.session,
+                page_id=page_id,
+                person_id=district.people["officer2"],
+                now=T0,
+                ctx=CTX,
+            )
+    with pytest.raises(NotFound):
+        await escalation.press(
+            db, external_id=district.chats["leader"], action="a", page_id=99999, now=T0, ctx=CTX
+        )
+
+
+async def test_refused_presses_are_audited(db: Database, district: District) -> None:
+    await start(db, district)
+    await tick(db, T0)
+    page_id = await page_of(db, district, "leader")
+    with pytest.raises(NotAllowed):
+        await escalation.press(
+            db, external_id=district.chats["officer2"], action="a", page_id=page_id, now=T0, ctx=CTX
+        )
+    async with db.uow() as uow:
+        entry = (
+            await uow.session.exec(select(AuditEntry).where(col(AuditEntry.allowed).is_(False)))
+        ).one()
+    assert (entry.actor_person_id, entry.subject_id) == (district.people["officer2"], page_id)
+
+
+async def test_starting_the_same_policy_twice_pages_once(db: Database, district: District) -> None:
+    first = await start(db, district)
+    second = await start(db, district)
+    await tick(db, T0)
+    assert first == second
+    assert len(await recipients(db, district)) == 3
+
+
+async def test_a_person_without_an_account_is_replaced_by_the_next_contact(
+    db: Database, district: District
+) -> None:
+    only_staff = [EscalationStep(after=timedelta(0), roles=["staff"], level=Level.UNIT)]
+    await start(db, district, steps=only_staff)
+    await tick(db, T0)
+    # 张老师 is linked and paged; 刘老师 has no account, so the duty leader is paged instead.
+    pages = await recipients(db, district)
+    assert pages[0] == "staff" and pages[1] in {"leader", "leader2"}
+    async with db.uow() as uow:
+        failed = (await uow.session.exec(select(Page).where(Page.status == "undeliverable"))).one()
+    assert failed.error == "no linked account"
+
+
+async def test_after_downtime_due_steps_fire_once_and_say_they_are_late(
+    db: Database, district: District
+) -> None:
+    await start(db, district)
+    await tick(db, T0 + timedelta(minutes=20))
+    await tick(db, T0 + timedelta(minutes=20))
+    pages = await recipients(db, district)
+    assert sorted(pages) == sorted(["leader", "leader2", "principal", "officer", "desk"])
+    rows = await outbox(db)
+    assert all(row.late for row in rows)
+    assert "系统未运行" in rows[0].body["text"]
+
+
+async def test_passing_up_pages_the_township_until_it_acknowledges(
+    db: Database, district: District
+) -> None:
+    await start(db, district, steps=SERIOUS[:1])
+    await tick(db, T0)
+    async with db.uow() as uow:
+        outcome = await escalation.pass_up(
+            uow.session,
+            page_id=await page_of(db, district, "leader"),
+            person_id=district.people["leader"],
+            now=T0 + timedelta(minutes=1),
+            ctx=CTX,
+        )
+        await uow.commit()
+    assert outcome.kind == "passed_up"
+    await tick(db, T0 + timedelta(minutes=1))
+    assert (await recipients(db, district))[-1] == "officer"
+    texts = [m.body["text"] for m in await outbox(db) if m.person_id == district.people["officer"]]
+    assert "石坝小学" in texts[0]  # the page still says where the matter is
