@@ -12,6 +12,7 @@ from bot.config import Settings
 from bot.db import create_engine
 from bot.migrate import upgrade
 from bot.sandbox.server import BotApiEmulator
+from bot.services import outbox
 from bot.uow import Database
 from handlers.context import Runtime, ZhibanApplication
 
@@ -95,9 +96,23 @@ class LocalStack:
                 await self.db.dispose()
 
     async def settle(self) -> None:
-        """Run the engine for the clock's current time and send everything due."""
-        assert self.app is not None
+        """Run the engine for the clock's current time and wait until everything due is sent.
+
+        The background sender may have claimed some messages already; this waits for those
+        too, so a test reads a settled state.
+        """
+        assert self.app is not None and self.db is not None
         engine, sender = self.app.bot_data.engine, self.app.bot_data.sender
         assert engine is not None and sender is not None
         await engine.step()
-        await sender.drain()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0
+        while True:
+            await sender.drain()
+            async with self.db.uow() as uow:
+                unsettled = await outbox.count_unsettled(uow.session, now=self.clock.now())
+            if not unsettled:
+                return
+            if loop.time() > deadline:
+                raise TimeoutError(f"{unsettled} outgoing messages were not settled")
+            await asyncio.sleep(0.01)

@@ -1,0 +1,253 @@
+"""Pages through the real bot and the emulator: buttons, acknowledgement, refusals, failures."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from factories import District
+from sqlmodel import select
+
+from bot.clock import MovableClock
+from bot.config import EscalationStep, Level, Severity, settings_from_mapping
+from bot.models import Account, Escalation, OutboxMessage, Page
+from bot.sandbox import SimUser
+from bot.sandbox.stack import LocalStack
+from bot.services import escalation
+from bot.services.page_text import PageSubject
+from bot.uow import Database
+
+SERIOUS = settings_from_mapping({}, environ={}).escalation[Severity.SERIOUS].steps
+SUBJECT = PageSubject(
+    what="Post unmanned: {post}", ask="Please acknowledge.", what_params={"post": "值班室"}
+)
+LABELS = [["✅ 接报", "⬆️ 上报"], ["✔️ 处理完毕", "ℹ️ 详情"]]
+
+
+async def person(stack: LocalStack, district: District, key: str, name: str) -> SimUser:
+    """A roster person who has opened the bot (so it may write to them)."""
+    user = stack.emulator.user(district.chats[key], name)
+    await user.start()
+    await user.wait_for()
+    return user
+
+
+async def start_paging(
+    db: Database, district: District, clock: MovableClock, steps: list[EscalationStep] = SERIOUS
+) -> None:
+    async with db.uow() as uow:
+        await escalation.start(
+            uow.session,
+            policy="test",
+            steps=steps,
+            subject_type="test",
+            subject_id=1,
+            unit_id=district.units["S"],
+            subject=SUBJECT,
+            now=clock.now(),
+        )
+        await uow.commit()
+
+
+async def test_a_page_carries_what_where_since_and_the_acknowledge_button(
+    stack: LocalStack, district: District, db: Database, clock: MovableClock
+) -> None:
+    principal = await person(stack, district, "principal", "王校长")
+    await start_paging(db, district, clock)
+    await stack.settle()
+    page = await principal.wait_for()
+    assert page.text.splitlines() == [
+        "🚨 Post unmanned: 值班室",
+        "📍 地点：石坝小学",
+        "🕒 开始于：12-01 08:00（0分钟前）",
+        "👉 Please acknowledge.",
+    ]
+    assert [list(row) for row in page.buttons] == LABELS
+
+
+async def test_acknowledging_stops_paging_and_tells_the_others_who_and_when(
+    stack: LocalStack, district: District, db: Database, clock: MovableClock
+) -> None:
+    principal = await person(stack, district, "principal", "王校长")
+    leader = await person(stack, district, "leader", "李带班")
+    officer = await person(stack, district, "officer", "赵专干")
+    await start_paging(db, district, clock)
+    await stack.settle()
+    await leader.wait_for()
+    clock.advance(timedelta(minutes=2))
+    await principal.press("✅ 接报")
+    answer = await principal.wait_for_answer()
+    assert answer.text == "已接报。呼叫已停止，其他人已收到通知。"
+    await stack.settle()
+    edited = await leader.wait_for()
+    assert edited.text.endswith("✅ 王校长已于08:02接报。")
+    assert not edited.buttons
+    # a late press by someone else is harmless and names the first
+    late = await press(leader, edited.message_id, await page_data(db, district, "leader"))
+    assert late == "王校长已于08:02接报。"
+    # (the township officer was paged at once, standing in for 周带班 who never opened the bot)
+    before = len(officer.messages())
+    for minutes in (5, 10, 15, 30):
+        clock.advance(timedelta(minutes=minutes))
+        await stack.settle()
+    assert len(officer.messages()) == before
+
+
+async def snapshot(db: Database) -> list[tuple[object, ...]]:
+    """Pages and escalations as the database holds them."""
+    async with db.uow() as uow:
+        pages = (await uow.session.exec(select(Page.id, Page.status, Page.sent_count))).all()
+        escalations = (
+            await uow.session.exec(
+                select(Escalation.id, Escalation.status, Escalation.acknowledged_at)
+            )
+        ).all()
+    return [tuple(row) for row in [*pages, *escalations]]
+
+
+async def press(user: SimUser, message_id: int, data: str) -> str | None:
+    """Press a button with this data and return the answer the bot gave."""
+    await user.press_data(message_id, data)
+    return (await user.wait_for_answer()).text
+
+
+async def page_data(db: Database, district: District, key: str) -> str:
+    async with db.uow() as uow:
+        page = (
+            await uow.session.exec(select(Page).where(Page.person_id == district.people[key]))
+        ).one()
+    return f"pg:a:{page.id}"
+
+
+async def test_forged_stale_and_foreign_presses_get_one_sentence_and_change_nothing(
+    stack: LocalStack, district: District, db: Database, clock: MovableClock
+) -> None:
+    leader = await person(stack, district, "leader", "李带班")
+    outsider = await person(stack, district, "officer2", "钱专干")
+    await start_paging(db, district, clock)
+    await stack.settle()
+    page = await leader.wait_for()
+    before = await snapshot(db)
+    for data in ("pg:a:999999", "pg:x:1", "nonsense", "pg:a:1 OR 1=1"):
+        assert await press(leader, page.message_id, data) == "此按钮已失效。"
+    data = await page_data(db, district, "leader")
+    own = outsider.last().message_id
+    assert await press(outsider, own, data) == "此呼叫不在您的职责范围内。"
+    stranger = stack.emulator.user(99, "路人")
+    await stranger.start()
+    greeting = await stranger.wait_for()
+    assert await press(stranger, greeting.message_id, data) == "此按钮不是给您的。"
+    assert await snapshot(db) == before
+
+
+async def test_repeats_reply_to_the_first_page(
+    stack: LocalStack, district: District, db: Database, clock: MovableClock
+) -> None:
+    leader = await person(stack, district, "leader", "李带班")
+    await start_paging(db, district, clock)
+    await stack.settle()
+    first = await leader.wait_for()
+    clock.advance(timedelta(minutes=5))
+    await stack.settle()
+    reminder = await leader.wait_for()
+    assert reminder.reply_to_message_id == first.message_id
+    assert reminder.text.startswith("⏰ 第1次提醒：仍未接报。")
+
+
+async def test_a_blocked_leader_is_marked_unreachable_and_the_next_contact_is_paged(
+    stack: LocalStack, district: District, db: Database, clock: MovableClock
+) -> None:
+    leader = await person(stack, district, "leader", "李带班")
+    safety = await person(stack, district, "safety", "孙安全")
+    await leader.block()
+    only_leaders = [EscalationStep(after=timedelta(0), roles=["duty_leader"], level=Level.UNIT)]
+    await start_paging(db, district, clock, steps=only_leaders)
+    await stack.settle()
+    await stack.settle()
+    stand_in = await safety.wait_for()
+    assert "Post unmanned" in stand_in.text
+    async with db.uow() as uow:
+        account = (
+            await uow.session.exec(
+                select(Account).where(Account.person_id == district.people["leader"])
+            )
+        ).one()
+        failed = (
+            await uow.session.exec(select(Page).where(Page.person_id == district.people["leader"]))
+        ).one()
+    assert account.unreachable_since == clock.now()
+    assert failed.status == "undeliverable"
+    assert failed.error is not None and "blocked" in failed.error
+
+
+async def test_a_flood_wait_is_honoured_and_the_page_arrives_once(
+    stack: LocalStack, district: District, db: Database, clock: MovableClock
+) -> None:
+    leader = await person(stack, district, "leader", "李带班")
+    stack.emulator.inject_failure("sendMessage", 429, count=1, retry_after=1)
+    await start_paging(db, district, clock, steps=SERIOUS[:1])
+    await stack.settle()
+    await stack.settle()
+    pages = [m for m in leader.messages() if "Post unmanned" in m.text]
+    assert len(pages) == 1
+    assert stack.emulator.count_status(429) == 1
+
+
+async def test_server_errors_are_retried_with_backoff_until_the_page_is_sent(
+    stack: LocalStack, district: District, db: Database, clock: MovableClock
+) -> None:
+    principal = await person(stack, district, "principal", "王校长")
+    stack.emulator.inject_failure("sendMessage", 500, count=2)
+    only_principal = [EscalationStep(after=timedelta(0), roles=["principal"], level=Level.UNIT)]
+    await start_paging(db, district, clock, steps=only_principal)
+    await stack.settle()
+    assert [m for m in principal.messages() if "Post unmanned" in m.text] == []
+    for _ in range(3):
+        clock.advance(timedelta(seconds=10))
+        await stack.settle()
+    assert len([m for m in principal.messages() if "Post unmanned" in m.text]) == 1
+    async with db.uow() as uow:
+        row = (
+            await uow.session.exec(
+                select(OutboxMessage).where(
+                    OutboxMessage.person_id == district.people["principal"],
+                    OutboxMessage.kind == "page",
+                )
+            )
+        ).one()
+    assert (row.status, row.attempts, row.last_error) == ("sent", 3, None)
+
+
+async def test_details_show_every_page_and_its_state(
+    stack: LocalStack, district: District, db: Database, clock: MovableClock
+) -> None:
+    leader = await person(stack, district, "leader", "李带班")
+    await start_paging(db, district, clock)
+    await stack.settle()
+    await leader.wait_for()
+    await leader.press("ℹ️ 详情")
+    details = await leader.wait_for()
+    assert details.text.splitlines()[:4] == [
+        "Post unmanned: 值班室",
+        "📍 地点：石坝小学",
+        "开始：2026-12-01 08:00",
+        "呼叫记录：",
+    ]
+    assert "• 08:00 李带班 (石坝小学) × 1 — 等待中" in details.text
+    # 周带班 never opened the bot, so Telegram refused his page
+    assert "• 08:00 周带班 (石坝小学) × 1 — 无法送达" in details.text
+
+
+async def test_passing_up_pages_the_township_officer(
+    stack: LocalStack, district: District, db: Database, clock: MovableClock
+) -> None:
+    leader = await person(stack, district, "leader", "李带班")
+    officer = await person(stack, district, "officer", "赵专干")
+    await start_paging(db, district, clock, steps=SERIOUS[:1])
+    await stack.settle()
+    await leader.wait_for()
+    await leader.press("⬆️ 上报")
+    assert (await leader.wait_for_answer()).text == "已上报上一级，正在呼叫上级。"
+    await stack.settle()
+    page = await officer.wait_for()
+    assert page.text.startswith("🚨 Post unmanned: 值班室")
+    assert "石坝小学" in page.text
