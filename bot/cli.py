@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 
@@ -24,6 +26,7 @@ from bot.db import create_engine
 from bot.errors import ZhibanError
 from bot.i18n import Translator, translator
 from bot.migrate import current_revision, upgrade
+from bot.services import audit, outbox
 from bot.uow import Database
 
 
@@ -77,7 +80,32 @@ def _parser() -> _Parser:
     roster_commands.add_parser(
         "sample", parents=[common], help="import the packaged sample district"
     )
+    pages = commands.add_parser("pages", parents=[common], help="list pages and their delivery")
+    pages.add_argument(
+        "--status",
+        action="append",
+        choices=["pending", "sending", "sent", "failed", "unreachable", "cancelled"],
+        help="only pages in this status (may be repeated)",
+    )
+    pages.add_argument("--limit", type=int, default=50)
+    audit_parser = commands.add_parser("audit", parents=[common], help="print the audit log")
+    audit_parser.add_argument(
+        "--since",
+        required=True,
+        type=_local_date,
+        help="local date YYYY-MM-DD or 'YYYY-MM-DD HH:MM'",
+    )
+    audit_parser.add_argument("--limit", type=int, default=1000)
     return parser
+
+
+def _local_date(value: str) -> datetime:
+    for pattern in ("%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value, pattern)  # noqa: DTZ007 - made aware with the config's zone
+        except ValueError:
+            continue
+    raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2026-12-01 or 2026-12-01 08:00")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -153,6 +181,46 @@ def _roster(args: argparse.Namespace, settings: Settings, tr: Translator) -> int
     return 0
 
 
+def _pages(args: argparse.Namespace, settings: Settings, tr: Translator) -> int:
+    tz = settings.bot.tz
+
+    async def work(database: Database) -> None:
+        async with database.uow() as uow:
+            rows = await outbox.page_listing(uow.session, statuses=args.status, limit=args.limit)
+        if not rows:
+            print(tr._("No pages."))
+        for row in rows:
+            sent = tr.datetime_text(row.sent_at, tz, "MM-dd HH:mm:ss") if row.sent_at else "-"
+            flags = " " + tr._("(late)") if row.late else ""
+            error = f"  {row.last_error}" if row.last_error else ""
+            print(
+                f"#{row.id}\t{row.status}\t{tr.datetime_text(row.created_at, tz, 'MM-dd HH:mm:ss')}"
+                f"\t{sent}\t{row.person} ({row.unit})\t{row.attempts}{flags}{error}"
+            )
+
+    asyncio.run(_with_database(settings, work))
+    return 0
+
+
+def _audit(args: argparse.Namespace, settings: Settings, tr: Translator) -> int:
+    tz = settings.bot.tz
+    since = args.since.replace(tzinfo=tz)
+
+    async def work(database: Database) -> None:
+        async with database.uow() as uow:
+            lines = await audit.entries_since(uow.session, since=since, limit=args.limit)
+        for line in lines:
+            refused = "\t" + tr._("refused") if not line.allowed else ""
+            detail = "\t" + json.dumps(line.detail, ensure_ascii=False) if line.detail else ""
+            print(
+                f"{tr.datetime_text(line.at, tz, 'yyyy-MM-dd HH:mm:ss')}\t{line.actor}"
+                f"\t{line.action}\t{line.subject}{refused}{detail}"
+            )
+
+    asyncio.run(_with_database(settings, work))
+    return 0
+
+
 def _run(settings: Settings) -> int:
     from bot.app import configure_logging, run_bot
 
@@ -199,6 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _roster(args, settings, tr)
         if args.command == "run":
             return _run(settings)
+        if args.command == "pages":
+            return _pages(args, settings, tr)
+        if args.command == "audit":
+            return _audit(args, settings, tr)
     except CommandError as error:
         print(f"zhiban: {error}", file=sys.stderr)
         return 1

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.models import AuditEntry
+from bot.models import AuditEntry, Person
 
 
 async def record(
@@ -37,3 +39,32 @@ async def record(
             detail=detail,
         )
     )
+
+
+@dataclass(frozen=True)
+class AuditLine:
+    """One audit entry with the actor's name."""
+
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    allowed: bool
+    detail: dict[str, Any] | None
+
+
+async def entries_since(session: AsyncSession, *, since: datetime, limit: int) -> list[AuditLine]:
+    """Audit entries from `since` on, oldest first."""
+    statement = (
+        select(AuditEntry, Person.name)
+        .join(Person, col(Person.id) == AuditEntry.actor_person_id, isouter=True)
+        .where(col(AuditEntry.at) >= since)
+        .order_by(col(AuditEntry.at), col(AuditEntry.id))
+        .limit(limit)
+    )
+    lines = []
+    for entry, name in await session.exec(statement):
+        subject = f"{entry.subject_type}:{entry.subject_id}" if entry.subject_type else "-"
+        actor = name or entry.actor_account or "-"
+        lines.append(AuditLine(entry.at, actor, entry.action, subject, entry.allowed, entry.detail))
+    return lines

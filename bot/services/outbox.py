@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.models import OutboxMessage, OutboxStatus
+from bot.models import OutboxMessage, OutboxStatus, Page, Person, Unit
 from bot.services.sql import lock_for_update
 
 _TABLE: sa.Table = OutboxMessage.__table__  # type: ignore[attr-defined]
@@ -184,3 +184,50 @@ async def count_unsettled(session: AsyncSession, *, now: datetime) -> int:
         )
     )
     return int((await session.exec(statement)).one())
+
+
+@dataclass(frozen=True)
+class PageRow:
+    """One page message for the operator's listing."""
+
+    id: int
+    status: str
+    created_at: datetime
+    sent_at: datetime | None
+    person: str
+    unit: str
+    attempts: int
+    late: bool
+    last_error: str | None
+
+
+async def page_listing(
+    session: AsyncSession, *, statuses: list[str] | None, limit: int
+) -> list[PageRow]:
+    """The newest page messages (optionally in some statuses), newest first."""
+    statement = (
+        select(OutboxMessage, Person.name, Unit.name)
+        .join(Page, col(Page.id) == OutboxMessage.page_id)
+        .join(Person, col(Person.id) == Page.person_id)
+        .join(Unit, col(Unit.id) == Page.unit_id)
+        .where(OutboxMessage.kind == "page")
+        .order_by(col(OutboxMessage.id).desc())
+        .limit(limit)
+    )
+    if statuses:
+        statement = statement.where(col(OutboxMessage.status).in_(statuses))
+    rows = await session.exec(statement)
+    return [
+        PageRow(
+            id=message.id or 0,
+            status=message.status,
+            created_at=message.created_at,
+            sent_at=message.sent_at,
+            person=person,
+            unit=unit,
+            attempts=message.attempts,
+            late=message.late,
+            last_error=message.last_error,
+        )
+        for message, person, unit in rows
+    ]
