@@ -1,0 +1,47 @@
+"""The engine job wakes by itself at the earliest deadline (real JobQueue, accelerated clock)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from factories import build_district
+
+from bot.clock import ScaledClock
+from bot.config import EscalationStep, Level, settings_from_mapping
+from bot.sandbox.stack import LocalStack
+from bot.services import escalation
+from bot.services.page_text import PageSubject
+
+START = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+
+
+async def test_a_page_due_in_the_future_goes_out_when_its_time_comes(database_url: str) -> None:
+    # 300 simulated seconds pass per real second: a step due in 2 minutes fires after ~0.4 s.
+    clock = ScaledClock(START, speed=300)
+    settings = settings_from_mapping({"database": {"url": database_url}}, environ={})
+    async with LocalStack(settings, clock) as stack:
+        assert stack.db is not None and stack.runtime is not None
+        district = await build_district(stack.db)
+        principal = stack.emulator.user(district.chats["principal"], "王校长")
+        await principal.start()
+        await principal.wait_for()
+        step = EscalationStep(after=timedelta(minutes=2), roles=["principal"], level=Level.UNIT)
+        async with stack.db.uow() as uow:
+            await escalation.start(
+                uow.session,
+                policy="test",
+                steps=[step],
+                subject_type="test",
+                subject_id=1,
+                unit_id=district.units["S"],
+                now=clock.now(),
+                subject=PageSubject(what="Post unmanned", ask="Acknowledge."),
+            )
+            await uow.commit()
+        stack.runtime.wake()
+        page = await principal.wait_for(timeout=10)
+        due = START + timedelta(minutes=2)
+        received = datetime.fromtimestamp(page.date, tz=UTC)
+        assert page.text.startswith("🚨 Post unmanned")
+        assert due <= received + timedelta(seconds=1)  # not early
+        assert received - due < timedelta(minutes=1)  # and on time (simulated)
