@@ -15,7 +15,9 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    MessageHandler,
     TypeHandler,
+    filters,
 )
 
 from bot.clock import Clock, SystemClock
@@ -27,7 +29,7 @@ from bot.migrate import upgrade
 from bot.services import escalation
 from bot.services.engine import DeadlineHandler
 from bot.uow import Database
-from handlers import pages
+from handlers import fallback, gate, menu, pages, people
 from handlers import start as start_handlers
 from handlers.context import BotData, Runtime, ZhibanApplication, ZhibanContext
 from handlers.errors import on_error
@@ -51,12 +53,12 @@ async def _log_update(update: Update, _context: ZhibanContext) -> None:
 
 
 async def _register_commands(application: ZhibanApplication) -> None:
-    """Publish the command menu in each language (the default scope in the default language)."""
+    """Publish the newcomer's menu in each language; linked people get theirs at linking."""
     runtime = application.bot_data.runtime
     default = runtime.settings.bot.language if runtime else "zh"
     for code in (None, *LANGUAGES):
         tr = translator(code or default)
-        commands = [BotCommand(c, d) for c, d in start_handlers.command_menu(tr)]
+        commands = [BotCommand(c, d) for c, d in menu.commands_for(None, tr)]
         await application.bot.set_my_commands(
             commands, scope=BotCommandScopeDefault(), language_code=code
         )
@@ -107,13 +109,21 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
     application.bot_data.runtime = runtime
     application.bot_data.engine = engine
     application.bot_data.sender = sender
-    application.add_handler(TypeHandler(Update, _log_update), group=-1)
-    application.add_handler(CommandHandler("start", start_handlers.start))
-    application.add_handler(CommandHandler("help", start_handlers.help_command))
-    application.add_handler(
-        CallbackQueryHandler(pages.on_page_button, pattern=pages.CALLBACK_PATTERN)
-    )
+    application.add_handler(TypeHandler(Update, _log_update), group=-2)
+    application.add_handler(TypeHandler(Update, gate.gate), group=-1)
+    for name, callback in (
+        ("start", start_handlers.start),
+        ("help", start_handlers.help_command),
+        ("me", people.me_command),
+        ("lang", people.lang_command),
+        ("unit", people.unit_command),
+        ("invite", people.invite_command),
+        ("bindgroup", people.bindgroup_command),
+    ):
+        application.add_handler(CommandHandler(name, callback))
+    application.add_handler(CallbackQueryHandler(people.on_language_button, pattern=r"^lang:"))
     application.add_handler(CallbackQueryHandler(pages.on_page_button))
+    application.add_handler(MessageHandler(filters.ChatType.PRIVATE, fallback.not_understood))
     application.add_error_handler(on_error)
     return application
 

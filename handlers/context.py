@@ -13,6 +13,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery import OutboxSender
 from bot.i18n import Translator, translator
+from bot.services.accounts import Me
 from bot.services.escalation import PagingContext
 from bot.uow import Database
 from jobs.engine import EngineJob
@@ -44,7 +45,10 @@ class BotData:
 
 
 class ZhibanContext(CallbackContext[ExtBot[Any], dict[Any, Any], dict[Any, Any], BotData]):
-    """CallbackContext with typed access to the runtime."""
+    """CallbackContext with typed access to the runtime and the linked person."""
+
+    # Set by the gate for every update: the linked person, or None for a stranger.
+    me: Me | None = None
 
     @property
     def runtime(self) -> Runtime:
@@ -55,9 +59,14 @@ class ZhibanContext(CallbackContext[ExtBot[Any], dict[Any, Any], dict[Any, Any],
         return runtime
 
     def tr_for(self, update: object) -> Translator:
-        """The reader's translator: their Telegram language, else the configured default."""
-        user = update.effective_user if isinstance(update, Update) else None
+        """The reader's translator: their own choice, else the configured default.
+
+        A stranger reads in their Telegram client's language.
+        """
         default = self.runtime.settings.bot.language
+        if self.me is not None:
+            return translator(self.me.language or default, default)
+        user = update.effective_user if isinstance(update, Update) else None
         return translator(user.language_code if user else None, default)
 
 

@@ -1,16 +1,20 @@
-"""/start and /help: the greeting and what the bot can do."""
+"""/start (with or without an invite code) and /help."""
 
 from __future__ import annotations
 
 from telegram import Update
 from telegram.constants import ParseMode
 
+from bot.errors import ZhibanError
 from bot.i18n import LANGUAGES, Translator, translator
+from bot.services import accounts
+from bot.services.accounts import Me
 from handlers.context import ZhibanContext
-from handlers.render import escape
+from handlers.menu import help_text, publish_menu
+from handlers.render import escape, role_name
 
 
-def greeting_text(first: Translator, name: str) -> str:
+def stranger_text(first: Translator, name: str) -> str:
     """The welcome for someone without a linked account, in their language and then the other."""
     parts = []
     for tr in (first, *(translator(code) for code in LANGUAGES if code != first.language)):
@@ -26,36 +30,63 @@ def greeting_text(first: Translator, name: str) -> str:
     return "\n\n".join(parts)
 
 
-def help_text(tr: Translator) -> str:
-    """The list of commands, in the reader's language."""
-    lines = [tr._("<b>What Zhiban can do</b>")]
-    for command, description in command_menu(tr):
-        lines.append(f"/{command} — {escape(description)}")
-    return "\n".join(lines)
-
-
-def command_menu(tr: Translator) -> list[tuple[str, str]]:
-    """The commands shown in the platform's menu."""
-    return [
-        ("start", tr._("Start, or open an invite link")),
-        ("help", tr._("What this bot can do")),
-    ]
-
-
-async def start(update: Update, context: ZhibanContext) -> None:
-    """Greet the person and say how to join."""
-    if update.effective_message is None or update.effective_user is None:
-        return
-    tr = context.tr_for(update)
-    await update.effective_message.reply_text(
-        greeting_text(tr, update.effective_user.full_name), parse_mode=ParseMode.HTML
+def welcome_text(tr: Translator, me: Me) -> str:
+    """The greeting after linking: name, unit and roles."""
+    roles = "、".join(f"{role_name(tr, r.role)} @ {escape(r.unit_name)}" for r in me.roles) or tr._(
+        "no role yet"
+    )
+    return "\n".join(
+        [
+            tr._("<b>Welcome, {name}!</b> Your account is now linked.", name=escape(me.name)),
+            tr._("Unit: {unit}", unit=escape(me.unit_name)),
+            tr._("Roles: {roles}", roles=roles),
+            tr._("Send /help to see what you can do."),
+        ]
     )
 
 
+async def start(update: Update, context: ZhibanContext) -> None:
+    """Link an account from an invite code, or greet."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None or update.effective_chat is None:
+        return
+    runtime = context.runtime
+    code = context.args[0] if context.args else None
+    if code is None:
+        if context.me is None:
+            await message.reply_text(
+                stranger_text(context.tr_for(update), user.full_name), parse_mode=ParseMode.HTML
+            )
+        else:
+            await message.reply_text(
+                help_text(context.me, context.tr_for(update)), parse_mode=ParseMode.HTML
+            )
+        return
+    try:
+        me = await accounts.redeem(
+            runtime.db,
+            code=code,
+            external_id=user.id,
+            chat_id=update.effective_chat.id,
+            username=user.username,
+            now=runtime.clock.now(),
+        )
+    except ZhibanError as error:
+        tr = context.tr_for(update)
+        other = translator(next(c for c in LANGUAGES if c != tr.language))
+        await message.reply_text(error.render(tr) + "\n" + error.render(other))
+        return
+    context.me = me
+    runtime.wake()
+    tr = context.tr_for(update)
+    await message.reply_text(welcome_text(tr, me), parse_mode=ParseMode.HTML)
+    await publish_menu(context.bot, chat_id=update.effective_chat.id, me=me, tr=tr)
+
+
 async def help_command(update: Update, context: ZhibanContext) -> None:
-    """List the commands."""
+    """List the commands this person may use."""
     if update.effective_message is None:
         return
     await update.effective_message.reply_text(
-        help_text(context.tr_for(update)), parse_mode=ParseMode.HTML
+        help_text(context.me, context.tr_for(update)), parse_mode=ParseMode.HTML
     )

@@ -174,13 +174,17 @@ def describe(row: OutboxMessage) -> dict[str, Any]:
 
 async def count_unsettled(session: AsyncSession, *, now: datetime) -> int:
     """How many rows are due and not yet settled (pending and due, or being sent)."""
-    statement = select(sa.func.count()).select_from(OutboxMessage).where(
-        sa.or_(
-            sa.and_(
-                col(OutboxMessage.status) == OutboxStatus.PENDING,
-                col(OutboxMessage.not_before) <= now,
-            ),
-            col(OutboxMessage.status) == OutboxStatus.SENDING,
+    statement = (
+        select(sa.func.count())
+        .select_from(OutboxMessage)
+        .where(
+            sa.or_(
+                sa.and_(
+                    col(OutboxMessage.status) == OutboxStatus.PENDING,
+                    col(OutboxMessage.not_before) <= now,
+                ),
+                col(OutboxMessage.status) == OutboxStatus.SENDING,
+            )
         )
     )
     return int((await session.exec(statement)).one())

@@ -135,7 +135,10 @@ async def test_forged_stale_and_foreign_presses_get_one_sentence_and_change_noth
     stranger = stack.emulator.user(99, "路人")
     await stranger.start()
     greeting = await stranger.wait_for()
-    assert await press(stranger, greeting.message_id, data) == "此按钮不是给您的。"
+    assert await press(stranger, greeting.message_id, data) == (
+        "您尚未在值班系统登记。请向学校管理员索取邀请链接。\n"
+        "You are not registered with Zhiban. Ask your school's administrator for an invite link."
+    )
     assert await snapshot(db) == before
 
 

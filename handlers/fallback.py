@@ -1,0 +1,21 @@
+"""Whatever no other handler took: one sentence pointing to /help, nothing changed."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from handlers.context import ZhibanContext
+
+
+async def not_understood(update: Update, context: ZhibanContext) -> None:
+    """Answer an unknown command, text, sticker or voice message with a pointer to /help."""
+    message = update.effective_message
+    if message is None:
+        return
+    tr = context.tr_for(update)
+    if message.text and message.text.startswith("/"):
+        await message.reply_text(
+            tr._("I don't know that command. Send /help to see what I can do.")
+        )
+    else:
+        await message.reply_text(tr._("I didn't understand that. Send /help to see what I can do."))
