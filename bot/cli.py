@@ -80,6 +80,12 @@ def _parser() -> _Parser:
     roster_commands.add_parser(
         "sample", parents=[common], help="import the packaged sample district"
     )
+    invite = commands.add_parser(
+        "invite", parents=[common], help="print one-time invite links (STAFF_NO… or --unit CODE)"
+    )
+    invite.add_argument("staff_nos", nargs="*", metavar="STAFF_NO")
+    invite.add_argument("--unit", metavar="CODE", help="everyone in the unit and below unlinked")
+    invite.add_argument("--qr", metavar="DIR", type=Path, help="also write printable QR codes")
     pages = commands.add_parser("pages", parents=[common], help="list pages and their delivery")
     pages.add_argument(
         "--status",
@@ -221,6 +227,53 @@ def _audit(args: argparse.Namespace, settings: Settings, tr: Translator) -> int:
     return 0
 
 
+async def _bot_username(settings: Settings) -> str:
+    if settings.telegram.bot_username:
+        return settings.telegram.bot_username.lstrip("@")
+    token = os.environ.get(TOKEN_ENV)
+    if not token:
+        raise CommandError(
+            f"set [telegram] bot_username in the config, or {TOKEN_ENV} to ask Telegram for it"
+        )
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    try:
+        async with Bot(token, base_url=settings.telegram.api_base_url) as bot:
+            return str(bot.username)
+    except TelegramError as error:
+        raise CommandError(f"cannot ask the Bot API for the bot's name: {error}") from None
+
+
+def _invite(args: argparse.Namespace, settings: Settings, tr: Translator) -> int:
+    from bot.invite_sheet import invite_link, write_sheet
+    from bot.services import accounts
+
+    if bool(args.staff_nos) == bool(args.unit):
+        raise CommandError("give staff numbers or --unit CODE (one of the two)")
+
+    async def work(database: Database) -> None:
+        username = await _bot_username(settings)
+        now = SystemClock().now()
+        invites = await accounts.issue_invites(
+            database,
+            staff_nos=args.staff_nos,
+            unit_code=args.unit,
+            now=now,
+            valid_for=settings.invites.valid_for,
+        )
+        for invite in invites:
+            print(f"{invite.staff_no}\t{invite.name}\t{invite_link(username, invite.code)}")
+        if args.qr is not None and invites:
+            written = write_sheet(
+                args.qr, invites, bot_username=username, tr=tr, tz=settings.bot.tz, now=now
+            )
+            print(tr._("QR codes written: {path}", path=written[-1]), file=sys.stderr)
+
+    asyncio.run(_with_database(settings, work))
+    return 0
+
+
 def _run(settings: Settings) -> int:
     from bot.app import configure_logging, run_bot
 
@@ -267,6 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _roster(args, settings, tr)
         if args.command == "run":
             return _run(settings)
+        if args.command == "invite":
+            return _invite(args, settings, tr)
         if args.command == "pages":
             return _pages(args, settings, tr)
         if args.command == "audit":

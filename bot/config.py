@@ -143,6 +143,7 @@ class TelegramSettings(_Section):
 
     api_base_url: str = "https://api.telegram.org/bot"
     api_file_url: str = "https://api.telegram.org/file/bot"
+    bot_username: str = ""
     mode: Literal["polling", "webhook"] = "polling"
     webhook_url: str = ""
     webhook_listen: str = "127.0.0.1"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ApplicationHandlerStop
 
+from bot.authz import Action
 from bot.i18n import translator
 from bot.services import accounts
 from handlers.context import ZhibanContext
@@ -59,7 +60,8 @@ async def gate(update: Update, context: ZhibanContext) -> None:
         )
     command = _command(update)
     if chat.type != chat.PRIVATE:
-        if command == "bindgroup" and context.me is not None:
+        me = context.me
+        if command == "bindgroup" and me is not None and me.can_anywhere(Action.ROSTER_MANAGE):
             return
         if await accounts.bound_unit(runtime.db, chat_id=chat.id) is None:
             raise ApplicationHandlerStop  # not a duty group: stay silent

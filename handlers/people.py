@@ -7,6 +7,7 @@ from telegram.constants import ParseMode
 
 from bot.errors import ZhibanError
 from bot.i18n import Translator, translator
+from bot.invite_sheet import invite_link
 from bot.services import accounts
 from bot.services.accounts import IssuedInvite, Me, UnitView
 from handlers.context import ZhibanContext
@@ -14,11 +15,6 @@ from handlers.menu import publish_menu
 from handlers.render import escape, role_name
 
 MAX_TEXT = 4000  # below Telegram's 4,096 characters, leaving room for a header
-
-
-def invite_link(bot_username: str, code: str) -> str:
-    """The deep link that opens the bot with an invite code."""
-    return f"https://t.me/{bot_username}?start={code}"
 
 
 def me_text(tr: Translator, me: Me, scope: list[tuple[str, str, int]]) -> str:
@@ -126,8 +122,8 @@ async def on_language_button(update: Update, context: ZhibanContext) -> None:
         return
     tr = translator(language)
     await query.answer()
-    await query.edit_message_text(tr._("Zhiban will talk to you in English from now on."))
     await publish_menu(context.bot, chat_id=update.effective_chat.id, me=context.me, tr=tr)
+    await query.edit_message_text(tr._("Zhiban will talk to you in English from now on."))
 
 
 async def unit_command(update: Update, context: ZhibanContext) -> None:

@@ -79,8 +79,8 @@ async def start(update: Update, context: ZhibanContext) -> None:
     context.me = me
     runtime.wake()
     tr = context.tr_for(update)
-    await message.reply_text(welcome_text(tr, me), parse_mode=ParseMode.HTML)
     await publish_menu(context.bot, chat_id=update.effective_chat.id, me=me, tr=tr)
+    await message.reply_text(welcome_text(tr, me), parse_mode=ParseMode.HTML)
 
 
 async def help_command(update: Update, context: ZhibanContext) -> None:

@@ -114,3 +114,35 @@ def test_demo_runs_offline_and_prints_the_conversation() -> None:
     assert "[07:50] 孙小红 → bot: /start" in result.stdout
     assert "Hello, 孙小红. This is Zhiban" in result.stdout
     assert "/help — What this bot can do" in result.stdout
+
+
+def test_invite_prints_one_line_per_person_and_writes_printable_qr_codes(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    config.write_text(config.read_text() + '[telegram]\nbot_username = "zhiban_demo_bot"\n')
+    assert zhiban("roster", "sample", "--config", str(config)).returncode == 0
+    named = zhiban("invite", "SB01-04", "SB01-05", "--config", str(config))
+    assert named.returncode == 0, named.stderr
+    rows = [line.split("\t") for line in named.stdout.strip().splitlines()]
+    assert [row[:2] for row in rows] == [["SB01-04", "孙小红"], ["SB01-05", "马俊"]]
+    assert all(row[2].startswith("https://t.me/zhiban_demo_bot?start=") for row in rows)
+    assert rows[0][2] != rows[1][2]
+    sheet = tmp_path / "qr"
+    unit = zhiban("invite", "--unit", "SB02", "--qr", str(sheet), "--config", str(config))
+    assert unit.returncode == 0, unit.stderr
+    staff = [line.split("\t")[0] for line in unit.stdout.strip().splitlines()]
+    assert staff == ["SB02-01", "SB02-02", "SB02-03", "SB02-04"]
+    assert (sheet / "SB02-03.png").read_bytes().startswith(b"\x89PNG")
+    assert "彭勇" in (sheet / "invites.html").read_text(encoding="utf-8")
+
+
+def test_invite_names_what_is_wrong_in_one_line(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    assert zhiban("roster", "sample", "--config", str(config)).returncode == 0
+    no_name = zhiban("invite", "SB01-04", "--config", str(config))
+    assert no_name.returncode == 1
+    assert no_name.stderr.startswith("zhiban: set [telegram] bot_username in the config")
+    config.write_text(config.read_text() + '[telegram]\nbot_username = "zhiban_demo_bot"\n')
+    unknown = zhiban("invite", "XX-99", "--config", str(config))
+    assert (unknown.returncode, unknown.stderr.strip()) == (1, "zhiban: unknown staff number XX-99")
+    both = zhiban("invite", "SB01-04", "--unit", "SB01", "--config", str(config))
+    assert both.returncode == 1

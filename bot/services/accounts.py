@@ -21,9 +21,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.authz import Action, Grant, allowed, covers
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import LANGUAGES
-from bot.models import Account, Invite, Person, RoleGrant, Unit
+from bot.models import Account, Invite, Person, Role, RoleGrant, Unit
 from bot.services import audit, contacts
 from bot.uow import Database
+
+_ROLE_ORDER = {role.value: index for index, role in enumerate(Role)}
 
 
 @dataclass(frozen=True)
@@ -271,8 +273,10 @@ async def _me(session: AsyncSession, person_id: int, *, unreachable: bool = Fals
         .where(RoleGrant.person_id == person_id)
         .order_by(col(RoleGrant.id))
     )
+    # Roles at the highest unit first, then in the order of SPEC §2.
+    held = sorted(rows.all(), key=lambda row: (row[1].path.count("/"), _ROLE_ORDER.get(row[0], 99)))
     roles, grants = [], []
-    for role, at in rows:
+    for role, at in held:
         roles.append(RoleAt(role, at.code, at.name))
         grants.append(Grant(role=role, unit_id=at.id or 0, unit_path=at.path))
     return Me(
@@ -399,18 +403,19 @@ async def view_unit(db: Database, *, me: Me, code: str, now: datetime) -> UnitVi
         )
         members = []
         for person in people.all():
-            grants = await session.exec(
+            held = await session.exec(
                 select(RoleGrant.role).where(
                     RoleGrant.person_id == person.id, RoleGrant.unit_id == unit.id
                 )
             )
+            grants = sorted(held.all(), key=lambda role: _ROLE_ORDER.get(role, 99))
             account = await contacts.account_of(session, person.id or 0)
             members.append(
                 UnitMember(
                     person.staff_no,
                     person.name,
                     person.phone,
-                    tuple(grants.all()),
+                    tuple(grants),
                     account is not None,
                 )
             )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.clock import MovableClock
 from bot.config import settings_from_mapping
+from bot.sandbox import SimUser
 from bot.sandbox.stack import LocalStack
+from bot.services import accounts, roster
 
 
 @pytest.fixture
@@ -22,3 +25,41 @@ async def stack(database_url: str, clock: MovableClock) -> AsyncIterator[LocalSt
     settings = settings_from_mapping({"database": {"url": database_url}}, environ={})
     async with LocalStack(settings, clock) as running:
         yield running
+
+
+@pytest.fixture
+async def sample(stack: LocalStack, clock: MovableClock) -> LocalStack:
+    """The running stack with the packaged sample district imported."""
+    assert stack.db is not None
+    await roster.import_roster(
+        stack.db,
+        roster.sample_district_files(),
+        tz=ZoneInfo("Asia/Shanghai"),
+        default_language="zh",
+        now=clock.now(),
+    )
+    return stack
+
+
+async def invite(stack: LocalStack, clock: MovableClock, staff_no: str) -> str:
+    """Issue an invite code as `zhiban invite` would."""
+    assert stack.db is not None
+    issued = await accounts.issue_invites(
+        stack.db, staff_nos=[staff_no], now=clock.now(), valid_for=timedelta(days=7)
+    )
+    return issued[0].code
+
+
+async def linked(
+    stack: LocalStack,
+    clock: MovableClock,
+    staff_no: str,
+    user_id: int,
+    name: str,
+    language: str = "zh",
+) -> SimUser:
+    """A sample person who opened their invite link on their phone."""
+    user = stack.emulator.user(user_id, name, language_code=language)
+    await user.start(await invite(stack, clock, staff_no))
+    await user.wait_for()
+    return user

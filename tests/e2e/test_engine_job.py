@@ -16,8 +16,8 @@ START = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
 
 async def test_a_page_due_in_the_future_goes_out_when_its_time_comes(database_url: str) -> None:
-    # 300 simulated seconds pass per real second: a step due in 2 minutes fires after ~0.4 s.
-    clock = ScaledClock(START, speed=300)
+    # 120 simulated seconds pass per real second: a step due in 2 minutes fires after ~1 s.
+    clock = ScaledClock(START, speed=120)
     settings = settings_from_mapping({"database": {"url": database_url}}, environ={})
     async with LocalStack(settings, clock) as stack:
         assert stack.db is not None and stack.runtime is not None
@@ -44,4 +44,5 @@ async def test_a_page_due_in_the_future_goes_out_when_its_time_comes(database_ur
         received = datetime.fromtimestamp(page.date, tz=UTC)
         assert page.text.startswith("🚨 Post unmanned")
         assert due <= received + timedelta(seconds=1)  # not early
-        assert received - due < timedelta(minutes=1)  # and on time (simulated)
+        # and on time: within 1.25 real seconds, however busy the machine
+        assert received - due < timedelta(seconds=150)

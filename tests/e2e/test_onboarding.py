@@ -1,0 +1,215 @@
+"""Invites, linked accounts, strangers and scope, through the real bot and the emulator."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from conftest import invite, linked
+from sqlmodel import col, select
+
+from bot.clock import MovableClock
+from bot.models import Account, AuditEntry
+from bot.sandbox.stack import LocalStack
+
+REFUSAL = (
+    "您尚未在值班系统登记。请向学校管理员索取邀请链接。\n"
+    "You are not registered with Zhiban. Ask your school's administrator for an invite link."
+)
+
+
+async def test_opening_an_invite_links_the_account_and_greets_in_chinese(
+    sample: LocalStack, clock: MovableClock
+) -> None:
+    teacher = sample.emulator.user(8001, "小红", language_code="zh-hans")
+    await teacher.start(await invite(sample, clock, "SB01-04"))
+    greeting = await teacher.wait_for()
+    assert greeting.text.splitlines() == [
+        "欢迎您，孙小红！您的账号已绑定。",
+        "单位：石坝小学",
+        "角色：值班人员 @ 石坝小学、安全员 @ 石坝小学一年级（1）班",
+        "发送 /help 查看您可以使用的功能。",
+    ]
+    menu = sample.emulator.commands(scope="chat", chat_id=8001)
+    # a safety officer of a class may look at that class
+    assert [name for name, _ in menu] == ["help", "me", "lang", "unit"]
+
+
+async def test_an_english_speaker_is_greeted_in_english(
+    sample: LocalStack, clock: MovableClock
+) -> None:
+    colleague = sample.emulator.user(8002, "Jun", language_code="zh")
+    await colleague.start(await invite(sample, clock, "SB01-05"))
+    greeting = await colleague.wait_for()
+    assert greeting.text.splitlines()[:3] == [
+        "Welcome, 马俊! Your account is now linked.",
+        "Unit: 石坝小学",
+        "Roles: duty staff (值班人员) @ 石坝小学",
+    ]
+    assert ("me", "Who I am: unit, roles, language") in sample.emulator.commands(
+        scope="chat", chat_id=8002
+    )
+
+
+async def test_a_used_expired_or_unknown_invite_gets_one_sentence_and_changes_nothing(
+    sample: LocalStack, clock: MovableClock
+) -> None:
+    code = await invite(sample, clock, "SB01-06")
+    owner = sample.emulator.user(8003, "唐磊")
+    await owner.start(code)
+    await owner.wait_for()
+    thief = sample.emulator.user(8004, "someone")
+    await thief.start(code)
+    assert (await thief.wait_for()).text == (
+        "此邀请链接已被使用，请向管理员索取新的链接。\n"
+        "This invite link has already been used. Ask your administrator for a new one."
+    )
+    stale = await invite(sample, clock, "SB02-03")
+    clock.advance(timedelta(days=7, seconds=1))
+    late = sample.emulator.user(8005, "彭勇")
+    await late.start(stale)
+    assert (await late.wait_for()).text.startswith("此邀请链接已过期，请向管理员索取新的链接。")
+    await late.start("not-a-real-code")
+    assert (await late.wait_for()).text.startswith("此邀请链接无效，请向管理员索取。")
+    assert sample.db is not None
+    async with sample.db.uow() as uow:
+        accounts = (await uow.session.exec(select(Account))).all()
+    assert [(a.external_id, a.unlinked_at) for a in accounts] == [(8003, None)]
+
+
+async def test_a_new_invite_on_a_new_phone_unlinks_the_old_one(
+    sample: LocalStack, clock: MovableClock
+) -> None:
+    old_phone = await linked(sample, clock, "SB01-04", 8010, "小红")
+    new_phone = sample.emulator.user(8011, "小红")
+    await new_phone.start(await invite(sample, clock, "SB01-04"))
+    assert (await new_phone.wait_for()).text.startswith("欢迎您，孙小红！")
+    await old_phone.send("/me")
+    assert (await old_phone.wait_for()).text == REFUSAL
+
+
+async def test_a_stranger_gets_one_refusal_to_everything_and_sees_no_data(
+    sample: LocalStack, clock: MovableClock
+) -> None:
+    stranger = sample.emulator.user(8020, "路人", language_code="zh")
+    attempts = [
+        "/me",
+        "/lang",
+        "/unit SB01",
+        "/invite SB01-04",
+        "/bindgroup",
+        "/board",
+        "/pages",
+        "hello",
+        "13800000011",
+    ]
+    for text in attempts:
+        await stranger.send(text)
+        assert (await stranger.wait_for()).text == REFUSAL
+    for send in (stranger.send_sticker, stranger.send_voice, stranger.send_photo):
+        await send()
+        assert (await stranger.wait_for()).text == REFUSAL
+    await stranger.send_location(32.5, 105.2)
+    assert (await stranger.wait_for()).text == REFUSAL
+    await stranger.press_data(stranger.last().message_id, "pg:a:1")
+    assert (await stranger.wait_for_answer()).text == REFUSAL
+    bot_texts = [m.text for m in stranger.messages()]
+    assert all(text == REFUSAL for text in bot_texts)
+    assert len(bot_texts) == len(attempts) + 4
+
+
+async def test_a_township_officer_sees_both_schools_and_is_refused_another_township(
+    sample: LocalStack, clock: MovableClock
+) -> None:
+    officer = await linked(sample, clock, "SB002", 8030, "吴静")
+    await officer.send("/me")
+    me = (await officer.wait_for()).text
+    assert "我的辖区单位：" in me
+    assert "石坝小学 (SB01)" in me and "石坝乡红岩小学 (SB02)" in me
+    assert "木鱼小学" not in me
+    await officer.send("/unit SB02")
+    unit = (await officer.wait_for()).text
+    assert unit.splitlines()[0] == "石坝乡红岩小学 (SB02)"
+    assert "• 冯志刚 — 带班领导、校长 ☎ 13800000017 （未绑定账号）" in unit
+    await officer.send("/unit MY01")
+    assert (await officer.wait_for()).text == "您的职责范围内没有单位 MY01。"
+    await officer.send("/unit NOPE")
+    assert (await officer.wait_for()).text == "您的职责范围内没有单位 NOPE。"
+    assert sample.db is not None
+    async with sample.db.uow() as uow:
+        refused = (
+            await uow.session.exec(select(AuditEntry).where(col(AuditEntry.allowed).is_(False)))
+        ).all()
+    assert [r.detail for r in refused] == [{"code": "MY01"}, {"code": "NOPE"}]
+
+
+async def test_staff_cannot_look_at_units_or_invite(
+    sample: LocalStack, clock: MovableClock
+) -> None:
+    teacher = await linked(sample, clock, "SB01-06", 8040, "唐磊")
+    await teacher.send("/unit SB01")
+    assert (await teacher.wait_for()).text == "您的职责范围内没有单位 SB01。"
+    await teacher.send("/invite SB01-05")
+    assert (await teacher.wait_for()).text == "马俊（SB01-05）不在您的职责范围内。"
+
+
+async def test_an_admin_invites_within_their_area_only(
+    sample: LocalStack, clock: MovableClock
+) -> None:
+    admin = await linked(sample, clock, "SB002", 8050, "吴静")
+    await admin.send("/invite SB01-05 SB02-04")
+    links = (await admin.wait_for()).text.splitlines()
+    assert links[0].startswith("马俊（SB01-05）：https://t.me/zhiban_demo_bot?start=")
+    assert links[1].startswith("董慧（SB02-04）：https://t.me/zhiban_demo_bot?start=")
+    code = links[0].split("start=")[1].split(" ")[0]
+    assert len(code) <= 64 and set(code) <= set(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+    )
+    await admin.send("/invite MY01-04")
+    assert (await admin.wait_for()).text == "邓琳（MY01-04）不在您的职责范围内。"
+    await admin.send("/invite")
+    assert (await admin.wait_for()).text.startswith("请发送 /invite 加工号")
+    newcomer = sample.emulator.user(8051, "Jun", language_code="en")
+    await newcomer.start(code)
+    assert (await newcomer.wait_for()).text.startswith("Welcome, 马俊!")
+
+
+async def test_switching_language_changes_messages_and_menu(
+    sample: LocalStack, clock: MovableClock
+) -> None:
+    teacher = await linked(sample, clock, "SB01-06", 8060, "唐磊")
+    await teacher.send("/lang")
+    await teacher.wait_for()
+    await teacher.press("English")
+    assert (await teacher.wait_for()).text == "Zhiban will talk to you in English from now on."
+    await teacher.send("/me")
+    assert "Language: English" in (await teacher.wait_for()).text
+    assert ("lang", "Switch language: 中文 / English") in sample.emulator.commands(
+        scope="chat", chat_id=8060
+    )
+
+
+async def test_linked_people_get_one_sentence_for_what_the_bot_does_not_understand(
+    sample: LocalStack, clock: MovableClock
+) -> None:
+    teacher = await linked(sample, clock, "SB01-06", 8070, "唐磊")
+    await teacher.send_sticker()
+    assert (await teacher.wait_for()).text == "没有看懂您的消息。发送 /help 查看可用功能。"
+    await teacher.send("/nonsense")
+    assert (await teacher.wait_for()).text == "没有这个命令。发送 /help 查看可用功能。"
+    await teacher.send("/unit")
+    assert (await teacher.wait_for()).text == "请发送 /unit 加单位代码，例如 /unit SB01。"
+
+
+async def test_groups_are_silent_until_an_admin_binds_them(
+    sample: LocalStack, clock: MovableClock
+) -> None:
+    admin = await linked(sample, clock, "SB002", 8080, "吴静")
+    teacher = await linked(sample, clock, "SB01-06", 8081, "唐磊")
+    group = sample.emulator.group(-100500, "石坝乡值班群")
+    await group.add_bot(by=admin)
+    await group.send(teacher, "/help")
+    await group.send(teacher, "/bindgroup")
+    await group.send(admin, "/bindgroup")
+    bound = await group.wait_for()
+    assert bound.text == "本群现在是石坝乡中心校的值班群。"
+    assert [m.text for m in group.messages()] == [bound.text]
