@@ -162,6 +162,17 @@ async def issue_invites(
         if issued_by is not None:
             for person, path in people:
                 if not issued_by.can(Action.INVITE_ISSUE, path):
+                    await audit.record(
+                        session,
+                        at=now,
+                        action="invite.issue",
+                        actor_person_id=issued_by.person_id,
+                        subject_type="person",
+                        subject_id=person.id,
+                        unit_id=person.unit_id,
+                        allowed=False,
+                    )
+                    await uow.commit()  # the refusal is recorded, nothing else was written
                     raise NotAllowed(
                         "{name} ({staff_no}) is outside your area of responsibility.",
                         name=person.name,

@@ -8,7 +8,7 @@ from conftest import invite, linked
 from sqlmodel import col, select
 
 from bot.clock import MovableClock
-from bot.models import Account, AuditEntry
+from bot.models import Account, AuditEntry, Invite
 from bot.sandbox.stack import LocalStack
 
 REFUSAL = (
@@ -166,6 +166,14 @@ async def test_an_admin_invites_within_their_area_only(
     )
     await admin.send("/invite MY01-04")
     assert (await admin.wait_for()).text == "邓琳（MY01-04）不在您的职责范围内。"
+    assert sample.db is not None
+    async with sample.db.uow() as uow:
+        refused = (
+            await uow.session.exec(select(AuditEntry).where(col(AuditEntry.allowed).is_(False)))
+        ).one()
+        issued = (await uow.session.exec(select(Invite))).all()
+    assert refused.action == "invite.issue"
+    assert len(issued) == 3  # her own and the two she issued: the refused one was not created
     await admin.send("/invite")
     assert (await admin.wait_for()).text.startswith("请发送 /invite 加工号")
     newcomer = sample.emulator.user(8051, "Jun", language_code="en")
