@@ -16,7 +16,7 @@ from bot.config import settings_from_mapping
 from bot.i18n import translator
 from bot.sandbox.server import BotApiEmulator
 from bot.sandbox.stack import LocalStack
-from bot.services import roster
+from bot.services import accounts, roster
 
 # 2026-12-01 07:50 in Shanghai: ten minutes before the day shift starts.
 DEMO_START = datetime(2026, 11, 30, 23, 50, tzinfo=UTC)
@@ -75,15 +75,40 @@ async def run_demo(*, language: str, out: TextIO) -> None:
             show = Transcript(stack.emulator, out, tz)
             emu = stack.emulator
 
-            show.scene(tr._("{time} A teacher opens the bot for the first time", time="07:50"))
-            teacher = emu.user(7001, "孙小红", language_code="zh-hans")
-            await teacher.start()
-            await teacher.wait_for()
+            show.scene(tr._("{time} Someone without an invite tries the bot", time="07:50"))
+            stranger = emu.user(7000, "路人甲", language_code="zh-hans")
+            await stranger.send("/me")
+            await stranger.wait_for()
+
+            clock.advance(timedelta(minutes=1))
+            show.scene(tr._("{time} The township's administrator links her account", time="07:51"))
+            issued = await accounts.issue_invites(
+                stack.db, staff_nos=["SB002"], now=clock.now(), valid_for=timedelta(days=7)
+            )
+            out.write(tr._("(zhiban invite SB002 printed her link)") + "\n")
+            admin = emu.user(7001, "吴静", language_code="zh-hans")
+            await admin.start(issued[0].code)
+            await admin.wait_for()
+            await admin.send("/invite SB01-04 SB01-05")
+            links = await admin.wait_for()
 
             clock.advance(timedelta(minutes=2))
-            show.scene(tr._("{time} An English-speaking colleague asks for help", time="07:52"))
-            colleague = emu.user(7002, "Ma Jun", language_code="en")
+            show.scene(tr._("{time} Two teachers open the links she sent them", time="07:53"))
+            codes = [line.split("start=")[1].split()[0] for line in links.text.splitlines()]
+            teacher = emu.user(7002, "小红", language_code="zh-hans")
+            await teacher.start(codes[0])
+            await teacher.wait_for()
+            colleague = emu.user(7003, "Ma Jun", language_code="en")
+            await colleague.start(codes[1])
+            await colleague.wait_for()
             await colleague.send("/help")
             await colleague.wait_for()
+
+            clock.advance(timedelta(minutes=2))
+            show.scene(tr._("{time} The officer checks a school in her area", time="07:55"))
+            await admin.send("/unit SB01")
+            await admin.wait_for()
+            await admin.send("/unit MY01")
+            await admin.wait_for()
             show.flush()
             out.write("\n" + tr._("End of the demo.") + "\n")

@@ -111,9 +111,12 @@ def test_roster_with_a_bad_row_exits_1_naming_row_and_column(tmp_path: Path) -> 
 def test_demo_runs_offline_and_prints_the_conversation() -> None:
     result = zhiban("demo", "--language", "en")
     assert result.returncode == 0, result.stderr
-    assert "[07:50] 孙小红 → bot: /start" in result.stdout
-    assert "Hello, 孙小红. This is Zhiban" in result.stdout
-    assert "/help — What this bot can do" in result.stdout
+    out = result.stdout
+    assert "[07:50] bot → 路人甲: 您尚未在值班系统登记。" in out
+    assert "[07:51] bot → 吴静: 欢迎您，吴静！您的账号已绑定。" in out
+    assert "[07:53] bot → Ma Jun: Welcome, 马俊! Your account is now linked." in out
+    assert "[07:55] bot → 吴静: 您的职责范围内没有单位 MY01。" in out
+    assert "Traceback" not in out + result.stderr
 
 
 def test_invite_prints_one_line_per_person_and_writes_printable_qr_codes(tmp_path: Path) -> None:
