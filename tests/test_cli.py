@@ -113,9 +113,9 @@ def test_demo_runs_offline_and_prints_the_conversation() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "[07:50] bot → 路人甲: 您尚未在值班系统登记。" in out
-    assert "[07:51] bot → 吴静: 欢迎您，吴静！您的账号已绑定。" in out
+    assert "[07:51] bot → 吴静: Welcome, 吴静! Your account is now linked." in out
     assert "[07:53] bot → Ma Jun: Welcome, 马俊! Your account is now linked." in out
-    assert "[07:55] bot → 吴静: 您的职责范围内没有单位 MY01。" in out
+    assert "[07:55] bot → 吴静: There is no unit MY01 in your area of responsibility." in out
     assert "Traceback" not in out + result.stderr
 
 
