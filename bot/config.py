@@ -186,6 +186,49 @@ class ShiftSettings(_Section):
         return self
 
 
+_SPAN_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+def parse_span(value: object) -> tuple[time, timedelta]:
+    """Turn "08:00-20:00" into (start, length); an end at or before the start runs overnight."""
+    if isinstance(value, tuple):
+        return value
+    if not isinstance(value, str) or (match := _SPAN_RE.match(value.strip())) is None:
+        raise ValueError(f'"{value}" is not a shift; write it like "08:00-20:00"')
+    start = time(int(match.group(1)), int(match.group(2)))
+    end_minutes = int(match.group(3)) * 60 + int(match.group(4))
+    start_minutes = start.hour * 60 + start.minute
+    length = (end_minutes - start_minutes) % (24 * 60) or 24 * 60
+    return start, timedelta(minutes=length)
+
+
+ShiftSpan = Annotated[tuple[time, timedelta], BeforeValidator(parse_span)]
+
+
+class RotaSettings(_Section):
+    """`[rota]`: the pattern `zhiban shifts generate` rotates people through."""
+
+    post: str = "值班室"
+    workday_shifts: list[ShiftSpan] = Field(
+        default_factory=lambda: [parse_span("08:00-20:00"), parse_span("20:00-08:00")]
+    )
+    holiday_shifts: list[ShiftSpan] = Field(default_factory=lambda: [parse_span("08:00-08:00")])
+    staff_roles: list[str] = Field(default_factory=lambda: ["staff"])
+    leader_post: str = "带班"
+    leader_shift: ShiftSpan = Field(default_factory=lambda: parse_span("08:00-08:00"))
+    leader_roles: list[str] = Field(default_factory=lambda: ["duty_leader"])
+
+    @field_validator("staff_roles", "leader_roles")
+    @classmethod
+    def _known_roles(cls, value: list[str]) -> list[str]:
+        unknown = [role for role in value if role not in ROLE_KEYS]
+        if unknown:
+            raise ValueError(f"unknown role {unknown[0]!r}; roles are {', '.join(ROLE_KEYS)}")
+        if not value:
+            raise ValueError("name at least one role")
+        return value
+
+
 class CheckinSettings(_Section):
     """`[checkins]`: safety check-in rounds."""
 
@@ -286,6 +329,7 @@ class Settings(_Section):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     invites: InviteSettings = Field(default_factory=InviteSettings)
     shifts: ShiftSettings = Field(default_factory=ShiftSettings)
+    rota: RotaSettings = Field(default_factory=RotaSettings)
     checkins: CheckinSettings = Field(default_factory=CheckinSettings)
     daily_report: DailyReportSettings = Field(default_factory=DailyReportSettings)
     digest: DigestSettings = Field(default_factory=DigestSettings)
