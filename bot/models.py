@@ -167,6 +167,7 @@ class Shift(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("unit_id", "post", "start"),
         sa.Index("ix_shifts_person_start", "person_id", "start"),
+        sa.Index("ix_shifts_unplanned", "planned_at", "start"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -178,6 +179,8 @@ class Shift(SQLModel, table=True):
     kind: str = Field(default=ShiftKind.STAFF, max_length=16)
     source: str = Field(default="import", max_length=16)
     covered_by_id: int | None = Field(default=None, foreign_key="people.id")
+    # When its reminders and missed-shift deadlines were scheduled (a few hours ahead).
+    planned_at: datetime | None = _ts(nullable=True)
 
 
 class ClockEvent(SQLModel, table=True):

@@ -10,6 +10,8 @@ cannot be delivered (no linked account, bot blocked) goes to the next contact in
 
 from __future__ import annotations
 
+import html
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.authz import Action, allowed
 from bot.config import EscalationStep, Level
 from bot.errors import NotAllowed, NotFound
-from bot.i18n import translator
+from bot.i18n import Translator, translator
 from bot.models import Deadline, Escalation, OutboxMessage, OutboxStatus, Page, Person, Role, Unit
 from bot.services import audit, contacts, deadlines, outbox
 from bot.services.engine import DeadlineHandler
@@ -36,6 +38,9 @@ from bot.services.page_text import (
 from bot.uow import Database
 
 STEP_KIND = "escalation.step"
+
+# The line added to a page when it closes, in each reader's language.
+Note = Callable[[Translator], str]
 
 # Who stands in when a page cannot be delivered: the next role at the same unit, then upwards.
 FALLBACK_CHAIN: tuple[tuple[Level, str], ...] = (
@@ -197,7 +202,9 @@ async def _render(
         late_since=late_since,
     )
     assert page.id is not None
-    buttons = page_buttons(tr, page.id, can_pass_up=unit.parent_id is not None)
+    buttons = page_buttons(
+        tr, page.id, can_pass_up=unit.parent_id is not None, resolve_label=subject.resolve_label
+    )
     return text, buttons
 
 
@@ -214,7 +221,11 @@ async def _send_page(
     person = await contacts.person(session, page.person_id)
     account = await contacts.account_of(session, page.person_id)
     if account is None or account.unreachable_since is not None:
-        reason = "no linked account" if account is None else "unreachable"
+        reason = (
+            "no linked account"
+            if account is None
+            else (account.unreachable_reason or "unreachable")
+        )
         await mark_undeliverable(session, page_id=page.id or 0, reason=reason, now=now, ctx=ctx)
         return None
     text, buttons = await _render(
@@ -495,12 +506,22 @@ async def _presser(
     return page, escalation, person
 
 
+def _by(outcome: str, person: Person, now: datetime, ctx: PagingContext) -> Note:
+    """A closing note such as "✅ Acknowledged by {name} at {time}." for each reader."""
+
+    def note(tr: Translator) -> str:
+        return tr._(
+            outcome, name=html.escape(person.name, quote=False), time=tr.time_text(now, ctx.tz)
+        )
+
+    return note
+
+
 async def _close_pages(
     session: AsyncSession,
     escalation: Escalation,
     *,
-    outcome: str,
-    by: Person,
+    note: Note,
     now: datetime,
     ctx: PagingContext,
 ) -> None:
@@ -520,7 +541,7 @@ async def _close_pages(
         reader = await contacts.person(session, page.person_id)
         tr = translator(_language(reader, ctx))
         text, _buttons = await _render(session, escalation, page, reader, ctx, now=now)
-        text += "\n\n" + tr._(outcome, name=by.name, time=tr.time_text(now, ctx.tz))
+        text += "\n\n" + note(tr)
         await outbox.enqueue_edit(session, now=now, target=first, text=text)
 
 
@@ -537,7 +558,9 @@ async def acknowledge(
     escalation.acknowledged_at = now
     escalation.acknowledged_by_id = person_id
     escalation.status = "acknowledged"
-    await _close_pages(session, escalation, outcome=ACKNOWLEDGED_BY, by=person, now=now, ctx=ctx)
+    await _close_pages(
+        session, escalation, note=_by(ACKNOWLEDGED_BY, person, now, ctx), now=now, ctx=ctx
+    )
     await audit.record(
         session,
         at=now,
@@ -578,7 +601,9 @@ async def resolve(
     escalation.resolved_at = now
     escalation.resolved_by_id = person_id
     escalation.status = "resolved"
-    await _close_pages(session, escalation, outcome=RESOLVED_BY, by=person, now=now, ctx=ctx)
+    await _close_pages(
+        session, escalation, note=_by(RESOLVED_BY, person, now, ctx), now=now, ctx=ctx
+    )
     await audit.record(
         session,
         at=now,
@@ -607,7 +632,9 @@ async def pass_up(
         escalation.acknowledged_at = now
         escalation.acknowledged_by_id = person_id
         escalation.status = "acknowledged"
-        await _close_pages(session, escalation, outcome=PASSED_UP_BY, by=person, now=now, ctx=ctx)
+        await _close_pages(
+            session, escalation, note=_by(PASSED_UP_BY, person, now, ctx), now=now, ctx=ctx
+        )
     parent = await contacts.unit(session, unit.parent_id)
     upper = await start(
         session,
@@ -636,6 +663,43 @@ async def pass_up(
         detail={"escalation": escalation.id, "to_escalation": upper.id, "page": page.id},
     )
     return Outcome(escalation.id, True, person.name, now, "passed_up")
+
+
+async def close_for_subject(
+    session: AsyncSession,
+    *,
+    subject_type: str,
+    subject_id: int,
+    note: Note,
+    now: datetime,
+    ctx: PagingContext,
+) -> int:
+    """The matter resolved itself (the person clocked in): stop its paging and say so."""
+    statement = select(Escalation).where(
+        Escalation.subject_type == subject_type,
+        Escalation.subject_id == subject_id,
+        col(Escalation.status).in_(["active", "acknowledged"]),
+    )
+    closed = 0
+    for escalation in (await session.exec(statement)).all():
+        locked = await _lock_escalation(session, escalation.id or 0)
+        if locked is None or locked.status not in ("active", "acknowledged"):
+            continue
+        locked.status = "resolved"
+        locked.resolved_at = now
+        await _close_pages(session, locked, note=note, now=now, ctx=ctx)
+        await audit.record(
+            session,
+            at=now,
+            action="escalation.close",
+            actor_account="system",
+            subject_type=subject_type,
+            subject_id=subject_id,
+            unit_id=locked.unit_id,
+            detail={"escalation": locked.id},
+        )
+        closed += 1
+    return closed
 
 
 async def pages_of(session: AsyncSession, escalation_id: int) -> list[Page]:

@@ -25,6 +25,8 @@ class PageSubject:
     ask: str
     what_params: dict[str, Any] = field(default_factory=dict)
     since: datetime | None = None
+    # The resolve button's label, when "resolved" has a more precise meaning ("covered").
+    resolve_label: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The stored form."""
@@ -33,6 +35,7 @@ class PageSubject:
             "ask": self.ask,
             "what_params": self.what_params,
             "since": self.since.isoformat() if self.since else None,
+            "resolve_label": self.resolve_label,
         }
 
     @classmethod
@@ -44,6 +47,7 @@ class PageSubject:
             ask=data["ask"],
             what_params=dict(data.get("what_params") or {}),
             since=datetime.fromisoformat(since) if since else None,
+            resolve_label=data.get("resolve_label"),
         )
 
 
@@ -94,7 +98,9 @@ def page_text(
     return "\n".join(lines)
 
 
-def page_buttons(tr: Translator, page_id: int, *, can_pass_up: bool) -> list[list[Button]]:
+def page_buttons(
+    tr: Translator, page_id: int, *, can_pass_up: bool, resolve_label: str | None = None
+) -> list[list[Button]]:
     """Acknowledge first, then pass up, resolve and details."""
     first = [Button(tr._("✅ Acknowledge"), f"pg:{ACK}:{page_id}")]
     if can_pass_up:
@@ -102,7 +108,7 @@ def page_buttons(tr: Translator, page_id: int, *, can_pass_up: bool) -> list[lis
     return [
         first,
         [
-            Button(tr._("✔️ Resolved"), f"pg:{RESOLVE}:{page_id}"),
+            Button(tr._(resolve_label or RESOLVED_LABEL), f"pg:{RESOLVE}:{page_id}"),
             Button(tr._("ℹ️ Details"), f"pg:{DETAILS}:{page_id}"),
         ],
     ]
@@ -119,6 +125,7 @@ def closed_text(
     )
 
 
+RESOLVED_LABEL = N_("✔️ Resolved")
 ACKNOWLEDGED_BY = N_("✅ Acknowledged by {name} at {time}.")
 RESOLVED_BY = N_("✔️ Resolved by {name} at {time}.")
 PASSED_UP_BY = N_("⬆️ Passed up by {name} at {time}.")

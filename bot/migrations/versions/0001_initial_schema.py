@@ -281,6 +281,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("source", sa.String(length=16), nullable=False),
         sa.Column("covered_by_id", sa.Integer(), nullable=True),
+        sa.Column("planned_at", bot.models.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["covered_by_id"],
             ["people.id"],
@@ -300,6 +301,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_shifts_person_start", ["person_id", "start"], unique=False)
         batch_op.create_index(batch_op.f("ix_shifts_start"), ["start"], unique=False)
         batch_op.create_index(batch_op.f("ix_shifts_unit_id"), ["unit_id"], unique=False)
+        batch_op.create_index("ix_shifts_unplanned", ["planned_at", "start"], unique=False)
 
     op.create_table(
         "checkins",
@@ -568,6 +570,7 @@ def downgrade() -> None:
 
     op.drop_table("checkins")
     with op.batch_alter_table("shifts", schema=None) as batch_op:
+        batch_op.drop_index("ix_shifts_unplanned")
         batch_op.drop_index(batch_op.f("ix_shifts_unit_id"))
         batch_op.drop_index(batch_op.f("ix_shifts_start"))
         batch_op.drop_index("ix_shifts_person_start")
