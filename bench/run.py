@@ -1,0 +1,98 @@
+"""Run the paging-engine benchmarks and print one PASS/FAIL line per benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+
+import due_lookup
+import fanout
+import lateness
+from support import Options, Result
+
+Benchmark = Callable[[Options], Awaitable[Result]]
+
+BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
+    # name: (benchmark, seconds it may take before it counts as failed)
+    "lateness": (lateness.run, 100.0),
+    "fanout": (fanout.run, 120.0),
+    "due_lookup": (due_lookup.run, 120.0),
+}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python bench/run.py",
+        description="Paging-engine benchmarks: one line per benchmark, PASS or FAIL.",
+    )
+    parser.add_argument("names", nargs="+", metavar="NAME", help=f"all, or {', '.join(BENCHMARKS)}")
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL server to use (postgresql+asyncpg://user@host/db); each benchmark "
+        "creates and drops its own zhiban_bench_<random> database there. Default: SQLite.",
+    )
+    parser.add_argument(
+        "--messages-per-second",
+        type=float,
+        help="fanout only: run the bot with this [telegram] messages_per_second "
+        "instead of the product default",
+    )
+    parser.add_argument(
+        "--api-latency",
+        type=float,
+        default=0.0,
+        help="fanout only: the emulator answers every call this many seconds late",
+    )
+    parser.add_argument("--verbose", action="store_true", help="print query plans and logs")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n != "all" and n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {unknown[0]!r}; choose from all, {', '.join(BENCHMARKS)}")
+    return args
+
+
+async def run_one(name: str, options: Options) -> Result:
+    benchmark, limit = BENCHMARKS[name]
+    started = time.monotonic()
+    try:
+        result = await asyncio.wait_for(benchmark(options), timeout=limit)
+    except TimeoutError:
+        return Result(name, False, f"did not finish within {limit:.0f}s")
+    except Exception as error:  # one broken benchmark must not hide the others' lines
+        logging.getLogger("bench").exception("%s failed", name)
+        return Result(name, False, f"error: {type(error).__name__}: {error}")
+    took = time.monotonic() - started
+    return Result(name, result.passed, f"{result.figures} ({took:.0f}s)", result.details)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    options = Options(
+        database_url=args.database_url,
+        verbose=args.verbose,
+        messages_per_second=args.messages_per_second,
+        api_latency=args.api_latency,
+    )
+    names = list(BENCHMARKS) if "all" in args.names else list(dict.fromkeys(args.names))
+    failed = 0
+    for name in names:
+        result = asyncio.run(run_one(name, options))  # a fresh event loop for each benchmark
+        print(result.line(), flush=True)
+        if args.verbose:
+            for line in result.details:
+                print(f"  {line}", flush=True)
+        failed += not result.passed
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
