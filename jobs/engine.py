@@ -54,7 +54,11 @@ class EngineJob:
     async def step(self) -> StepResult:
         """Handle what is due now, then re-arm for the next deadline."""
         result = await run_due(
-            self.db, now=self.clock.now(), handlers=self.handlers, worker=self.worker
+            self.db,
+            now=self.clock.now(),
+            handlers=self.handlers,
+            worker=self.worker,
+            after_batch=self.after_step,
         )
         if result.handled or result.failed:
             log.info(

@@ -45,8 +45,9 @@ async def run_due(
     worker: str,
     batch: int = 100,
     late_after: timedelta = timedelta(minutes=2),
+    after_batch: Callable[[], None] | None = None,
 ) -> StepResult:
-    """Handle every deadline due by `now`, batch by batch."""
+    """Handle every deadline due by `now`, batch by batch, calling `after_batch` after each."""
     handled = late_count = failed = 0
     while True:
         async with db.uow() as uow:
@@ -78,6 +79,8 @@ async def run_due(
                 handled += 1
                 late_count += int(late)
             await uow.commit()
+        if due and after_batch is not None:
+            after_batch()  # the sender may start on this batch while the next one is handled
         if len(due) < batch:
             return StepResult(handled, late_count, failed)
 
