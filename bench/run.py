@@ -1,4 +1,4 @@
-"""Run the paging-engine benchmarks and print one PASS/FAIL line per benchmark."""
+"""Run the benchmarks and print one PASS/FAIL line per benchmark."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 import due_lookup
 import fanout
 import lateness
+import rota
 from support import Options, Result
 
 Benchmark = Callable[[Options], Awaitable[Result]]
@@ -21,6 +22,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "lateness": (lateness.run, 100.0),
     "fanout": (fanout.run, 120.0),
     "due_lookup": (due_lookup.run, 120.0),
+    "rota": (rota.run, 120.0),
 }
 
 

@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Callable
 from contextlib import suppress
+from datetime import datetime
 
 from telegram import BotCommand, BotCommandScopeDefault, Update
 from telegram.ext import (
@@ -26,9 +27,10 @@ from bot.db import create_engine
 from bot.delivery import OutboxSender, worker_name
 from bot.i18n import LANGUAGES, translator
 from bot.migrate import upgrade
-from bot.services import escalation
+from bot.services import attendance, escalation
 from bot.services.engine import DeadlineHandler
 from bot.uow import Database
+from handlers import attendance as attendance_handlers
 from handlers import fallback, gate, menu, pages, people
 from handlers import start as start_handlers
 from handlers.context import BotData, Runtime, ZhibanApplication, ZhibanContext
@@ -93,12 +95,18 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         paging=runtime.paging,
         worker=worker,
     )
+    shift_settings = runtime.settings.shifts
+
+    async def plan_shifts(now: datetime) -> int:
+        return await attendance.plan_upcoming(runtime.db, now=now, settings=shift_settings)
+
     engine = EngineJob(
         db=runtime.db,
         clock=runtime.clock,
         handlers=deadline_handlers(runtime),
         worker=worker,
         after_step=sender.wake,
+        planners=[plan_shifts],
     )
 
     def wake() -> None:
@@ -119,18 +127,36 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         ("unit", people.unit_command),
         ("invite", people.invite_command),
         ("bindgroup", people.bindgroup_command),
+        ("shifts", attendance_handlers.shifts_command),
+        ("in", attendance_handlers.in_command),
+        ("out", attendance_handlers.out_command),
     ):
         application.add_handler(CommandHandler(name, callback))
     application.add_handler(CallbackQueryHandler(people.on_language_button, pattern=r"^lang:"))
+    application.add_handler(
+        CallbackQueryHandler(attendance_handlers.on_clock_in_button, pattern=r"^sh:in:")
+    )
+    application.add_handler(
+        CallbackQueryHandler(attendance_handlers.on_out_button, pattern=r"^out:")
+    )
+    application.add_handler(
+        MessageHandler(filters.LOCATION & filters.ChatType.PRIVATE, attendance_handlers.on_location)
+    )
     application.add_handler(CallbackQueryHandler(pages.on_page_button))
-    application.add_handler(MessageHandler(filters.ChatType.PRIVATE, fallback.not_understood))
+    application.add_handler(
+        MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, fallback.not_understood)
+    )
+    application.add_handler(MessageHandler(filters.ChatType.PRIVATE, fallback.free_input))
     application.add_error_handler(on_error)
     return application
 
 
 def deadline_handlers(runtime: Runtime) -> dict[str, DeadlineHandler]:
     """Every kind of deadline the engine knows, with its handler."""
-    return {escalation.STEP_KIND: escalation.step_handler(runtime.paging)}
+    return {
+        escalation.STEP_KIND: escalation.step_handler(runtime.paging),
+        **attendance.deadline_handlers(runtime.settings.shifts, runtime.paging),
+    }
 
 
 async def serve(application: ZhibanApplication, stop: asyncio.Event) -> None:

@@ -102,6 +102,25 @@ def _parser() -> _Parser:
         help="local date YYYY-MM-DD or 'YYYY-MM-DD HH:MM'",
     )
     audit_parser.add_argument("--limit", type=int, default=1000)
+    shifts = commands.add_parser("shifts", parents=[common], help="duty shifts")
+    shift_commands = shifts.add_subparsers(
+        dest="shifts_command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
+    generating = shift_commands.add_parser(
+        "generate",
+        parents=[common],
+        help="fill shifts from the [rota] pattern for a unit and below, rotating people",
+    )
+    generating.add_argument("--unit", required=True, metavar="CODE")
+    for flag, dest in (("--from", "first"), ("--to", "last")):
+        generating.add_argument(
+            flag, dest=dest, required=True, type=_local_date, metavar="YYYY-MM-DD"
+        )
+    generating.add_argument(
+        "--replace",
+        action="store_true",
+        help="reassign people on existing shifts (never ones begun or clocked in)",
+    )
     return parser
 
 
@@ -227,6 +246,38 @@ def _audit(args: argparse.Namespace, settings: Settings, tr: Translator) -> int:
     return 0
 
 
+def _shifts_generate(args: argparse.Namespace, settings: Settings, tr: Translator) -> int:
+    from bot.services import rota
+
+    def show(note: rota.RotaNote) -> None:
+        print(note.render(tr), file=sys.stderr, flush=True)
+
+    async def work(database: Database) -> None:
+        summary = await rota.generate(
+            database,
+            unit_code=args.unit,
+            first=args.first.date(),
+            last=args.last.date(),
+            rota=settings.rota,
+            tz=settings.bot.tz,
+            replace=args.replace,
+            now=SystemClock().now(),
+            progress=show,
+        )
+        print(
+            tr._(
+                "{what}: {created} new, {updated} updated, {unchanged} unchanged",
+                what=tr._("Shifts"),
+                created=summary.created,
+                updated=summary.updated,
+                unchanged=summary.unchanged,
+            )
+        )
+
+    asyncio.run(_with_database(settings, work))
+    return 0
+
+
 async def _bot_username(settings: Settings) -> str:
     if settings.telegram.bot_username:
         return settings.telegram.bot_username.lstrip("@")
@@ -326,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _pages(args, settings, tr)
         if args.command == "audit":
             return _audit(args, settings, tr)
+        if args.command == "shifts":
+            return _shifts_generate(args, settings, tr)
     except CommandError as error:
         print(f"zhiban: {error}", file=sys.stderr)
         return 1

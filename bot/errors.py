@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from bot.i18n import N_, Translator
@@ -15,13 +16,18 @@ class ZhibanError(Exception):
         self.message = message
         self.params = params
 
-    def render(self, tr: Translator) -> str:
-        """The sentence for the user, in their language."""
-        params = {
-            key: tr._(value.message, **value.params) if isinstance(value, ZhibanError) else value
-            for key, value in self.params.items()
-        }
+    def render(self, tr: Translator, tz: tzinfo | None = None) -> str:
+        """The sentence for the user, in their language (moments shown in `tz`)."""
+        params = {key: self._param(tr, value, tz) for key, value in self.params.items()}
         return tr._(self.message, **params)
+
+    @staticmethod
+    def _param(tr: Translator, value: Any, tz: tzinfo | None) -> Any:
+        if isinstance(value, ZhibanError):
+            return value.render(tr, tz)
+        if isinstance(value, datetime):
+            return tr.datetime_text(value, tz or UTC, "MM-dd HH:mm")
+        return value
 
 
 class NotFound(ZhibanError):

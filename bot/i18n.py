@@ -9,11 +9,10 @@ from __future__ import annotations
 import gettext
 import io
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from functools import cache
 from importlib import resources
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime as _babel_datetime
 from babel.messages.mofile import write_mo
@@ -45,11 +44,11 @@ class Translator:
         """Translate a message that depends on a number (`{count}` is filled in)."""
         return self._translations.ngettext(singular, plural, count).format(count=count, **params)
 
-    def datetime_text(self, moment: datetime, tz: ZoneInfo, fmt: str = "yyyy-MM-dd HH:mm") -> str:
+    def datetime_text(self, moment: datetime, tz: tzinfo, fmt: str = "yyyy-MM-dd HH:mm") -> str:
         """Show a UTC moment in local time."""
         return _babel_datetime(moment, fmt, tzinfo=tz, locale=_BABEL_LOCALE[self.language])
 
-    def time_text(self, moment: datetime, tz: ZoneInfo) -> str:
+    def time_text(self, moment: datetime, tz: tzinfo) -> str:
         """Show the local time of day of a moment."""
         return self.datetime_text(moment, tz, "HH:mm")
 

@@ -1,10 +1,18 @@
-"""Whatever no other handler took: one sentence pointing to /help, nothing changed."""
+"""Whatever no command took: a conversation's next input, or one sentence pointing to /help."""
 
 from __future__ import annotations
 
 from telegram import Update
 
+from handlers import attendance
 from handlers.context import ZhibanContext
+
+
+async def free_input(update: Update, context: ZhibanContext) -> None:
+    """Text or media outside a command: part of a conversation in progress, else not understood."""
+    if await attendance.on_draft_input(update, context):
+        return
+    await not_understood(update, context)
 
 
 async def not_understood(update: Update, context: ZhibanContext) -> None:

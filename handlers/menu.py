@@ -14,6 +14,9 @@ from handlers.render import escape
 # (command, description, who sees it): None means everyone linked.
 COMMANDS: list[tuple[str, str, Callable[[Me], bool] | None]] = [
     ("help", N_("What this bot can do"), None),
+    ("shifts", N_("My coming shifts (leaders: today at my unit)"), None),
+    ("in", N_("Clock in (签到)"), None),
+    ("out", N_("Clock out with the duty log (签退)"), None),
     ("me", N_("Who I am: unit, roles, language"), None),
     ("lang", N_("Switch language: 中文 / English"), None),
     (

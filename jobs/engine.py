@@ -8,7 +8,7 @@ added by another instance on the same PostgreSQL database.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 JOB_NAME = "zhiban-engine"
 
+# Schedules deadlines for what is coming up (shifts starting soon, check-in rounds, ...).
+Planner = Callable[[datetime], Awaitable[object]]
+
 
 class EngineJob:
     """Runs engine steps at the right (real) moments through PTB's JobQueue."""
@@ -34,6 +37,7 @@ class EngineJob:
         handlers: Mapping[str, DeadlineHandler],
         worker: str,
         after_step: Callable[[], None] = lambda: None,
+        planners: Sequence[Planner] = (),
         poll_every: float = 15.0,
     ) -> None:
         self.db = db
@@ -41,6 +45,7 @@ class EngineJob:
         self.handlers = handlers
         self.worker = worker
         self.after_step = after_step
+        self.planners = list(planners)
         self.poll_every = poll_every
         self._queue: JobQueue[Any] | None = None
         self._armed: Job[Any] | None = None
@@ -52,7 +57,9 @@ class EngineJob:
         queue.run_repeating(self._poll, interval=self.poll_every, first=0, name=f"{JOB_NAME}-poll")
 
     async def step(self) -> StepResult:
-        """Handle what is due now, then re-arm for the next deadline."""
+        """Plan what is coming, handle what is due now, then re-arm for the next deadline."""
+        for planner in self.planners:
+            await planner(self.clock.now())
         result = await run_due(
             self.db,
             now=self.clock.now(),

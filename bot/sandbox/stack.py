@@ -95,6 +95,19 @@ class LocalStack:
             if self.db is not None:
                 await self.db.dispose()
 
+    async def restart_bot(self) -> None:
+        """Stop the bot and start a fresh Application on the same database and emulator."""
+        assert self.runtime is not None
+        self._stop.set()
+        if self._task is not None:
+            await asyncio.wait_for(self._task, timeout=30)
+        self._stop = asyncio.Event()
+        self.runtime = Runtime(settings=self.runtime.settings, db=self.runtime.db, clock=self.clock)
+        self.app = build_application(self.runtime, token=SANDBOX_TOKEN)
+        self.emulator.feed.polls_received = 0
+        self._task = asyncio.create_task(serve(self.app, self._stop))
+        await self._wait_until_taking_updates()
+
     async def settle(self) -> None:
         """Run the engine for the clock's current time and wait until everything due is sent.
 

@@ -81,7 +81,9 @@ async def run_due(
             await uow.commit()
         if due and after_batch is not None:
             after_batch()  # the sender may start on this batch while the next one is handled
-        if len(due) < batch:
+        if not due:
+            # Handlers may add work that is due at once (an escalation's first step): keep
+            # going until a claim comes back empty.
             return StepResult(handled, late_count, failed)
 
 

@@ -325,10 +325,14 @@ async def _first_pages(
         return
     already = await _paged_people(session, escalation.id or 0)
     recipients: list[tuple[Person, str]] = []
+    holders_found = False
     for role in step["roles"]:
         for person in await contacts.holders(session, role=role, unit_id=target.id or 0, now=now):
+            holders_found = True
             if person.id not in already and all(person.id != p.id for p, _ in recipients):
                 recipients.append((person, role))
+    if holders_found and not recipients:
+        return  # everyone this step names has the page already (a principal on leader duty)
     if not recipients:
         await audit.record(
             session,

@@ -1,0 +1,665 @@
+"""Shifts and attendance: clock-in and clock-out, geofences, the duty log, missed shifts.
+
+Rules:
+- Clock-in opens `[shifts] clock_in_early` before a shift and closes at its end. After the start
+  it is late, by whole minutes. A second clock-in is harmless and changes nothing.
+- A unit with a geofence (centre and radius) needs a shared location inside the radius. A
+  location that states its accuracy must be within `max_location_accuracy_m`; with
+  `require_live_location` only a live location counts. Coordinates, accuracy and whether it was
+  live are kept with the clock-in, so an audit can see what was claimed.
+- Clock-out takes the duty log (值班记录, text and photos); the next shift at the same post sees
+  it when clocking in (交接班).
+- Deadlines per shift are planned three hours ahead (`plan`); a shift first seen more than
+  three hours after its start (imported late, or the bot was down longer than that) is not
+  chased. The deadlines: a reminder `remind_before` the
+  start; at start + `remind_after` a nudge to the person; at start + `page_after` (at the start
+  for a shift with nobody assigned) the missed-shift escalation: the unit's duty leader of the
+  day, then at start + `escalate_after` the principal. For a leader-on-duty shift: the principal,
+  then the officer of the unit above. At end + `clock_out_grace` without a clock-out the person
+  is asked, and after another grace their duty leader is told. The handlers read the shift as it
+  is when they fire, so a swap or a late clock-in needs no rescheduling.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.config import EscalationStep, Level, ShiftSettings
+from bot.errors import InvalidInput, ZhibanError
+from bot.i18n import N_, Translator, translator
+from bot.models import ClockEvent, Deadline, Person, Shift, ShiftKind, Unit
+from bot.services import audit, contacts, deadlines, escalation, outbox
+from bot.services.engine import DeadlineHandler
+from bot.services.escalation import PagingContext
+from bot.services.outbox import Button
+from bot.services.page_text import PageSubject
+from bot.uow import Database
+
+SUBJECT = "shift"
+POLICY = "shift.missed"
+PLAN_AHEAD = timedelta(hours=3)
+
+CLOCK_IN_LABEL = N_("✅ Clock in")
+
+
+class NeedLocation(ZhibanError):
+    """The unit has a geofence: ask for the person's location."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """A location shared from the phone."""
+
+    latitude: float
+    longitude: float
+    accuracy_m: float | None = None
+    live: bool = False
+
+
+@dataclass(frozen=True)
+class ShiftLine:
+    """A shift as people see it."""
+
+    shift_id: int
+    unit_name: str
+    post: str
+    kind: str
+    start: datetime
+    end: datetime
+    person_name: str | None
+    clock_in_at: datetime | None
+    late_minutes: int
+    clock_out_at: datetime | None
+
+
+@dataclass(frozen=True)
+class HandoverNote:
+    """The duty log the previous shift left at this post."""
+
+    by_name: str
+    at: datetime
+    duty_log: str
+    attachments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ClockedIn:
+    """The result of a clock-in."""
+
+    shift: ShiftLine
+    late_minutes: int
+    already: bool
+    handover: HandoverNote | None
+
+
+@dataclass(frozen=True)
+class ClockedOut:
+    """The result of a clock-out."""
+
+    shift: ShiftLine
+    at: datetime
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres (haversine)."""
+    radius = 6_371_000.0
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * radius * math.asin(math.sqrt(a))
+
+
+def check_location(unit: Unit, location: Location | None, settings: ShiftSettings) -> None:
+    """Refuse a clock-in outside the unit's geofence (pure; raises ZhibanError)."""
+    if unit.latitude is None or unit.longitude is None or unit.radius_m is None:
+        return
+    if location is None:
+        raise NeedLocation(
+            "Share your location to clock in: you need to be within {radius} m of {unit}.",
+            radius=int(unit.radius_m),
+            unit=unit.name,
+        )
+    if settings.require_live_location and not location.live:
+        raise InvalidInput("Please share your live location (📎 → Location → Share live location).")
+    if location.accuracy_m is not None and location.accuracy_m > settings.max_location_accuracy_m:
+        raise InvalidInput(
+            "Your location is only accurate to {accuracy} m; "
+            "turn on GPS, wait a moment and share it again.",
+            accuracy=int(location.accuracy_m),
+        )
+    away = distance_m(unit.latitude, unit.longitude, location.latitude, location.longitude)
+    if away > unit.radius_m:
+        raise InvalidInput(
+            "You are {distance} m from {unit}; clock in within {radius} m of it.",
+            distance=int(away),
+            unit=unit.name,
+            radius=int(unit.radius_m),
+        )
+
+
+async def _events(
+    session: AsyncSession, shift_id: int
+) -> tuple[ClockEvent | None, ClockEvent | None]:
+    rows = await session.exec(
+        select(ClockEvent).where(ClockEvent.shift_id == shift_id).order_by(col(ClockEvent.at))
+    )
+    clock_in = clock_out = None
+    for event in rows.all():
+        if event.kind == "in" and clock_in is None:
+            clock_in = event
+        elif event.kind == "out" and clock_out is None:
+            clock_out = event
+    return clock_in, clock_out
+
+
+async def _line(session: AsyncSession, shift: Shift) -> ShiftLine:
+    unit = await contacts.unit(session, shift.unit_id)
+    person = await contacts.person(session, shift.person_id) if shift.person_id else None
+    clock_in, clock_out = await _events(session, shift.id or 0)
+    return ShiftLine(
+        shift_id=shift.id or 0,
+        unit_name=unit.name,
+        post=shift.post,
+        kind=shift.kind,
+        start=shift.start,
+        end=shift.end,
+        person_name=person.name if person else None,
+        clock_in_at=clock_in.at if clock_in else None,
+        late_minutes=clock_in.late_minutes if clock_in else 0,
+        clock_out_at=clock_out.at if clock_out else None,
+    )
+
+
+async def _candidate(
+    session: AsyncSession, *, person_id: int, now: datetime, early: timedelta, shift_id: int | None
+) -> Shift | None:
+    statement = select(Shift).where(
+        Shift.person_id == person_id,
+        col(Shift.start) <= now + early,
+        col(Shift.end) > now,
+    )
+    if shift_id is not None:
+        statement = statement.where(Shift.id == shift_id)
+    shifts = list((await session.exec(statement.order_by(col(Shift.start)))).all())
+    for shift in shifts:  # the earliest one not clocked in yet, else the one clocked in
+        clock_in, _ = await _events(session, shift.id or 0)
+        if clock_in is None:
+            return shift
+    return shifts[0] if shifts else None
+
+
+async def _next_shift(session: AsyncSession, *, person_id: int, now: datetime) -> Shift | None:
+    statement = (
+        select(Shift)
+        .where(Shift.person_id == person_id, col(Shift.start) > now)
+        .order_by(col(Shift.start))
+        .limit(1)
+    )
+    return (await session.exec(statement)).first()
+
+
+async def _handover(session: AsyncSession, shift: Shift) -> HandoverNote | None:
+    """The last duty log written at this post before this shift."""
+    statement = (
+        select(ClockEvent, Person.name)
+        .join(Shift, col(Shift.id) == ClockEvent.shift_id)
+        .join(Person, col(Person.id) == ClockEvent.person_id)
+        .where(
+            Shift.unit_id == shift.unit_id,
+            Shift.post == shift.post,
+            col(Shift.start) < shift.start,
+            ClockEvent.kind == "out",
+        )
+        .order_by(col(ClockEvent.at).desc())
+        .limit(1)
+    )
+    row = (await session.exec(statement)).first()
+    if row is None:
+        return None
+    event, name = row
+    if not event.duty_log and not event.attachments:
+        return None
+    return HandoverNote(name, event.at, event.duty_log or "", tuple(event.attachments or ()))
+
+
+def _clocked_in_note(name: str, late: int, now: datetime, ctx: PagingContext) -> escalation.Note:
+    def note(tr: Translator) -> str:
+        who, when = html.escape(name, quote=False), tr.time_text(now, ctx.tz)
+        if late:
+            return tr.n_(
+                "✔️ {name} clocked in at {time}, {count} minute late.",
+                "✔️ {name} clocked in at {time}, {count} minutes late.",
+                late,
+                name=who,
+                time=when,
+            )
+        return tr._("✔️ {name} clocked in at {time}.", name=who, time=when)
+
+    return note
+
+
+async def clock_in(
+    db: Database,
+    *,
+    person_id: int,
+    now: datetime,
+    location: Location | None,
+    settings: ShiftSettings,
+    ctx: PagingContext,
+    shift_id: int | None = None,
+) -> ClockedIn:
+    """Clock in to the person's current shift (签到)."""
+    async with db.uow() as uow:
+        session = uow.session
+        shift = await _candidate(
+            session, person_id=person_id, now=now, early=settings.clock_in_early, shift_id=shift_id
+        )
+        if shift is None or shift.id is None:
+            upcoming = await _next_shift(session, person_id=person_id, now=now)
+            if upcoming is None:
+                raise InvalidInput("You have no shift to clock in to now, and none coming.")
+            raise InvalidInput(
+                "Your next shift starts at {time}; you can clock in from {opens}.",
+                time=upcoming.start,
+                opens=upcoming.start - settings.clock_in_early,
+            )
+        existing, _ = await _events(session, shift.id)
+        if existing is not None:
+            return ClockedIn(await _line(session, shift), existing.late_minutes, True, None)
+        unit = await contacts.unit(session, shift.unit_id)
+        check_location(unit, location, settings)
+        late = max(0, int((now - shift.start).total_seconds() // 60))
+        session.add(
+            ClockEvent(
+                shift_id=shift.id,
+                person_id=person_id,
+                kind="in",
+                at=now,
+                late_minutes=late,
+                latitude=location.latitude if location else None,
+                longitude=location.longitude if location else None,
+                accuracy_m=location.accuracy_m if location else None,
+                live_location=location.live if location else False,
+            )
+        )
+        await deadlines.cancel(session, now=now, key=f"shift:{shift.id}:remind")
+        await deadlines.cancel(session, now=now, key=f"shift:{shift.id}:missed")
+        person = await contacts.person(session, person_id)
+        await escalation.close_for_subject(
+            session,
+            subject_type=SUBJECT,
+            subject_id=shift.id,
+            note=_clocked_in_note(person.name, late, now, ctx),
+            now=now,
+            ctx=ctx,
+        )
+        await audit.record(
+            session,
+            at=now,
+            action="shift.clock_in",
+            actor_person_id=person_id,
+            subject_type=SUBJECT,
+            subject_id=shift.id,
+            unit_id=shift.unit_id,
+            detail={"late_minutes": late, "live": location.live if location else None},
+        )
+        await session.flush()
+        result = ClockedIn(
+            await _line(session, shift), late, False, await _handover(session, shift)
+        )
+        await uow.commit()
+    return result
+
+
+async def open_shift(db: Database, *, person_id: int, now: datetime) -> ShiftLine | None:
+    """The shift the person is clocked in to and has not clocked out of."""
+    async with db.uow() as uow:
+        session = uow.session
+        rows = await session.exec(
+            select(Shift)
+            .join(ClockEvent, col(ClockEvent.shift_id) == Shift.id)
+            .where(ClockEvent.person_id == person_id, ClockEvent.kind == "in")
+            .order_by(col(Shift.start).desc())
+            .limit(3)
+        )
+        for shift in rows.all():
+            _in, out = await _events(session, shift.id or 0)
+            if out is None and now < shift.end + timedelta(hours=12):
+                return await _line(session, shift)
+    return None
+
+
+async def clock_out(
+    db: Database,
+    *,
+    person_id: int,
+    shift_id: int,
+    now: datetime,
+    duty_log: str,
+    attachments: list[str],
+) -> ClockedOut:
+    """Clock out (签退) with the duty log and handover note."""
+    async with db.uow() as uow:
+        session = uow.session
+        shift = (await session.exec(select(Shift).where(Shift.id == shift_id))).first()
+        if shift is None or shift.id is None:
+            raise InvalidInput("You are not clocked in to any shift.")
+        clock_in_event, out = await _events(session, shift.id)
+        if clock_in_event is None or clock_in_event.person_id != person_id:
+            raise InvalidInput("You are not clocked in to any shift.")
+        if out is not None:
+            raise InvalidInput("You already clocked out of this shift.")
+        session.add(
+            ClockEvent(
+                shift_id=shift.id,
+                person_id=person_id,
+                kind="out",
+                at=now,
+                duty_log=duty_log,
+                attachments=attachments or None,
+            )
+        )
+        await deadlines.cancel(session, now=now, prefix=f"shift:{shift.id}:out")
+        await audit.record(
+            session,
+            at=now,
+            action="shift.clock_out",
+            actor_person_id=person_id,
+            subject_type=SUBJECT,
+            subject_id=shift.id,
+            unit_id=shift.unit_id,
+            detail={"photos": len(attachments)},
+        )
+        await session.flush()
+        result = ClockedOut(await _line(session, shift), now)
+        await uow.commit()
+    return result
+
+
+async def my_shifts(
+    db: Database, *, person_id: int, now: datetime, days: int = 7
+) -> list[ShiftLine]:
+    """The person's shifts from now (including one under way) for the next `days` days."""
+    async with db.uow() as uow:
+        rows = await uow.session.exec(
+            select(Shift)
+            .where(
+                Shift.person_id == person_id,
+                col(Shift.end) > now,
+                col(Shift.start) < now + timedelta(days=days),
+            )
+            .order_by(col(Shift.start))
+        )
+        return [await _line(uow.session, shift) for shift in rows.all()]
+
+
+async def unit_shifts(
+    db: Database, *, unit_id: int, start: datetime, end: datetime
+) -> list[ShiftLine]:
+    """Every shift of a unit that overlaps [start, end), in order."""
+    async with db.uow() as uow:
+        rows = await uow.session.exec(
+            select(Shift)
+            .where(Shift.unit_id == unit_id, col(Shift.end) > start, col(Shift.start) < end)
+            .order_by(col(Shift.kind).desc(), col(Shift.start))
+        )
+        return [await _line(uow.session, shift) for shift in rows.all()]
+
+
+# -- planning and the deadline handlers ------------------------------------------------------
+
+KIND_BEFORE = "shift.before"
+KIND_REMIND = "shift.remind"
+KIND_MISSED = "shift.missed"
+KIND_OUT = "shift.out"
+KIND_OUT_LEADER = "shift.out_leader"
+
+
+async def plan(session: AsyncSession, *, now: datetime, settings: ShiftSettings) -> int:
+    """Schedule the deadlines of shifts starting within the next few hours; return how many."""
+    horizon = now + max(PLAN_AHEAD, settings.remind_before + timedelta(minutes=30))
+    shifts = (
+        await session.exec(
+            select(Shift).where(col(Shift.planned_at).is_(None), col(Shift.start) <= horizon)
+        )
+    ).all()
+    for shift in shifts:
+        assert shift.id is not None
+        shift.planned_at = now
+        if shift.start < now - PLAN_AHEAD:
+            # Under way for hours before Zhiban first saw it (imported late, or the bot was down
+            # for longer than it plans ahead): chasing it now would only be noise.
+            continue
+        marks = [
+            (KIND_BEFORE, "before", shift.start - settings.remind_before),
+            (KIND_REMIND, "remind", shift.start + settings.remind_after),
+            (
+                KIND_MISSED,
+                "missed",
+                shift.start + (settings.page_after if shift.person_id else timedelta(0)),
+            ),
+            (KIND_OUT, "out", shift.end + settings.clock_out_grace),
+            (KIND_OUT_LEADER, "out:leader", shift.end + 2 * settings.clock_out_grace),
+        ]
+        for kind, name, due in marks:
+            if kind == KIND_BEFORE and due < now:
+                continue  # a reminder for a shift that has started already is no use
+            await deadlines.schedule(
+                session,
+                key=f"shift:{shift.id}:{name}",
+                kind=kind,
+                subject_type=SUBJECT,
+                subject_id=shift.id,
+                due_at=due,
+                now=now,
+            )
+    return len(shifts)
+
+
+async def _shift_state(
+    session: AsyncSession, shift_id: int
+) -> tuple[Shift, Unit, Person | None, ClockEvent | None, ClockEvent | None] | None:
+    shift = (await session.exec(select(Shift).where(Shift.id == shift_id))).first()
+    if shift is None:
+        return None
+    unit = await contacts.unit(session, shift.unit_id)
+    person = await contacts.person(session, shift.person_id) if shift.person_id else None
+    clock_in, clock_out = await _events(session, shift_id)
+    return shift, unit, person, clock_in, clock_out
+
+
+def _who(person: Person, ctx: PagingContext) -> Translator:
+    return translator(person.language or ctx.default_language)
+
+
+def clock_in_button(tr: Translator, shift_id: int) -> list[list[Button]]:
+    """The button on a shift reminder."""
+    return [[Button(tr._(CLOCK_IN_LABEL), f"sh:in:{shift_id}")]]
+
+
+async def _remind_before(
+    session: AsyncSession, deadline: Deadline, now: datetime, ctx: PagingContext
+) -> None:
+    state = await _shift_state(session, deadline.subject_id)
+    if state is None:
+        return
+    shift, unit, person, clock_in_event, _ = state
+    if person is None or clock_in_event is not None:
+        return
+    tr = _who(person, ctx)
+    text = tr._(
+        "⏰ Your shift starts at {time}: {post}, {unit}. "
+        "Clock in with /in or the button when you arrive.",
+        time=tr.datetime_text(shift.start, ctx.tz, "MM-dd HH:mm"),
+        post=html.escape(shift.post, quote=False),
+        unit=html.escape(unit.name, quote=False),
+    )
+    await outbox.enqueue(
+        session,
+        now=now,
+        text=text,
+        person_id=person.id,
+        buttons=clock_in_button(tr, shift.id or 0),
+    )
+
+
+async def _remind(
+    session: AsyncSession, deadline: Deadline, now: datetime, ctx: PagingContext
+) -> None:
+    state = await _shift_state(session, deadline.subject_id)
+    if state is None:
+        return
+    shift, unit, person, clock_in_event, _ = state
+    if person is None or clock_in_event is not None:
+        return
+    tr = _who(person, ctx)
+    text = tr._(
+        "⚠️ Your shift at {unit} ({post}) started at {time} and you have not clocked in. "
+        "Please clock in now.",
+        unit=html.escape(unit.name, quote=False),
+        post=html.escape(shift.post, quote=False),
+        time=tr.datetime_text(shift.start, ctx.tz, "MM-dd HH:mm"),
+    )
+    await outbox.enqueue(
+        session,
+        now=now,
+        text=text,
+        person_id=person.id,
+        buttons=clock_in_button(tr, shift.id or 0),
+    )
+
+
+def missed_steps(shift: Shift, settings: ShiftSettings) -> list[EscalationStep]:
+    """Who is paged for an unmanned post, and when (relative to the first page)."""
+    later = max(settings.escalate_after - settings.page_after, timedelta(0))
+    if shift.kind == ShiftKind.LEADER:
+        return [
+            EscalationStep(after=timedelta(0), roles=["principal"], repeat=1),
+            EscalationStep(after=later, roles=["officer"], level=Level.PARENT),
+        ]
+    return [
+        EscalationStep(after=timedelta(0), roles=["duty_leader"], repeat=1),
+        EscalationStep(after=later, roles=["principal"]),
+    ]
+
+
+async def _missed(
+    session: AsyncSession,
+    deadline: Deadline,
+    now: datetime,
+    ctx: PagingContext,
+    settings: ShiftSettings,
+) -> None:
+    state = await _shift_state(session, deadline.subject_id)
+    if state is None:
+        return
+    shift, unit, person, clock_in_event, _ = state
+    if clock_in_event is not None or shift.id is None:
+        return
+    if person is None:
+        what = N_("Post unmanned: {post} has nobody assigned")
+        params: dict[str, object] = {"post": shift.post}
+    else:
+        what = N_("Post unmanned: {post}. {name} (☎ {phone}) has not clocked in")
+        params = {"post": shift.post, "name": person.name, "phone": person.phone or "-"}
+    subject = PageSubject(
+        what=what,
+        what_params=params,
+        ask=N_("Make sure someone is on duty. Press Covered once someone has taken the post."),
+        since=shift.start,
+        resolve_label=N_("🔁 Covered"),
+    )
+    await escalation.start(
+        session,
+        policy=POLICY,
+        steps=missed_steps(shift, settings),
+        subject_type=SUBJECT,
+        subject_id=shift.id,
+        unit_id=unit.id or 0,
+        subject=subject,
+        now=now,
+    )
+
+
+async def _unclosed(
+    session: AsyncSession, deadline: Deadline, now: datetime, ctx: PagingContext, *, leader: bool
+) -> None:
+    state = await _shift_state(session, deadline.subject_id)
+    if state is None:
+        return
+    shift, unit, person, clock_in_event, clock_out_event = state
+    if person is None or clock_in_event is None or clock_out_event is not None:
+        return
+    if not leader:
+        tr = _who(person, ctx)
+        text = tr._(
+            "Your shift at {unit} ended at {time}. Please clock out with /out and "
+            "leave the duty log for the next shift.",
+            unit=html.escape(unit.name, quote=False),
+            time=tr.time_text(shift.end, ctx.tz),
+        )
+        await outbox.enqueue(session, now=now, text=text, person_id=person.id)
+        return
+    for leader_person in await contacts.holders(
+        session, role="duty_leader", unit_id=unit.id or 0, now=now
+    ):
+        if leader_person.id == person.id:
+            continue
+        tr = _who(leader_person, ctx)
+        text = tr._(
+            "{name} has not clocked out of {post} at {unit} (the shift ended at {time}).",
+            name=html.escape(person.name, quote=False),
+            post=html.escape(shift.post, quote=False),
+            unit=html.escape(unit.name, quote=False),
+            time=tr.time_text(shift.end, ctx.tz),
+        )
+        await outbox.enqueue(session, now=now, text=text, person_id=leader_person.id)
+
+
+def deadline_handlers(settings: ShiftSettings, ctx: PagingContext) -> dict[str, DeadlineHandler]:
+    """The engine handlers of shift deadlines."""
+
+    async def before(s: AsyncSession, d: Deadline, now: datetime, late: bool) -> None:
+        await _remind_before(s, d, now, ctx)
+
+    async def remind(s: AsyncSession, d: Deadline, now: datetime, late: bool) -> None:
+        await _remind(s, d, now, ctx)
+
+    async def missed(s: AsyncSession, d: Deadline, now: datetime, late: bool) -> None:
+        await _missed(s, d, now, ctx, settings)
+
+    async def out(s: AsyncSession, d: Deadline, now: datetime, late: bool) -> None:
+        await _unclosed(s, d, now, ctx, leader=False)
+
+    async def out_leader(s: AsyncSession, d: Deadline, now: datetime, late: bool) -> None:
+        await _unclosed(s, d, now, ctx, leader=True)
+
+    return {
+        KIND_BEFORE: before,
+        KIND_REMIND: remind,
+        KIND_MISSED: missed,
+        KIND_OUT: out,
+        KIND_OUT_LEADER: out_leader,
+    }
+
+
+async def unplanned_count(session: AsyncSession) -> int:
+    """How many shifts have no deadlines planned yet (for checks)."""
+    statement = select(sa.func.count()).select_from(Shift).where(col(Shift.planned_at).is_(None))
+    return int((await session.exec(statement)).one())
+
+
+async def plan_upcoming(db: Database, *, now: datetime, settings: ShiftSettings) -> int:
+    """Plan the deadlines of the coming shifts in one transaction; return how many shifts."""
+    async with db.uow() as uow:
+        planned = await plan(uow.session, now=now, settings=settings)
+        if planned:
+            await uow.commit()
+    return planned

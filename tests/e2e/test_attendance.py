@@ -1,0 +1,258 @@
+"""A duty day at 石坝小学 (sample district) through the real bot, with a moved clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from conftest import linked
+from sqlmodel import select
+
+from bot.clock import MovableClock
+from bot.config import settings_from_mapping
+from bot.models import ClockEvent
+from bot.sandbox import SimUser
+from bot.sandbox.stack import LocalStack
+from bot.services import roster
+
+TZ = ZoneInfo("Asia/Shanghai")
+SCHOOL = (32.4825, 105.1540)  # 石坝小学, geofence 400 m
+
+
+def local(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 12, day, hour, minute, tzinfo=TZ).astimezone(UTC)
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    return MovableClock(local(1, 5))
+
+
+@pytest.fixture
+async def day(database_url: str, clock: MovableClock) -> AsyncIterator[LocalStack]:
+    settings = settings_from_mapping({"database": {"url": database_url}}, environ={})
+    async with LocalStack(settings, clock) as stack:
+        assert stack.db is not None
+        await roster.import_roster(
+            stack.db, roster.sample_district_files(), tz=TZ, default_language="zh", now=clock.now()
+        )
+        await stack.settle()
+        yield stack
+
+
+async def at(stack: LocalStack, clock: MovableClock, moment: datetime) -> None:
+    """Move the clock to a local moment and let the bot do what falls due."""
+    clock.set(moment)
+    await stack.settle()
+
+
+def texts(user: SimUser) -> list[str]:
+    return [m.text for m in user.messages()]
+
+
+async def clock_in_here(user: SimUser, *, accuracy: float = 15.0) -> str:
+    await user.send("/in")
+    ask = await user.wait_for()
+    assert "400" in ask.text and len(ask.keyboard) == 1  # the one-tap location button
+    await user.send_location(SCHOOL[0] + 0.0005, SCHOOL[1], horizontal_accuracy=accuracy)
+    return (await user.wait_for()).text
+
+
+async def test_on_time_clock_in_inside_the_geofence(day: LocalStack, clock: MovableClock) -> None:
+    await at(day, clock, local(1, 7, 40))
+    ma = await linked(day, clock, "SB01-05", 9001, "Jun", language="en")
+    await ma.send("/in")
+    ask = await ma.wait_for()
+    assert ask.text == "Share your location to clock in: you need to be within 400 m of 石坝小学."
+    await ma.send_location(SCHOOL[0] + 0.001, SCHOOL[1] + 0.001, horizontal_accuracy=12)
+    done = await ma.wait_for()
+    assert done.text == "✅ Clocked in at 07:40: 值班室, 石坝小学 (12-01 08:00–20:00)."
+    assert day.db is not None
+    async with day.db.uow() as uow:
+        event = (await uow.session.exec(select(ClockEvent))).one()
+    assert (event.kind, event.late_minutes, event.accuracy_m) == ("in", 0, 12)
+    await ma.send("/in")
+    assert (await ma.wait_for()).text == "You already clocked in at 07:40."
+
+
+async def test_late_clock_in_is_marked_with_the_minutes(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    await at(day, clock, local(2, 8, 3))
+    zheng = await linked(day, clock, "SB01-03", 9002, "郑强")
+    assert (await clock_in_here(zheng)).splitlines() == [
+        "✅ 已于08:03签到：石坝小学值班室（12-02 08:00–20:00）。",
+        "您迟到了3分钟，已记录。",
+    ]
+
+
+async def test_outside_the_geofence_or_imprecise_or_too_early_changes_nothing(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    await at(day, clock, local(2, 7, 45))
+    zheng = await linked(day, clock, "SB01-03", 9003, "郑强")
+    await zheng.send_location(SCHOOL[0] + 0.02, SCHOOL[1])
+    assert (await zheng.wait_for()).text == "您距离石坝小学2223米；需在400米范围内签到。"
+    await zheng.send_location(SCHOOL[0], SCHOOL[1], horizontal_accuracy=500)
+    assert (await zheng.wait_for()).text.startswith("您的位置精度只有500米")
+    sun = await linked(day, clock, "SB01-04", 9004, "孙小红")  # next on the night of 12-02
+    await sun.send("/in")
+    assert (await sun.wait_for()).text == ("您的下一个班次12-02 20:00开始；12-02 19:30起可以签到。")
+    assert day.db is not None
+    async with day.db.uow() as uow:
+        assert (await uow.session.exec(select(ClockEvent))).all() == []
+
+
+async def test_a_missed_shift_reminds_then_pages_the_duty_leader_then_the_principal(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    await at(day, clock, local(2, 6))
+    zheng = await linked(day, clock, "SB01-03", 9010, "郑强")  # day shift 12-02 08:00
+    he = await linked(day, clock, "SB01-02", 9011, "何丽")  # leader of the day 12-02
+    yang = await linked(day, clock, "SB01-01", 9012, "杨光明")  # principal
+    await at(day, clock, local(2, 7))
+    assert texts(zheng)[-1].startswith("⏰ 您的班次12-02 08:00开始：石坝小学值班室。")
+    await at(day, clock, local(2, 8, 5))
+    assert texts(zheng)[-1].startswith("⚠️ 您在石坝小学（值班室）的班次已于12-02 08:00开始")
+    await at(day, clock, local(2, 8, 14))
+    assert not any("岗位无人" in t for t in texts(he))
+    await at(day, clock, local(2, 8, 15))
+    page = he.last()
+    assert page.text.splitlines()[:2] == [
+        "🚨 岗位无人：值班室，郑强（☎ 13800000013）未签到",
+        "📍 地点：石坝小学",
+    ]
+    assert [list(r) for r in page.buttons] == [["✅ 接报", "⬆️ 上报"], ["🔁 已顶岗", "ℹ️ 详情"]]
+    # (杨光明 is paged at 08:15 too, about 何丽's own leader shift: she has not clocked in either)
+    assert not any("值班室，郑强" in t for t in texts(yang))
+    await at(day, clock, local(2, 8, 30))
+    assert any("岗位无人：值班室，郑强" in t for t in texts(yang))
+
+
+async def test_acknowledging_stops_the_missed_shift_escalation(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    await at(day, clock, local(2, 6))
+    await linked(day, clock, "SB01-03", 9020, "郑强")
+    he = await linked(day, clock, "SB01-02", 9021, "何丽")
+    yang = await linked(day, clock, "SB01-01", 9022, "杨光明")
+    await at(day, clock, local(2, 8, 15))
+    await he.press("✅ 接报")
+    assert (await he.wait_for_answer()).text == "已接报。呼叫已停止，其他人已收到通知。"
+    await at(day, clock, local(2, 9))
+    assert not any("值班室，郑强" in t for t in texts(yang))
+
+
+async def test_clocking_in_late_closes_the_page_and_says_so(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    await at(day, clock, local(2, 6))
+    zheng = await linked(day, clock, "SB01-03", 9030, "郑强")
+    he = await linked(day, clock, "SB01-02", 9031, "何丽")
+    await at(day, clock, local(2, 8, 16))
+    await clock_in_here(zheng)
+    await day.settle()
+    assert he.last().text.endswith("✔️ 郑强已于08:16签到，迟到16分钟。")
+    assert not he.last().buttons
+
+
+async def test_an_unfilled_post_pages_at_its_start(day: LocalStack, clock: MovableClock) -> None:
+    # SB02's night shift on 12-01 has nobody; 冯志刚 leads SB02 that day.
+    await at(day, clock, local(1, 18))
+    feng = await linked(day, clock, "SB02-01", 9040, "冯志刚")
+    await at(day, clock, local(1, 19, 59))
+    assert not any("空岗" in t for t in texts(feng))
+    await at(day, clock, local(1, 20))
+    assert feng.last().text.startswith("🚨 岗位空岗：值班室无人排班")
+
+
+async def test_an_unmanned_leader_shift_pages_the_principal(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    await at(day, clock, local(2, 6))
+    await linked(day, clock, "SB01-02", 9050, "何丽")  # leads 12-02, never clocks in
+    yang = await linked(day, clock, "SB01-01", 9051, "杨光明")
+    await at(day, clock, local(2, 8, 15))
+    assert any("岗位无人：带班，何丽" in t for t in texts(yang))
+
+
+async def test_the_duty_log_is_handed_to_the_next_shift(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    await at(day, clock, local(1, 7, 50))
+    ma = await linked(day, clock, "SB01-05", 9060, "Jun")
+    tang = await linked(day, clock, "SB01-06", 9061, "唐磊")
+    await clock_in_here(ma)
+    await at(day, clock, local(1, 20, 2))
+    await ma.send("/out")
+    ask = await ma.wait_for()
+    assert ask.text.startswith("Clocking out of 值班室, 石坝小学. Write the duty log (值班记录)")
+    await ma.send("东门门锁损坏，已报何丽。")
+    await ma.wait_for()
+    await ma.send_photo(caption="门锁照片")
+    await ma.wait_for()
+    await ma.press("✅ Done")
+    assert (await ma.wait_for()).text.startswith("👋 Clocked out at 20:02.")
+    await at(day, clock, local(1, 20, 5))
+    arrived = await clock_in_here(tang)
+    assert arrived.splitlines()[-4:] == [
+        "📋 马俊的交接（12-01 20:02）：",
+        "东门门锁损坏，已报何丽。",
+        "门锁照片",
+        "（随后发送1张照片）",
+    ]
+    photo = await tang.wait_for()
+    assert photo.photo
+
+
+async def test_a_clock_out_in_progress_survives_a_restart_of_the_bot(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    await at(day, clock, local(1, 7, 50))
+    ma = await linked(day, clock, "SB01-05", 9070, "Jun")
+    await clock_in_here(ma)
+    await at(day, clock, local(1, 20))
+    await ma.send("/out")
+    await ma.wait_for()
+    await ma.send("一切正常")
+    await ma.wait_for()
+    await day.restart_bot()
+    await ma.press("✅ Done")
+    assert (await ma.wait_for()).text.startswith("👋 Clocked out at 20:00.")
+    assert day.db is not None
+    async with day.db.uow() as uow:
+        out = (await uow.session.exec(select(ClockEvent).where(ClockEvent.kind == "out"))).one()
+    assert out.duty_log == "一切正常"
+
+
+async def test_forgetting_to_clock_out_asks_the_person_then_tells_the_leader(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    await at(day, clock, local(1, 7, 50))
+    ma = await linked(day, clock, "SB01-05", 9080, "Jun")
+    yang = await linked(day, clock, "SB01-01", 9081, "杨光明")  # leader of the day 12-01
+    await clock_in_here(ma)
+    await at(day, clock, local(1, 20, 30))
+    assert texts(ma)[-1].startswith("Your shift at 石坝小学 ended at 20:00. Please clock out")
+    await at(day, clock, local(1, 21))
+    assert texts(yang)[-1] == "马俊尚未签退石坝小学值班室（班次已于20:00结束）。"
+
+
+async def test_shifts_lists_mine_and_leaders_see_their_units_day(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    await at(day, clock, local(1, 9))
+    ma = await linked(day, clock, "SB01-05", 9090, "Jun")
+    await clock_in_here(ma)
+    await ma.send("/shifts")
+    mine = (await ma.wait_for()).text.splitlines()
+    assert mine[0] == "My shifts (next 7 days)"
+    assert mine[1] == "• 12-01 08:00–20:00 值班室, 石坝小学 — ✅ in 09:00, 60 minutes late"
+    yang = await linked(day, clock, "SB01-01", 9091, "杨光明")
+    await yang.send("/shifts")
+    board = (await yang.wait_for()).text
+    assert "石坝小学今日值班" in board
+    assert "• 12-01 08:00–20:00 值班室: 马俊 — ✅ 09:00签到" in board
+    assert "• 12-01 20:00–08:00 值班室: 唐磊" in board
