@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
+import clockin
 import due_lookup
 import fanout
 import lateness
@@ -23,6 +24,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "fanout": (fanout.run, 120.0),
     "due_lookup": (due_lookup.run, 120.0),
     "rota": (rota.run, 120.0),
+    "clockin": (clockin.run, 90.0),
 }
 
 

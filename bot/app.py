@@ -33,6 +33,7 @@ from bot.uow import Database
 from handlers import attendance as attendance_handlers
 from handlers import fallback, gate, menu, pages, people
 from handlers import start as start_handlers
+from handlers import swaps as swap_handlers
 from handlers.context import BotData, Runtime, ZhibanApplication, ZhibanContext
 from handlers.errors import on_error
 from jobs.engine import EngineJob
@@ -130,6 +131,7 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         ("shifts", attendance_handlers.shifts_command),
         ("in", attendance_handlers.in_command),
         ("out", attendance_handlers.out_command),
+        ("swap", swap_handlers.swap_command),
     ):
         application.add_handler(CommandHandler(name, callback))
     application.add_handler(CallbackQueryHandler(people.on_language_button, pattern=r"^lang:"))
@@ -139,6 +141,7 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
     application.add_handler(
         CallbackQueryHandler(attendance_handlers.on_out_button, pattern=r"^out:")
     )
+    application.add_handler(CallbackQueryHandler(swap_handlers.on_swap_button, pattern=r"^sw:"))
     application.add_handler(
         MessageHandler(filters.LOCATION & filters.ChatType.PRIVATE, attendance_handlers.on_location)
     )

@@ -25,6 +25,7 @@ class Action(StrEnum):
     ROSTER_MANAGE = "roster.manage"
     INVITE_ISSUE = "invite.issue"
     DRILL_START = "drill.start"
+    SWAP_APPROVE = "swap.approve"
 
 
 _LEADER_ACTIONS = frozenset(
@@ -36,6 +37,7 @@ _LEADER_ACTIONS = frozenset(
         Action.BOARD_VIEW,
         Action.INCIDENT_REPORT,
         Action.DRILL_START,
+        Action.SWAP_APPROVE,
     }
 )
 

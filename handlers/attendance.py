@@ -203,7 +203,8 @@ async def _clock_in(
             chat.id, error.render(tr, tz), reply_markup=ReplyKeyboardRemove()
         )
         return
-    runtime.wake()
+    if result.closed_pages:
+        runtime.wake()  # the pages about this shift are to be edited
     await context.bot.send_message(
         chat.id,
         clocked_in_text(tr, result, tz),
@@ -363,7 +364,6 @@ async def on_out_button(update: Update, context: ZhibanContext) -> None:
         await query.answer(error.render(tr, tz), show_alert=True)
         return
     await drafts.end(runtime.db, chat_id=chat.id, user_id=user.id)
-    runtime.wake()
     await query.answer()
     await query.edit_message_text(
         tr._(

@@ -17,6 +17,7 @@ COMMANDS: list[tuple[str, str, Callable[[Me], bool] | None]] = [
     ("shifts", N_("My coming shifts (leaders: today at my unit)"), None),
     ("in", N_("Clock in (签到)"), None),
     ("out", N_("Clock out with the duty log (签退)"), None),
+    ("swap", N_("Ask a colleague to take one of my shifts"), None),
     ("me", N_("Who I am: unit, roles, language"), None),
     ("lang", N_("Switch language: 中文 / English"), None),
     (

@@ -7,6 +7,7 @@ added by another instance on the same PostgreSQL database.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -46,6 +47,9 @@ class EngineJob:
         self.worker = worker
         self.after_step = after_step
         self.planners = list(planners)
+        # One step at a time in this process (a wake, the safety poll, a test's settle); other
+        # instances share the work through the database's row locks.
+        self._stepping = asyncio.Lock()
         self.poll_every = poll_every
         self._queue: JobQueue[Any] | None = None
         self._armed: Job[Any] | None = None
@@ -58,6 +62,10 @@ class EngineJob:
 
     async def step(self) -> StepResult:
         """Plan what is coming, handle what is due now, then re-arm for the next deadline."""
+        async with self._stepping:
+            return await self._step()
+
+    async def _step(self) -> StepResult:
         for planner in self.planners:
             await planner(self.clock.now())
         result = await run_due(

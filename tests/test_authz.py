@@ -37,6 +37,8 @@ TABLE = [
     ("admin", "township", Action.PAGE_ACKNOWLEDGE, "school", False),
     ("admin", "county", Action.ROSTER_MANAGE, "other_school", True),
     ("safety_officer", "school", Action.DRILL_START, "school", True),
+    ("duty_leader", "school", Action.SWAP_APPROVE, "school", True),
+    ("staff", "school", Action.SWAP_APPROVE, "school", False),
 ]
 
 

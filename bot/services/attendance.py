@@ -97,6 +97,7 @@ class ClockedIn:
     late_minutes: int
     already: bool
     handover: HandoverNote | None
+    closed_pages: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,8 @@ async def _line(session: AsyncSession, shift: Shift) -> ShiftLine:
 
 async def _candidate(
     session: AsyncSession, *, person_id: int, now: datetime, early: timedelta, shift_id: int | None
-) -> Shift | None:
+) -> tuple[Shift | None, ClockEvent | None]:
+    """The shift to clock in to (the earliest not clocked in yet), and its clock-in if any."""
     statement = select(Shift).where(
         Shift.person_id == person_id,
         col(Shift.start) <= now + early,
@@ -188,11 +190,13 @@ async def _candidate(
     if shift_id is not None:
         statement = statement.where(Shift.id == shift_id)
     shifts = list((await session.exec(statement.order_by(col(Shift.start)))).all())
-    for shift in shifts:  # the earliest one not clocked in yet, else the one clocked in
+    first_event = None
+    for shift in shifts:
         clock_in, _ = await _events(session, shift.id or 0)
         if clock_in is None:
-            return shift
-    return shifts[0] if shifts else None
+            return shift, None
+        first_event = first_event or clock_in
+    return (shifts[0], first_event) if shifts else (None, None)
 
 
 async def _next_shift(session: AsyncSession, *, person_id: int, now: datetime) -> Shift | None:
@@ -258,7 +262,7 @@ async def clock_in(
     """Clock in to the person's current shift (签到)."""
     async with db.uow() as uow:
         session = uow.session
-        shift = await _candidate(
+        shift, existing = await _candidate(
             session, person_id=person_id, now=now, early=settings.clock_in_early, shift_id=shift_id
         )
         if shift is None or shift.id is None:
@@ -270,7 +274,6 @@ async def clock_in(
                 time=upcoming.start,
                 opens=upcoming.start - settings.clock_in_early,
             )
-        existing, _ = await _events(session, shift.id)
         if existing is not None:
             return ClockedIn(await _line(session, shift), existing.late_minutes, True, None)
         unit = await contacts.unit(session, shift.unit_id)
@@ -289,10 +292,10 @@ async def clock_in(
                 live_location=location.live if location else False,
             )
         )
-        await deadlines.cancel(session, now=now, key=f"shift:{shift.id}:remind")
-        await deadlines.cancel(session, now=now, key=f"shift:{shift.id}:missed")
+        for name in ("remind", "missed"):
+            await deadlines.cancel(session, now=now, key=f"shift:{shift.id}:{name}")
         person = await contacts.person(session, person_id)
-        await escalation.close_for_subject(
+        closed = await escalation.close_for_subject(
             session,
             subject_type=SUBJECT,
             subject_id=shift.id,
@@ -312,7 +315,7 @@ async def clock_in(
         )
         await session.flush()
         result = ClockedIn(
-            await _line(session, shift), late, False, await _handover(session, shift)
+            await _line(session, shift), late, False, await _handover(session, shift), closed > 0
         )
         await uow.commit()
     return result

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,7 +15,7 @@ from bot.config import settings_from_mapping
 from bot.models import ClockEvent
 from bot.sandbox import SimUser
 from bot.sandbox.stack import LocalStack
-from bot.services import roster
+from bot.services import roster, rota
 
 TZ = ZoneInfo("Asia/Shanghai")
 SCHOOL = (32.4825, 105.1540)  # 石坝小学, geofence 400 m
@@ -154,8 +154,9 @@ async def test_clocking_in_late_closes_the_page_and_says_so(
     await at(day, clock, local(2, 8, 16))
     await clock_in_here(zheng)
     await day.settle()
-    assert he.last().text.endswith("✔️ 郑强已于08:16签到，迟到16分钟。")
-    assert not he.last().buttons
+    page = next(m for m in he.messages() if "岗位无人：值班室，郑强" in m.text)
+    assert page.text.endswith("✔️ 郑强已于08:16签到，迟到16分钟。")
+    assert not page.buttons
 
 
 async def test_an_unfilled_post_pages_at_its_start(day: LocalStack, clock: MovableClock) -> None:
@@ -256,3 +257,105 @@ async def test_shifts_lists_mine_and_leaders_see_their_units_day(
     assert "石坝小学今日值班" in board
     assert "• 12-01 08:00–20:00 值班室: 马俊 — ✅ 09:00签到" in board
     assert "• 12-01 20:00–08:00 值班室: 唐磊" in board
+
+
+async def person_id(stack: LocalStack, staff_no: str) -> int:
+    assert stack.db is not None
+    async with stack.db.uow() as uow:
+        person = await roster.person_by_staff_no(uow.session, staff_no)
+    assert person is not None and person.id is not None
+    return person.id
+
+
+async def test_a_swap_accepted_and_approved_moves_the_shift_and_its_deadlines(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    await at(day, clock, local(2, 6))
+    sun = await linked(day, clock, "SB01-04", 9100, "孙小红")  # night of 12-02
+    tang = await linked(day, clock, "SB01-06", 9101, "唐磊")
+    he = await linked(day, clock, "SB01-02", 9102, "何丽")  # leader of the day 12-02
+    await sun.send("/swap")
+    assert (await sun.wait_for()).labels[0] == "12-02 20:00–08:00 值班室"
+    await sun.press("12-02 20:00–08:00 值班室")
+    who = await sun.wait_for()
+    assert who.text == "请选择接班的同事："
+    assert "唐磊" in who.labels and "孙小红" not in who.labels and "何丽" not in who.labels
+    await sun.press("唐磊")
+    await sun.wait_for_answer()
+    await day.settle()
+    assert tang.last().text == "🔁 孙小红请您接替其班次12-02 20:00–08:00 值班室。您愿意吗？"
+    await tang.press("✅ 同意")
+    await tang.wait_for_answer()
+    await day.settle()
+    assert he.last().text == (
+        "🔁 孙小红想把班次12-02 20:00–08:00 值班室交给唐磊，对方已同意。是否批准？"
+    )
+    await he.press("✅ 批准")
+    await he.wait_for_answer()
+    await day.settle()
+    approved = "✅ 何丽已批准：班次12-02 20:00–08:00 值班室改由唐磊值班（原为孙小红）。"
+    assert approved in texts(sun) and approved in texts(tang) and approved in texts(he)
+    await at(day, clock, local(2, 19))
+    assert texts(tang)[-1].startswith("⏰ 您的班次12-02 20:00开始")
+    assert not any(t.startswith("⏰ 您的班次12-02 20:00开始") for t in texts(sun))
+    await at(day, clock, local(2, 20, 15))
+    assert any(t.startswith("🚨 岗位无人：值班室，唐磊（☎ 15900000016）未签到") for t in texts(he))
+
+
+async def test_a_swap_outside_the_unit_or_onto_someone_on_duty_is_refused(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    await at(day, clock, local(2, 6))
+    sun = await linked(day, clock, "SB01-04", 9110, "孙小红")
+    await sun.send("/swap")
+    menu = await sun.wait_for()
+    shift_id = int(menu.data_for("12-02 20:00–08:00 值班室").split(":")[2])
+    other_unit = await person_id(day, "SB02-03")
+    busy = await person_id(day, "SB01-02")  # 何丽 leads 12-02 08:00 to 12-03 08:00
+    await sun.press_data(menu.message_id, f"sw:p:{shift_id}:{other_unit}")
+    assert (await sun.wait_for_answer()).text == "只能与本单位的同事换班。"
+    await sun.press_data(menu.message_id, f"sw:p:{shift_id}:{busy}")
+    assert (await sun.wait_for_answer()).text == "何丽在该时段已有班次。"
+    await sun.press_data(menu.message_id, "sw:y:1")
+    assert (await sun.wait_for_answer()).text == "此按钮已失效。"
+
+
+async def test_a_national_holiday_uses_the_holiday_pattern(database_url: str) -> None:
+    clock = MovableClock(datetime(2026, 9, 29, 2, 0, tzinfo=UTC))  # 09-29 10:00 in Shanghai
+    settings = settings_from_mapping({"database": {"url": database_url}}, environ={})
+    async with LocalStack(settings, clock) as stack:
+        assert stack.db is not None
+        await roster.import_roster(
+            stack.db,
+            roster.sample_district_files()[:2],
+            tz=TZ,
+            default_language="zh",
+            now=clock.now(),
+        )
+        await rota.generate(
+            stack.db,
+            unit_code="SB01",
+            first=date(2026, 9, 30),
+            last=date(2026, 10, 1),
+            rota=settings.rota,
+            tz=TZ,
+            now=clock.now(),
+        )
+        principal = await linked(stack, clock, "SB01-01", 9200, "杨光明")
+        days = {}
+        for moment in (datetime(2026, 9, 30, 1, tzinfo=UTC), datetime(2026, 10, 1, 1, tzinfo=UTC)):
+            clock.set(moment)  # 09:00 in Shanghai
+            await principal.send("/shifts")
+            text = (await principal.wait_for()).text
+            board = text.split("石坝小学今日值班")[1].splitlines()
+            day = moment.astimezone(TZ).strftime("%m-%d")
+            days[day] = [line.split(": ")[0] for line in board if line.startswith(f"• {day}")]
+    # 09-30 is a workday: a day and a night shift; 10-01, National Day, one 24-hour shift.
+    assert days == {
+        "09-30": [
+            "• 09-30 08:00–20:00 值班室",
+            "• 09-30 20:00–08:00 值班室",
+            "• 09-30 08:00–08:00 带班",
+        ],
+        "10-01": ["• 10-01 08:00–08:00 值班室", "• 10-01 08:00–08:00 带班"],
+    }

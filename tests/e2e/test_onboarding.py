@@ -31,7 +31,16 @@ async def test_opening_an_invite_links_the_account_and_greets_in_chinese(
     ]
     menu = sample.emulator.commands(scope="chat", chat_id=8001)
     # a safety officer of a class may look at that class
-    assert [name for name, _ in menu] == ["help", "shifts", "in", "out", "me", "lang", "unit"]
+    assert [name for name, _ in menu] == [
+        "help",
+        "shifts",
+        "in",
+        "out",
+        "swap",
+        "me",
+        "lang",
+        "unit",
+    ]
 
 
 async def test_an_english_speaker_is_greeted_in_english(

@@ -1,0 +1,319 @@
+"""Shift swaps (/swap): a colleague of the same unit accepts, the duty leader approves.
+
+All three are told and the shift changes hands. The shift's deadlines (reminders, missed-shift
+paging) read the shift as it is when they fire, so once approved they follow the new person
+without being rescheduled.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.authz import Action, allowed
+from bot.errors import InvalidInput, NotAllowed, NotFound
+from bot.i18n import N_, Translator, translator
+from bot.models import ClockEvent, Person, Shift, ShiftSwap, Unit
+from bot.services import audit, contacts, outbox
+from bot.services.escalation import PagingContext
+from bot.services.outbox import Button
+from bot.uow import Database
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Something to pick from a button: an id and what the button says."""
+
+    id: int
+    label: str
+
+
+def _span(tr: Translator, shift: Shift, ctx: PagingContext) -> str:
+    start = tr.datetime_text(shift.start, ctx.tz, "MM-dd HH:mm")
+    return f"{start}–{tr.time_text(shift.end, ctx.tz)} {shift.post}"
+
+
+async def _free(session: AsyncSession, shift: Shift, now: datetime) -> None:
+    """Refuse a shift that has begun or been clocked in to."""
+    clocked = (
+        await session.exec(select(ClockEvent.id).where(ClockEvent.shift_id == shift.id).limit(1))
+    ).first()
+    if shift.start <= now or clocked is not None:
+        raise InvalidInput("That shift has already begun; it can no longer be swapped.")
+
+
+async def _on_duty_then(session: AsyncSession, person_id: int, shift: Shift) -> bool:
+    overlapping = await session.exec(
+        select(Shift.id).where(
+            Shift.person_id == person_id,
+            col(Shift.start) < shift.end,
+            col(Shift.end) > shift.start,
+            Shift.id != shift.id,
+        )
+    )
+    return overlapping.first() is not None
+
+
+async def my_swappable(
+    db: Database, *, person_id: int, now: datetime, ctx: PagingContext, tr: Translator
+) -> list[Choice]:
+    """The person's shifts that have not begun (the next 14 days)."""
+    async with db.uow() as uow:
+        rows = await uow.session.exec(
+            select(Shift)
+            .where(Shift.person_id == person_id, col(Shift.start) > now)
+            .order_by(col(Shift.start))
+            .limit(10)
+        )
+        return [Choice(shift.id or 0, _span(tr, shift, ctx)) for shift in rows.all()]
+
+
+async def colleagues(db: Database, *, person_id: int, shift_id: int, now: datetime) -> list[Choice]:
+    """Colleagues of the same unit who are free during the shift."""
+    async with db.uow() as uow:
+        session = uow.session
+        shift = await _own_shift(session, person_id=person_id, shift_id=shift_id)
+        await _free(session, shift, now)
+        people = await session.exec(
+            select(Person)
+            .where(Person.unit_id == shift.unit_id, col(Person.active), Person.id != person_id)
+            .order_by(col(Person.staff_no))
+        )
+        return [
+            Choice(person.id or 0, person.name)
+            for person in people.all()
+            if not await _on_duty_then(session, person.id or 0, shift)
+        ]
+
+
+async def _own_shift(session: AsyncSession, *, person_id: int, shift_id: int) -> Shift:
+    shift = (await session.exec(select(Shift).where(Shift.id == shift_id))).first()
+    if shift is None or shift.person_id != person_id:
+        raise NotFound("That shift is not yours (any more).")
+    return shift
+
+
+def _language(person: Person, ctx: PagingContext) -> Translator:
+    return translator(person.language or ctx.default_language)
+
+
+async def _tell(
+    session: AsyncSession,
+    person: Person,
+    message: str,
+    ctx: PagingContext,
+    now: datetime,
+    *,
+    shift: Shift,
+    buttons: list[tuple[str, str]] | None = None,
+    **params: str,
+) -> None:
+    tr = _language(person, ctx)
+    text = tr._(
+        message,
+        span=html.escape(_span(tr, shift, ctx), quote=False),
+        **{k: html.escape(v, quote=False) for k, v in params.items()},
+    )
+    keyboard = [[Button(tr._(label), data) for label, data in buttons]] if buttons else None
+    await outbox.enqueue(session, now=now, text=text, person_id=person.id, buttons=keyboard)
+
+
+async def offer(
+    db: Database,
+    *,
+    person_id: int,
+    shift_id: int,
+    to_person_id: int,
+    now: datetime,
+    ctx: PagingContext,
+) -> None:
+    """Offer one of my shifts to a colleague; they are asked to accept."""
+    async with db.uow() as uow:
+        session = uow.session
+        shift = await _own_shift(session, person_id=person_id, shift_id=shift_id)
+        await _free(session, shift, now)
+        me = await contacts.person(session, person_id)
+        other = (await session.exec(select(Person).where(Person.id == to_person_id))).first()
+        if other is None or other.unit_id != shift.unit_id or not other.active:
+            raise InvalidInput("You can only swap with a colleague of your own unit.")
+        if await _on_duty_then(session, to_person_id, shift):
+            raise InvalidInput("{name} is already on duty at that time.", name=other.name)
+        swap = ShiftSwap(
+            shift_id=shift_id, from_person_id=person_id, to_person_id=to_person_id, requested_at=now
+        )
+        session.add(swap)
+        await session.flush()
+        await _tell(
+            session,
+            other,
+            N_("🔁 {name} asks you to take their shift {span}. Will you take it?"),
+            ctx,
+            now,
+            shift=shift,
+            name=me.name,
+            buttons=[(N_("✅ Accept"), f"sw:a:{swap.id}"), (N_("✖ Decline"), f"sw:d:{swap.id}")],
+        )
+        await audit.record(
+            session,
+            at=now,
+            action="swap.offer",
+            actor_person_id=person_id,
+            subject_type="shift",
+            subject_id=shift_id,
+            unit_id=shift.unit_id,
+            detail={"to": to_person_id, "swap": swap.id},
+        )
+        await uow.commit()
+
+
+async def _swap(session: AsyncSession, swap_id: int) -> tuple[ShiftSwap, Shift, Person, Person]:
+    swap = (await session.exec(select(ShiftSwap).where(ShiftSwap.id == swap_id))).first()
+    if swap is None:
+        raise NotFound("This button is no longer valid.")
+    shift = (await session.exec(select(Shift).where(Shift.id == swap.shift_id))).one()
+    giver = await contacts.person(session, swap.from_person_id)
+    taker = await contacts.person(session, swap.to_person_id)
+    return swap, shift, giver, taker
+
+
+async def answer(
+    db: Database,
+    *,
+    person_id: int,
+    swap_id: int,
+    accept: bool,
+    now: datetime,
+    ctx: PagingContext,
+) -> str:
+    """The colleague accepts or declines; on acceptance the duty leader is asked to approve."""
+    async with db.uow() as uow:
+        session = uow.session
+        swap, shift, giver, taker = await _swap(session, swap_id)
+        if swap.to_person_id != person_id:
+            raise NotAllowed("This button is not for you.")
+        if swap.status != "offered":
+            raise InvalidInput("This swap was already answered.")
+        await _free(session, shift, now)
+        if not accept:
+            swap.status, swap.decided_at = "declined", now
+            await _tell(
+                session,
+                giver,
+                N_("✖ {name} declined to take your shift {span}."),
+                ctx,
+                now,
+                shift=shift,
+                name=taker.name,
+            )
+        else:
+            swap.status, swap.accepted_at = "accepted", now
+            leaders = await contacts.holders(
+                session, role="duty_leader", unit_id=shift.unit_id, now=shift.start
+            )
+            for leader in leaders or await contacts.people_with_role(
+                session, role="principal", unit_id=shift.unit_id
+            ):
+                await _tell(
+                    session,
+                    leader,
+                    N_(
+                        "🔁 {giver} wants to hand the shift {span} to {taker}, who agreed. Approve?"
+                    ),
+                    ctx,
+                    now,
+                    shift=shift,
+                    giver=giver.name,
+                    taker=taker.name,
+                    buttons=[
+                        (N_("✅ Approve"), f"sw:y:{swap.id}"),
+                        (N_("✖ Refuse"), f"sw:n:{swap.id}"),
+                    ],
+                )
+            await _tell(
+                session,
+                giver,
+                N_(
+                    "{name} agreed to take your shift {span}; waiting for the duty "
+                    "leader's approval."
+                ),
+                ctx,
+                now,
+                shift=shift,
+                name=taker.name,
+            )
+        await audit.record(
+            session,
+            at=now,
+            action="swap.accept" if accept else "swap.decline",
+            actor_person_id=person_id,
+            subject_type="shift",
+            subject_id=shift.id,
+            unit_id=shift.unit_id,
+            detail={"swap": swap.id},
+        )
+        await uow.commit()
+    return swap.status
+
+
+async def decide(
+    db: Database,
+    *,
+    person_id: int,
+    swap_id: int,
+    approve: bool,
+    now: datetime,
+    ctx: PagingContext,
+) -> str:
+    """The duty leader approves (the shift changes hands) or refuses; all three are told."""
+    async with db.uow() as uow:
+        session = uow.session
+        swap, shift, giver, taker = await _swap(session, swap_id)
+        unit = (await session.exec(select(Unit).where(Unit.id == shift.unit_id))).one()
+        grants = await contacts.grants_of(session, person_id)
+        if not allowed(grants, Action.SWAP_APPROVE, unit.path):
+            raise NotAllowed("This button is not for you.")
+        if swap.status != "accepted":
+            raise InvalidInput("This swap was already decided.")
+        await _free(session, shift, now)
+        leader = await contacts.person(session, person_id)
+        if approve:
+            if await _on_duty_then(session, taker.id or 0, shift):
+                raise InvalidInput("{name} is already on duty at that time.", name=taker.name)
+            shift.person_id = taker.id
+            swap.status = "approved"
+            message = N_(
+                "✅ {leader} approved: the shift {span} now belongs to {taker} "
+                "(instead of {giver})."
+            )
+        else:
+            swap.status = "refused"
+            message = N_("✖ {leader} refused to hand the shift {span} from {giver} to {taker}.")
+        swap.decided_at, swap.decided_by_id = now, person_id
+        for person in (giver, taker, leader):
+            await _tell(
+                session,
+                person,
+                message,
+                ctx,
+                now,
+                shift=shift,
+                leader=leader.name,
+                giver=giver.name,
+                taker=taker.name,
+            )
+        await audit.record(
+            session,
+            at=now,
+            action="swap.approve" if approve else "swap.refuse",
+            actor_person_id=person_id,
+            subject_type="shift",
+            subject_id=shift.id,
+            unit_id=shift.unit_id,
+            detail={"swap": swap.id},
+        )
+        await uow.commit()
+    return swap.status
