@@ -29,6 +29,7 @@ KEYWORDS = {
     "NotFound": None,
     "NotAllowed": None,
     "InvalidInput": None,
+    "NeedLocation": None,
 }
 LOCALES = ROOT / "bot" / "locales"
 _BABEL_LOCALE = {"zh": "zh_Hans_CN", "en": "en_GB"}

@@ -40,3 +40,23 @@ def test_times_are_shown_in_the_configured_zone() -> None:
     assert tr.datetime_text(moment, ZoneInfo("Asia/Shanghai")) == "2026-11-29 00:05"
     assert tr.time_text(moment, ZoneInfo("Asia/Shanghai")) == "00:05"
     assert translator("en").duration_text(timedelta(minutes=75)) == "1 h 15 min"
+
+
+def test_every_error_class_of_the_project_is_an_extraction_keyword() -> None:
+    import importlib
+    import pkgutil
+
+    import bot.services
+    from bot.catalog import KEYWORDS
+    from bot.errors import RosterError, ZhibanError
+
+    for module in pkgutil.iter_modules(bot.services.__path__):
+        importlib.import_module(f"bot.services.{module.name}")
+    pending = [ZhibanError]
+    classes = set()
+    while pending:
+        cls = pending.pop()
+        classes.add(cls.__name__)
+        pending.extend(cls.__subclasses__())
+    # RosterError wraps another error and marks its own sentences with N_()
+    assert classes - {RosterError.__name__} <= set(KEYWORDS)

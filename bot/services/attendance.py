@@ -588,6 +588,7 @@ async def _missed(
         unit_id=unit.id or 0,
         subject=subject,
         now=now,
+        exclude=(person.id,) if person is not None and person.id is not None else (),
     )
 
 

@@ -106,11 +106,13 @@ async def start(
     now: datetime,
     drill: bool = False,
     place_unit_id: int | None = None,
+    exclude: tuple[int, ...] = (),
 ) -> Escalation:
     """Start a policy for a subject at a unit; starting it twice returns the first one.
 
     `place_unit_id` is where the matter is, when that differs from the unit being paged
-    (a matter passed up is still about the school).
+    (a matter passed up is still about the school). People in `exclude` are never paged for it
+    (the absent person about their own missed shift).
     """
     existing = (
         await session.exec(
@@ -133,6 +135,7 @@ async def start(
             "subject": subject.to_json(),
             "steps": _steps_json(steps),
             "place_unit_id": place_unit_id or unit_id,
+            "exclude": list(exclude),
         },
         is_drill=drill,
     )
@@ -324,10 +327,13 @@ async def _first_pages(
     if target is None:
         return
     already = await _paged_people(session, escalation.id or 0)
+    excluded = set((escalation.details or {}).get("exclude") or [])
     recipients: list[tuple[Person, str]] = []
     holders_found = False
     for role in step["roles"]:
         for person in await contacts.holders(session, role=role, unit_id=target.id or 0, now=now):
+            if person.id in excluded:
+                continue
             holders_found = True
             if person.id not in already and all(person.id != p.id for p, _ in recipients):
                 recipients.append((person, role))
@@ -414,6 +420,7 @@ async def _page_next_contact(
 ) -> Page | None:
     """Page the first reachable person further down the fallback chain."""
     already = await _paged_people(session, escalation.id or 0)
+    already |= set((escalation.details or {}).get("exclude") or [])
     for level, role in _chain_after(after):
         unit = await contacts.unit_at_level(session, target, level)
         if unit is None:
