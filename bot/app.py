@@ -141,6 +141,9 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
     application.add_handler(
         CallbackQueryHandler(attendance_handlers.on_out_button, pattern=r"^out:")
     )
+    application.add_handler(
+        CallbackQueryHandler(attendance_handlers.on_clock_out_button, pattern=r"^sh:out:")
+    )
     application.add_handler(CallbackQueryHandler(swap_handlers.on_swap_button, pattern=r"^sw:"))
     application.add_handler(
         MessageHandler(filters.LOCATION & filters.ChatType.PRIVATE, attendance_handlers.on_location)

@@ -218,6 +218,18 @@ class RotaSettings(_Section):
     leader_shift: ShiftSpan = Field(default_factory=lambda: parse_span("08:00-08:00"))
     leader_roles: list[str] = Field(default_factory=lambda: ["duty_leader"])
 
+    @model_validator(mode="after")
+    def _distinct_shifts(self) -> RotaSettings:
+        for name in ("workday_shifts", "holiday_shifts"):
+            starts = [start for start, _length in getattr(self, name)]
+            if not starts:
+                raise ValueError(f"{name}: name at least one shift")
+            if len(set(starts)) != len(starts):
+                raise ValueError(f"{name}: two shifts start at the same time")
+            if self.leader_post == self.post and self.leader_shift[0] in starts:
+                raise ValueError("leader_post: must differ from post when shifts start together")
+        return self
+
     @field_validator("staff_roles", "leader_roles")
     @classmethod
     def _known_roles(cls, value: list[str]) -> list[str]:

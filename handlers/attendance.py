@@ -246,6 +246,13 @@ async def on_location(update: Update, context: ZhibanContext) -> None:
     await _clock_in(update, context, location=location, shift_id=None)
 
 
+async def on_clock_out_button(update: Update, context: ZhibanContext) -> None:
+    """The Clock out button on the end-of-shift reminder: the same as /out."""
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+    await out_command(update, context)
+
+
 async def out_command(update: Update, context: ZhibanContext) -> None:
     """Start clocking out: ask for the duty log."""
     message, chat, me = update.effective_message, update.effective_chat, context.me

@@ -117,7 +117,10 @@ def test_demo_runs_offline_and_prints_the_conversation() -> None:
     assert "[07:53] bot → Ma Jun: Welcome, 马俊! Your account is now linked." in out
     assert "[07:55] bot → 吴静: There is no unit MY01 in your area of responsibility." in out
     assert "[07:58] bot → Ma Jun: ✅ Clocked in at 07:58: 值班室, 石坝小学" in out
-    assert "[08:15] bot → 冯志刚: 🚨 Post unmanned: 值班室. 彭勇 (☎ 13800000019) has not clocked in" in out
+    assert (
+        "[08:15] bot → 冯志刚: 🚨 Post unmanned: 值班室. 彭勇 (☎ 13800000019) has not clocked in"
+        in out
+    )
     assert "✅ Acknowledged by 冯志刚 at 08:17." in out
     assert "Traceback" not in out + result.stderr
 

@@ -47,6 +47,7 @@ POLICY = "shift.missed"
 PLAN_AHEAD = timedelta(hours=3)
 
 CLOCK_IN_LABEL = N_("✅ Clock in")
+CLOCK_OUT_LABEL = N_("👋 Clock out")
 
 
 class NeedLocation(ZhibanError):
@@ -609,7 +610,8 @@ async def _unclosed(
             unit=html.escape(unit.name, quote=False),
             time=tr.time_text(shift.end, ctx.tz),
         )
-        await outbox.enqueue(session, now=now, text=text, person_id=person.id)
+        buttons = [[Button(tr._(CLOCK_OUT_LABEL), f"sh:out:{shift.id}")]]
+        await outbox.enqueue(session, now=now, text=text, person_id=person.id, buttons=buttons)
         return
     for leader_person in await contacts.holders(
         session, role="duty_leader", unit_id=unit.id or 0, now=now

@@ -237,6 +237,8 @@ async def test_forgetting_to_clock_out_asks_the_person_then_tells_the_leader(
     await clock_in_here(ma)
     await at(day, clock, local(1, 20, 30))
     assert texts(ma)[-1].startswith("Your shift at 石坝小学 ended at 20:00. Please clock out")
+    await ma.press("👋 Clock out")
+    assert (await ma.wait_for()).text.startswith("Clocking out of 值班室, 石坝小学.")
     await at(day, clock, local(1, 21))
     assert texts(yang)[-1] == "马俊尚未签退石坝小学值班室（班次已于20:00结束）。"
 
