@@ -12,6 +12,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import DatabaseSettings
 
+# Execution option marking a unit of work that only reads.
+READ_ONLY = "zhiban_read_only"
+
 
 def is_sqlite(url: str) -> bool:
     """Tell whether a database URL names SQLite."""
@@ -45,7 +48,11 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     def _begin_immediate(connection: Connection) -> None:
         # Take the write lock up front: a transaction that reads, then writes, never fails
         # half-way with "database is locked"; it waits its turn (busy_timeout) instead.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only units of work (Database.read) need no lock and do not queue for it.
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -7,14 +7,17 @@ from types import TracebackType
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.db import session_factory
+from bot.db import READ_ONLY, session_factory
 
 
 class UnitOfWork:
     """An async context that opens a session and a transaction for one use case."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, read_only: bool = False
+    ) -> None:
         self._sessions = sessions
+        self._read_only = read_only
         self._session: AsyncSession | None = None
 
     @property
@@ -27,6 +30,8 @@ class UnitOfWork:
     async def __aenter__(self) -> UnitOfWork:
         self._session = self._sessions()
         await self._session.begin()
+        if self._read_only:
+            await self._session.connection(execution_options={READ_ONLY: True})
         return self
 
     async def __aexit__(
@@ -47,6 +52,8 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         """Commit the use case's changes."""
+        if self._read_only:
+            raise RuntimeError("a read-only unit of work cannot commit")
         await self.session.commit()
 
 
@@ -60,6 +67,10 @@ class Database:
     def uow(self) -> UnitOfWork:
         """Open a new unit of work."""
         return UnitOfWork(self.sessions)
+
+    def read(self) -> UnitOfWork:
+        """Open a unit of work that only reads (on SQLite it does not wait for the write lock)."""
+        return UnitOfWork(self.sessions, read_only=True)
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

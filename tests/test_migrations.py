@@ -35,3 +35,14 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys(db: Database) -> None:
         mode = (await connection.execute(text("PRAGMA journal_mode"))).scalar_one()
         keys = (await connection.execute(text("PRAGMA foreign_keys"))).scalar_one()
     assert (mode, keys) == ("wal", 1)
+
+
+async def test_a_read_only_unit_of_work_does_not_wait_for_a_writer(db: Database) -> None:
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only: PostgreSQL readers never wait for writers")
+    async with db.uow() as writer:
+        await writer.session.execute(text("UPDATE units SET name = name"))  # holds the lock
+        async with db.read() as reader:
+            assert (await reader.session.execute(text("SELECT count(*) FROM units"))).scalar() == 0
+            with pytest.raises(RuntimeError, match="read-only"):
+                await reader.commit()

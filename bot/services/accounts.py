@@ -306,7 +306,7 @@ async def _me(session: AsyncSession, person_id: int, *, unreachable: bool = Fals
 
 async def identify(db: Database, *, external_id: int) -> Me | None:
     """The linked person behind a messaging account, or None for a stranger."""
-    async with db.uow() as uow:
+    async with db.read() as uow:
         person = await contacts.person_by_account(uow.session, external_id=external_id)
         if person is None or person.id is None or not person.active:
             return None
@@ -435,7 +435,7 @@ async def view_unit(db: Database, *, me: Me, code: str, now: datetime) -> UnitVi
 
 async def scope_units(db: Database, *, me: Me) -> list[tuple[str, str, int]]:
     """The units a person's roles cover: (code, name, depth below the role's unit)."""
-    async with db.uow() as uow:
+    async with db.read() as uow:
         units = (await uow.session.exec(select(Unit).order_by(col(Unit.path)))).all()
     result = []
     for unit in units:
@@ -483,5 +483,5 @@ async def bind_group(db: Database, *, me: Me, chat_id: int, code: str | None, no
 
 async def bound_unit(db: Database, *, chat_id: int) -> Unit | None:
     """The unit whose duty group this chat is."""
-    async with db.uow() as uow:
+    async with db.read() as uow:
         return (await uow.session.exec(select(Unit).where(Unit.duty_chat_id == chat_id))).first()

@@ -324,7 +324,7 @@ async def clock_in(
 
 async def open_shift(db: Database, *, person_id: int, now: datetime) -> ShiftLine | None:
     """The shift the person is clocked in to and has not clocked out of."""
-    async with db.uow() as uow:
+    async with db.read() as uow:
         session = uow.session
         rows = await session.exec(
             select(Shift)
@@ -391,7 +391,7 @@ async def my_shifts(
     db: Database, *, person_id: int, now: datetime, days: int = 7
 ) -> list[ShiftLine]:
     """The person's shifts from now (including one under way) for the next `days` days."""
-    async with db.uow() as uow:
+    async with db.read() as uow:
         rows = await uow.session.exec(
             select(Shift)
             .where(
@@ -408,7 +408,7 @@ async def unit_shifts(
     db: Database, *, unit_id: int, start: datetime, end: datetime
 ) -> list[ShiftLine]:
     """Every shift of a unit that overlaps [start, end), in order."""
-    async with db.uow() as uow:
+    async with db.read() as uow:
         rows = await uow.session.exec(
             select(Shift)
             .where(Shift.unit_id == unit_id, col(Shift.end) > start, col(Shift.start) < end)

@@ -89,5 +89,5 @@ async def run_due(
 
 async def next_due(db: Database) -> datetime | None:
     """When the engine must next wake."""
-    async with db.uow() as uow:
+    async with db.read() as uow:
         return await deadlines.next_due(uow.session)
