@@ -488,9 +488,10 @@ def clock_in_button(tr: Translator, shift_id: int) -> list[list[Button]]:
     return [[Button(tr._(CLOCK_IN_LABEL), f"sh:in:{shift_id}")]]
 
 
-async def _remind_before(
-    session: AsyncSession, deadline: Deadline, now: datetime, ctx: PagingContext
+async def _nudge(
+    session: AsyncSession, deadline: Deadline, now: datetime, ctx: PagingContext, message: str
 ) -> None:
+    """Remind the person of their shift, with a Clock in button, unless they clocked in."""
     state = await _shift_state(session, deadline.subject_id)
     if state is None:
         return
@@ -499,8 +500,7 @@ async def _remind_before(
         return
     tr = _who(person, ctx)
     text = tr._(
-        "⏰ Your shift starts at {time}: {post}, {unit}. "
-        "Clock in with /in or the button when you arrive.",
+        message,
         time=tr.datetime_text(shift.start, ctx.tz, "MM-dd HH:mm"),
         post=html.escape(shift.post, quote=False),
         unit=html.escape(unit.name, quote=False),
@@ -514,30 +514,14 @@ async def _remind_before(
     )
 
 
-async def _remind(
-    session: AsyncSession, deadline: Deadline, now: datetime, ctx: PagingContext
-) -> None:
-    state = await _shift_state(session, deadline.subject_id)
-    if state is None:
-        return
-    shift, unit, person, clock_in_event, _ = state
-    if person is None or clock_in_event is not None:
-        return
-    tr = _who(person, ctx)
-    text = tr._(
-        "⚠️ Your shift at {unit} ({post}) started at {time} and you have not clocked in. "
-        "Please clock in now.",
-        unit=html.escape(unit.name, quote=False),
-        post=html.escape(shift.post, quote=False),
-        time=tr.datetime_text(shift.start, ctx.tz, "MM-dd HH:mm"),
-    )
-    await outbox.enqueue(
-        session,
-        now=now,
-        text=text,
-        person_id=person.id,
-        buttons=clock_in_button(tr, shift.id or 0),
-    )
+REMIND_BEFORE = N_(
+    "⏰ Your shift starts at {time}: {post}, {unit}. "
+    "Clock in with /in or the button when you arrive."
+)
+REMIND_LATE = N_(
+    "⚠️ Your shift at {unit} ({post}) started at {time} and you have not clocked in. "
+    "Please clock in now."
+)
 
 
 def missed_steps(shift: Shift, settings: ShiftSettings) -> list[EscalationStep]:
@@ -633,10 +617,10 @@ def deadline_handlers(settings: ShiftSettings, ctx: PagingContext) -> dict[str, 
     """The engine handlers of shift deadlines."""
 
     async def before(s: AsyncSession, d: Deadline, now: datetime, late: bool) -> None:
-        await _remind_before(s, d, now, ctx)
+        await _nudge(s, d, now, ctx, REMIND_BEFORE)
 
     async def remind(s: AsyncSession, d: Deadline, now: datetime, late: bool) -> None:
-        await _remind(s, d, now, ctx)
+        await _nudge(s, d, now, ctx, REMIND_LATE)
 
     async def missed(s: AsyncSession, d: Deadline, now: datetime, late: bool) -> None:
         await _missed(s, d, now, ctx, settings)

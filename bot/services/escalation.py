@@ -572,17 +572,29 @@ async def acknowledge(
     await _close_pages(
         session, escalation, note=_by(ACKNOWLEDGED_BY, person, now, ctx), now=now, ctx=ctx
     )
+    await _record_press(session, escalation, page, person_id, "page.acknowledge", now)
+    return Outcome(escalation.id, True, person.name, now, "acknowledged")
+
+
+async def _record_press(
+    session: AsyncSession,
+    escalation: Escalation,
+    page: Page,
+    person_id: int,
+    action: str,
+    now: datetime,
+    **detail: Any,
+) -> None:
     await audit.record(
         session,
         at=now,
-        action="page.acknowledge",
+        action=action,
         actor_person_id=person_id,
         subject_type=escalation.subject_type,
         subject_id=escalation.subject_id,
         unit_id=escalation.unit_id,
-        detail={"escalation": escalation.id, "page": page.id},
+        detail={"escalation": escalation.id, "page": page.id, **detail},
     )
-    return Outcome(escalation.id, True, person.name, now, "acknowledged")
 
 
 async def _earlier(session: AsyncSession, escalation: Escalation) -> Outcome:
@@ -615,16 +627,7 @@ async def resolve(
     await _close_pages(
         session, escalation, note=_by(RESOLVED_BY, person, now, ctx), now=now, ctx=ctx
     )
-    await audit.record(
-        session,
-        at=now,
-        action="page.resolve",
-        actor_person_id=person_id,
-        subject_type=escalation.subject_type,
-        subject_id=escalation.subject_id,
-        unit_id=escalation.unit_id,
-        detail={"escalation": escalation.id, "page": page.id},
-    )
+    await _record_press(session, escalation, page, person_id, "page.resolve", now)
     return Outcome(escalation.id, True, person.name, now, "resolved")
 
 
@@ -663,15 +666,8 @@ async def pass_up(
         drill=escalation.is_drill,
         place_unit_id=int((escalation.details or {}).get("place_unit_id") or unit.id or 0),
     )
-    await audit.record(
-        session,
-        at=now,
-        action="page.pass_up",
-        actor_person_id=person_id,
-        subject_type=escalation.subject_type,
-        subject_id=escalation.subject_id,
-        unit_id=escalation.unit_id,
-        detail={"escalation": escalation.id, "to_escalation": upper.id, "page": page.id},
+    await _record_press(
+        session, escalation, page, person_id, "page.pass_up", now, to_escalation=upper.id
     )
     return Outcome(escalation.id, True, person.name, now, "passed_up")
 
