@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import Update
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.delivery import OutboxSender
 from bot.i18n import Translator, translator
 from bot.services.accounts import Me
 from bot.services.escalation import PagingContext
 from bot.uow import Database
-from jobs.engine import EngineJob
 
 
 @dataclass
@@ -35,13 +34,36 @@ class Runtime:
         return PagingContext(tz=self.settings.bot.tz, default_language=self.settings.bot.language)
 
 
+class Engine(Protocol):
+    """The deadline engine as the app and the sandbox drive it (jobs/engine.py)."""
+
+    def attach(self, queue: Any) -> None:
+        """Start its scheduled job."""
+
+    async def step(self) -> object:
+        """Handle what is due now."""
+
+
+class Sender(Protocol):
+    """The outbox sender as the app and the sandbox drive it (bot/delivery.py)."""
+
+    def wake(self) -> None:
+        """Look at the outbox now."""
+
+    async def drain(self) -> int:
+        """Send everything due."""
+
+    async def run(self, stop: asyncio.Event, *, poll_every: float = 2.0) -> None:
+        """Drain until stopped."""
+
+
 class BotData:
     """`application.bot_data`: the runtime and the background workers, set by the app factory."""
 
     def __init__(self) -> None:
         self.runtime: Runtime | None = None
-        self.engine: EngineJob | None = None
-        self.sender: OutboxSender | None = None
+        self.engine: Engine | None = None
+        self.sender: Sender | None = None
 
 
 class ZhibanContext(CallbackContext[ExtBot[Any], dict[Any, Any], dict[Any, Any], BotData]):
