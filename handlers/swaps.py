@@ -10,13 +10,13 @@ from bot.errors import ZhibanError
 from bot.services import swaps
 from handlers.context import ZhibanContext
 
-PATTERN = re.compile(r"^sw:(s:\d{1,12}|p:\d{1,12}:\d{1,12}|[adyn]:\d{1,12})$")
+PATTERN = re.compile(r"^sw:(x|s:\d{1,12}|p:\d{1,12}:\d{1,12}|[adyn]:\d{1,12})$")
 
 
-def _keyboard(rows: list[tuple[str, str]]) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(label, callback_data=data)] for label, data in rows]
-    )
+def _keyboard(rows: list[tuple[str, str]], cancel: str) -> InlineKeyboardMarkup:
+    """One button a row, and Cancel last."""
+    buttons = [[InlineKeyboardButton(label, callback_data=data)] for label, data in rows]
+    return InlineKeyboardMarkup([*buttons, [InlineKeyboardButton(cancel, callback_data="sw:x")]])
 
 
 async def swap_command(update: Update, context: ZhibanContext) -> None:
@@ -34,7 +34,7 @@ async def swap_command(update: Update, context: ZhibanContext) -> None:
         return
     await message.reply_text(
         tr._("Which shift do you want to hand over?"),
-        reply_markup=_keyboard([(c.label, f"sw:s:{c.id}") for c in choices]),
+        reply_markup=_keyboard([(c.label, f"sw:s:{c.id}") for c in choices], tr._("✖ Cancel")),
     )
 
 
@@ -51,6 +51,10 @@ async def on_swap_button(update: Update, context: ZhibanContext) -> None:
         await query.answer(tr._("This button is no longer valid."), show_alert=True)
         return
     kind, *numbers = match.group(1).split(":")
+    if kind == "x":
+        await query.answer()
+        await query.edit_message_text(tr._("Cancelled; nothing was changed."))
+        return
     ids = [int(n) for n in numbers]
     try:
         if kind == "s":
@@ -63,7 +67,9 @@ async def on_swap_button(update: Update, context: ZhibanContext) -> None:
                 return
             await query.edit_message_text(
                 tr._("Who should take it?"),
-                reply_markup=_keyboard([(p.label, f"sw:p:{ids[0]}:{p.id}") for p in people]),
+                reply_markup=_keyboard(
+                    [(p.label, f"sw:p:{ids[0]}:{p.id}") for p in people], tr._("✖ Cancel")
+                ),
             )
             return
         if kind == "p":

@@ -84,7 +84,7 @@ async def test_pages_lists_each_page_with_status_and_error_and_audit_names_who_a
     acknowledged = [line for line in log.stdout.splitlines() if "page.acknowledge" in line]
     assert acknowledged[0].split("\t")[:4] == [
         "2026-12-01 10:00:00",
-        "王校长",
+        "王校长 (telegram:5003)",
         "page.acknowledge",
         "test:1",
     ]

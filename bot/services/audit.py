@@ -9,7 +9,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.models import AuditEntry, Person
+from bot.models import Account, AuditEntry, Person
 
 
 async def record(
@@ -25,7 +25,17 @@ async def record(
     allowed: bool = True,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Add one audit entry to the current transaction."""
+    """Add one audit entry to the current transaction (naming the actor's linked account)."""
+    if actor_account is None and actor_person_id is not None:
+        account = (
+            await session.exec(
+                select(Account).where(
+                    Account.person_id == actor_person_id, col(Account.unlinked_at).is_(None)
+                )
+            )
+        ).first()
+        if account is not None:
+            actor_account = f"{account.channel}:{account.external_id}"
     session.add(
         AuditEntry(
             at=at,
@@ -66,5 +76,7 @@ async def entries_since(session: AsyncSession, *, since: datetime, limit: int) -
     for entry, name in await session.exec(statement):
         subject = f"{entry.subject_type}:{entry.subject_id}" if entry.subject_type else "-"
         actor = name or entry.actor_account or "-"
+        if name and entry.actor_account:
+            actor = f"{name} ({entry.actor_account})"
         lines.append(AuditLine(entry.at, actor, entry.action, subject, entry.allowed, entry.detail))
     return lines

@@ -21,7 +21,7 @@ from bot.models import ClockEvent, Person, Shift, ShiftSwap, Unit
 from bot.services import audit, contacts, outbox
 from bot.services.escalation import PagingContext
 from bot.services.outbox import Button
-from bot.uow import Database
+from bot.uow import Database, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,23 @@ async def offer(
         await uow.commit()
 
 
+async def _refused(
+    uow: UnitOfWork, *, person_id: int, shift: Shift, action: str, now: datetime
+) -> None:
+    """Record a refused press; nothing else of the use case was written."""
+    await audit.record(
+        uow.session,
+        at=now,
+        action=action,
+        actor_person_id=person_id,
+        subject_type="shift",
+        subject_id=shift.id,
+        unit_id=shift.unit_id,
+        allowed=False,
+    )
+    await uow.commit()
+
+
 async def _swap(session: AsyncSession, swap_id: int) -> tuple[ShiftSwap, Shift, Person, Person]:
     swap = (await session.exec(select(ShiftSwap).where(ShiftSwap.id == swap_id))).first()
     if swap is None:
@@ -194,6 +211,7 @@ async def answer(
         session = uow.session
         swap, shift, giver, taker = await _swap(session, swap_id)
         if swap.to_person_id != person_id:
+            await _refused(uow, person_id=person_id, shift=shift, action="swap.accept", now=now)
             raise NotAllowed("This button is not for you.")
         if swap.status != "offered":
             raise InvalidInput("This swap was already answered.")
@@ -275,6 +293,7 @@ async def decide(
         unit = (await session.exec(select(Unit).where(Unit.id == shift.unit_id))).one()
         grants = await contacts.grants_of(session, person_id)
         if not allowed(grants, Action.SWAP_APPROVE, unit.path):
+            await _refused(uow, person_id=person_id, shift=shift, action="swap.approve", now=now)
             raise NotAllowed("This button is not for you.")
         if swap.status != "accepted":
             raise InvalidInput("This swap was already decided.")

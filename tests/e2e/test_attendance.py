@@ -320,6 +320,8 @@ async def test_a_swap_outside_the_unit_or_onto_someone_on_duty_is_refused(
     assert (await sun.wait_for_answer()).text == "何丽在该时段已有班次。"
     await sun.press_data(menu.message_id, "sw:y:1")
     assert (await sun.wait_for_answer()).text == "此按钮已失效。"
+    await sun.press("✖ 取消", message_id=menu.message_id)
+    assert (await sun.wait_for()).text == "已取消，没有任何改动。"
 
 
 async def test_a_national_holiday_uses_the_holiday_pattern(database_url: str) -> None:
