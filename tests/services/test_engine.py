@@ -146,6 +146,34 @@ async def test_two_engines_on_one_database_handle_1000_deadlines_exactly_once(
         assert set(workers) == {"one", "two"}  # the work really was shared
 
 
+async def test_two_engine_processes_handle_1000_deadlines_exactly_once(
+    db: Database, database_url: str
+) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("several processes share one database only on PostgreSQL")
+    await schedule_many(db, 1000)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(WORKER),
+        database_url,
+        "engine",
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    assert process.stdout is not None
+    assert (await asyncio.wait_for(process.stdout.readline(), timeout=60)).strip() == b"ready"
+    mine = await run_due(db, now=T0, handlers=HANDLERS, worker="test", batch=20)
+    theirs = int((await asyncio.wait_for(process.stdout.readline(), timeout=120)).strip())
+    await process.wait()
+    assert mine.handled + theirs == 1000
+    async with db.uow() as uow:
+        total = (await uow.session.exec(select(func.count()).select_from(OutboxMessage))).one()
+        distinct = (
+            await uow.session.exec(select(func.count(func.distinct(OutboxMessage.chat_id))))
+        ).one()
+    assert (total, distinct) == (1000, 1000)
+
+
 async def _run_worker_until_ready(database_url: str, mode: str) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
