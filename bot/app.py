@@ -127,13 +127,14 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         ("lang", people.lang_command),
         ("unit", people.unit_command),
         ("invite", people.invite_command),
-        ("bindgroup", people.bindgroup_command),
         ("shifts", attendance_handlers.shifts_command),
         ("in", attendance_handlers.in_command),
         ("out", attendance_handlers.out_command),
         ("swap", swap_handlers.swap_command),
     ):
-        application.add_handler(CommandHandler(name, callback))
+        # Private chats only: invite links, phones and pages do not belong in a group.
+        application.add_handler(CommandHandler(name, callback, filters=filters.ChatType.PRIVATE))
+    application.add_handler(CommandHandler("bindgroup", people.bindgroup_command))
     application.add_handler(CallbackQueryHandler(people.on_language_button, pattern=r"^lang:"))
     application.add_handler(
         CallbackQueryHandler(attendance_handlers.on_clock_in_button, pattern=r"^sh:in:")
@@ -210,7 +211,8 @@ class Workers:
     async def stop(self) -> None:
         """Let the sender finish the message in hand, then end it."""
         self._stop.set()
-        with suppress(asyncio.CancelledError):
+        with suppress(asyncio.CancelledError, TimeoutError):
+            # A message in hand is finished; rows still claimed go out after their lease.
             await asyncio.wait_for(self._task, timeout=10)
 
 

@@ -31,7 +31,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 
 from bot.clock import Clock
 from bot.config import TelegramSettings
-from bot.models import OutboxMessage, OutboxStatus
+from bot.models import OutboxMessage, OutboxStatus, Page
 from bot.services import contacts, escalation, outbox
 from bot.services.escalation import PagingContext
 from bot.uow import Database
@@ -196,6 +196,11 @@ class OutboxSender:
                 return None
             row.chat_id = account.chat_id
         assert row.id is not None and row.chat_id is not None
+        if row.kind == "page" and row.page_id is not None:
+            page = await session.get(Page, row.page_id)
+            if page is not None and page.status != "active":
+                row.status = OutboxStatus.CANCELLED  # acknowledged or resolved meanwhile
+                return None
         target_message_id = reply_to_message_id = None
         if row.method == "editMessageText":
             target = await outbox.by_id(session, int(row.body["target"]))

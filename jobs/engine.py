@@ -83,11 +83,13 @@ class EngineJob:
                 result.failed,
             )
             self.after_step()
-        await self.rearm()
+        # Due work that nothing here could claim is held by another instance: look again in a
+        # moment rather than at once, over and over.
+        await self.rearm(minimum=0.0 if result.handled or result.failed else 1.0)
         return result
 
-    async def rearm(self) -> None:
-        """Arm the one-off job for the earliest pending deadline."""
+    async def rearm(self, minimum: float = 0.0) -> None:
+        """Arm the one-off job for the earliest pending deadline (not sooner than `minimum` s)."""
         due = await next_due(self.db)
         if due is None or self._queue is None:
             return
@@ -97,6 +99,7 @@ class EngineJob:
         delay = self.clock.real_delay(due)
         if delay is None:
             return
+        delay = max(delay, minimum)
         if self._armed is not None and not self._armed.removed:
             self._armed.schedule_removal()
         self._armed_for = due

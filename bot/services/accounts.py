@@ -20,12 +20,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.authz import Action, Grant, allowed, covers
 from bot.errors import InvalidInput, NotAllowed, NotFound
-from bot.i18n import LANGUAGES
+from bot.i18n import LANGUAGES, N_
 from bot.models import Account, Invite, Person, Role, RoleGrant, Unit
 from bot.services import audit, contacts
 from bot.uow import Database
 
 _ROLE_ORDER = {role.value: index for index, role in enumerate(Role)}
+# One sentence for unknown and out-of-scope staff numbers: nothing leaks about other areas.
+OUTSIDE_AREA = N_("There is no staff number {staff_no} in your area of responsibility.")
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,8 @@ async def issue_invites(
                 )
             ).first()
             if row is None:
+                if issued_by is not None:  # the same sentence as for someone elsewhere
+                    raise NotAllowed(OUTSIDE_AREA, staff_no=staff_no)
                 raise NotFound("unknown staff number {staff_no}", staff_no=staff_no)
             people.append((row[0], row[1]))
         if issued_by is not None:
@@ -173,11 +177,7 @@ async def issue_invites(
                         allowed=False,
                     )
                     await uow.commit()  # the refusal is recorded, nothing else was written
-                    raise NotAllowed(
-                        "{name} ({staff_no}) is outside your area of responsibility.",
-                        name=person.name,
-                        staff_no=person.staff_no,
-                    )
+                    raise NotAllowed(OUTSIDE_AREA, staff_no=person.staff_no)
         issued = [
             await _issue(
                 session,

@@ -40,6 +40,7 @@ from bot.services.engine import DeadlineHandler
 from bot.services.escalation import PagingContext
 from bot.services.outbox import Button
 from bot.services.page_text import PageSubject
+from bot.services.sql import lock_for_update
 from bot.uow import Database
 
 SUBJECT = "shift"
@@ -275,6 +276,9 @@ async def clock_in(
                 time=upcoming.start,
                 opens=upcoming.start - settings.clock_in_early,
             )
+        if existing is None:
+            await _lock_shift(session, shift.id)
+            existing, _ = await _events(session, shift.id)  # it may have changed while waiting
         if existing is not None:
             return ClockedIn(await _line(session, shift), existing.late_minutes, True, None)
         unit = await contacts.unit(session, shift.unit_id)
@@ -467,10 +471,21 @@ async def plan(session: AsyncSession, *, now: datetime, settings: ShiftSettings)
     return len(shifts)
 
 
+async def _lock_shift(session: AsyncSession, shift_id: int) -> Shift | None:
+    """Load a shift, locking it on PostgreSQL.
+
+    A clock-in and the engine's deadline for the same shift take turns, so a page is never
+    started about someone who is clocking in at that moment.
+    """
+    statement = lock_for_update(select(Shift).where(Shift.id == shift_id), session)
+    shift: Shift | None = (await session.exec(statement)).first()
+    return shift
+
+
 async def _shift_state(
     session: AsyncSession, shift_id: int
 ) -> tuple[Shift, Unit, Person | None, ClockEvent | None, ClockEvent | None] | None:
-    shift = (await session.exec(select(Shift).where(Shift.id == shift_id))).first()
+    shift = await _lock_shift(session, shift_id)
     if shift is None:
         return None
     unit = await contacts.unit(session, shift.unit_id)
@@ -498,6 +513,8 @@ async def _nudge(
     shift, unit, person, clock_in_event, _ = state
     if person is None or clock_in_event is not None:
         return
+    if message == REMIND_BEFORE and shift.start <= now:
+        return  # the bot was down: "your shift starts at ..." would come too late
     tr = _who(person, ctx)
     text = tr._(
         message,
@@ -544,6 +561,8 @@ async def _missed(
     now: datetime,
     ctx: PagingContext,
     settings: ShiftSettings,
+    *,
+    late: bool = False,
 ) -> None:
     state = await _shift_state(session, deadline.subject_id)
     if state is None:
@@ -574,6 +593,7 @@ async def _missed(
         subject=subject,
         now=now,
         exclude=(person.id,) if person is not None and person.id is not None else (),
+        late_since=deadline.due_at if late else None,
     )
 
 
@@ -623,7 +643,7 @@ def deadline_handlers(settings: ShiftSettings, ctx: PagingContext) -> dict[str, 
         await _nudge(s, d, now, ctx, REMIND_LATE)
 
     async def missed(s: AsyncSession, d: Deadline, now: datetime, late: bool) -> None:
-        await _missed(s, d, now, ctx, settings)
+        await _missed(s, d, now, ctx, settings, late=late)
 
     async def out(s: AsyncSession, d: Deadline, now: datetime, late: bool) -> None:
         await _unclosed(s, d, now, ctx, leader=False)

@@ -58,6 +58,7 @@ async def leaders_on_duty(session: AsyncSession, *, unit_id: int, now: datetime)
             Shift.kind == ShiftKind.LEADER,
             col(Shift.start) <= now,
             col(Shift.end) > now,
+            col(Person.active),
         )
         .order_by(col(Shift.start))
     )

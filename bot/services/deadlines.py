@@ -68,9 +68,17 @@ async def cancel(
     if (key is None) == (prefix is None):
         raise ValueError("give exactly one of key and prefix")
     condition = _TABLE.c.key == key if key is not None else _TABLE.c.key.startswith(prefix)
+    # A deadline an engine has claimed is skipped rather than waited for: waiting could deadlock
+    # (the engine holds the deadline and wants the subject; a press holds the subject). The
+    # engine's handler then finds its subject closed and does nothing.
+    pending = (
+        sa.select(_TABLE.c.id)
+        .where(condition, _TABLE.c.status == DeadlineStatus.PENDING)
+        .with_for_update(skip_locked=True)
+    )
     result = await session.execute(
         sa.update(_TABLE)
-        .where(condition, _TABLE.c.status == DeadlineStatus.PENDING)
+        .where(_TABLE.c.id.in_(pending.scalar_subquery()))
         .values(status=DeadlineStatus.CANCELLED, handled_at=now)
     )
     return int(getattr(result, "rowcount", 0))

@@ -24,7 +24,7 @@ from bot.authz import Action, allowed
 from bot.config import EscalationStep, Level
 from bot.errors import NotAllowed, NotFound
 from bot.i18n import Translator, translator
-from bot.models import Deadline, Escalation, OutboxMessage, OutboxStatus, Page, Person, Role, Unit
+from bot.models import Deadline, Escalation, OutboxMessage, Page, Person, Role, Unit
 from bot.services import audit, contacts, deadlines, outbox
 from bot.services.engine import DeadlineHandler
 from bot.services.page_text import (
@@ -107,6 +107,7 @@ async def start(
     drill: bool = False,
     place_unit_id: int | None = None,
     exclude: tuple[int, ...] = (),
+    late_since: datetime | None = None,
 ) -> Escalation:
     """Start a policy for a subject at a unit; starting it twice returns the first one.
 
@@ -136,6 +137,7 @@ async def start(
             "steps": _steps_json(steps),
             "place_unit_id": place_unit_id or unit_id,
             "exclude": list(exclude),
+            "late_since": late_since.isoformat() if late_since else None,
         },
         is_drill=drill,
     )
@@ -289,6 +291,9 @@ async def fire_step(
     index, repeat = int(payload["step"]), int(payload.get("repeat", 0))
     step = (escalation.details or {})["steps"][index]
     late_since = deadline.due_at if late else None
+    if late_since is None and repeat == 0 and (escalation.details or {}).get("late_since"):
+        # the matter itself fell due while the bot was down (a missed shift found on restart)
+        late_since = datetime.fromisoformat((escalation.details or {})["late_since"])
     if repeat == 0:
         await _first_pages(
             session, escalation, index, step, now=now, late_since=late_since, ctx=ctx
@@ -362,6 +367,9 @@ async def _first_pages(
         )
         return
     for person, role in recipients:
+        # A stand-in for an undeliverable page earlier in this loop may be this very person.
+        if person.id in await _paged_people(session, escalation.id or 0):
+            continue
         page = await _new_page(
             session, escalation, step=index, person=person, unit=target, role=role, now=now
         )
@@ -546,14 +554,17 @@ async def _close_pages(
     for page in pages:
         if page.status == "active":
             page.status = "closed"
-        first = await outbox.first_sent_for_page(session, page.id or 0)
-        if first is None or first.status == OutboxStatus.CANCELLED:
+        messages = await outbox.page_messages(session, page.id or 0)
+        if not messages:
             continue
         reader = await contacts.person(session, page.person_id)
         tr = translator(_language(reader, ctx))
         text, _buttons = await _render(session, escalation, page, reader, ctx, now=now)
-        text += "\n\n" + note(tr)
-        await outbox.enqueue_edit(session, now=now, target=first, text=text)
+        await outbox.enqueue_edit(
+            session, now=now, target=messages[0], text=text + "\n\n" + note(tr)
+        )
+        for reminder in messages[1:]:  # same words, no buttons left to press
+            await outbox.enqueue_edit(session, now=now, target=reminder, text=reminder.body["text"])
 
 
 async def acknowledge(
@@ -642,6 +653,8 @@ async def pass_up(
     unit = await contacts.unit(session, escalation.unit_id)
     if unit.parent_id is None:
         raise NotAllowed("There is no level above this one to pass the matter up to.")
+    if escalation.resolved_at is not None or escalation.status == "resolved":
+        return await _earlier(session, escalation)  # dealt with: nothing to pass up
     if escalation.status == "active":
         escalation.acknowledged_at = now
         escalation.acknowledged_by_id = person_id

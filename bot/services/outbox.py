@@ -136,16 +136,37 @@ async def cancel_unsent(session: AsyncSession, *, page_ids: list[int], now: date
     """Drop page messages not yet sent (their escalation was acknowledged or resolved)."""
     if not page_ids:
         return 0
-    result = await session.execute(
-        sa.update(_TABLE)
+    # Rows a sender holds are skipped (no lock waits, no deadlock); the sender drops a page
+    # whose escalation has closed when it prepares it.
+    unsent = (
+        sa.select(_TABLE.c.id)
         .where(
             _TABLE.c.page_id.in_(page_ids),
             _TABLE.c.status == OutboxStatus.PENDING,
             _TABLE.c.kind == "page",
         )
+        .with_for_update(skip_locked=True)
+    )
+    result = await session.execute(
+        sa.update(_TABLE)
+        .where(_TABLE.c.id.in_(unsent.scalar_subquery()))
         .values(status=OutboxStatus.CANCELLED, sent_at=None, last_error=f"cancelled at {now}")
     )
     return int(getattr(result, "rowcount", 0))
+
+
+async def page_messages(session: AsyncSession, page_id: int) -> list[OutboxMessage]:
+    """A page's messages that went out or may still go out, first one first."""
+    statement = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.page_id == page_id,
+            OutboxMessage.kind == "page",
+            col(OutboxMessage.status).not_in([OutboxStatus.CANCELLED, OutboxStatus.FAILED]),
+        )
+        .order_by(col(OutboxMessage.id))
+    )
+    return list((await session.exec(statement)).all())
 
 
 async def first_sent_for_page(session: AsyncSession, page_id: int) -> OutboxMessage | None:

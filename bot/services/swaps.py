@@ -21,6 +21,7 @@ from bot.models import ClockEvent, Person, Shift, ShiftSwap, Unit
 from bot.services import audit, contacts, outbox
 from bot.services.escalation import PagingContext
 from bot.services.outbox import Button
+from bot.services.sql import lock_for_update
 from bot.uow import Database, UnitOfWork
 
 
@@ -188,10 +189,20 @@ async def _refused(
 
 
 async def _swap(session: AsyncSession, swap_id: int) -> tuple[ShiftSwap, Shift, Person, Person]:
-    swap = (await session.exec(select(ShiftSwap).where(ShiftSwap.id == swap_id))).first()
+    swap = (
+        await session.exec(
+            lock_for_update(select(ShiftSwap).where(ShiftSwap.id == swap_id), session)
+        )
+    ).first()
     if swap is None:
         raise NotFound("This button is no longer valid.")
-    shift = (await session.exec(select(Shift).where(Shift.id == swap.shift_id))).one()
+    shift = (
+        await session.exec(lock_for_update(select(Shift).where(Shift.id == swap.shift_id), session))
+    ).one()
+    changed_hands = shift.person_id != swap.from_person_id
+    if swap.status == "superseded" or (swap.status in ("offered", "accepted") and changed_hands):
+        # the shift changed hands meanwhile (another swap was approved)
+        raise InvalidInput("This swap is out of date: the shift has changed hands.")
     giver = await contacts.person(session, swap.from_person_id)
     taker = await contacts.person(session, swap.to_person_id)
     return swap, shift, giver, taker
@@ -292,6 +303,8 @@ async def decide(
         swap, shift, giver, taker = await _swap(session, swap_id)
         unit = (await session.exec(select(Unit).where(Unit.id == shift.unit_id))).one()
         grants = await contacts.grants_of(session, person_id)
+        if person_id in (swap.from_person_id, swap.to_person_id):
+            raise InvalidInput("Another leader has to decide a swap of your own shift.")
         if not allowed(grants, Action.SWAP_APPROVE, unit.path):
             await _refused(uow, person_id=person_id, shift=shift, action="swap.approve", now=now)
             raise NotAllowed("This button is not for you.")
@@ -304,6 +317,15 @@ async def decide(
                 raise InvalidInput("{name} is already on duty at that time.", name=taker.name)
             shift.person_id = taker.id
             swap.status = "approved"
+            others = await session.exec(
+                select(ShiftSwap).where(
+                    ShiftSwap.shift_id == shift.id,
+                    ShiftSwap.id != swap.id,
+                    col(ShiftSwap.status).in_(["offered", "accepted"]),
+                )
+            )
+            for other in others.all():
+                other.status = "superseded"
             message = N_(
                 "✅ {leader} approved: the shift {span} now belongs to {taker} "
                 "(instead of {giver})."

@@ -158,7 +158,7 @@ async def test_staff_cannot_look_at_units_or_invite(
     await teacher.send("/unit SB01")
     assert (await teacher.wait_for()).text == "您的职责范围内没有单位 SB01。"
     await teacher.send("/invite SB01-05")
-    assert (await teacher.wait_for()).text == "马俊（SB01-05）不在您的职责范围内。"
+    assert (await teacher.wait_for()).text == "您的职责范围内没有工号 SB01-05。"
 
 
 async def test_an_admin_invites_within_their_area_only(
@@ -174,7 +174,9 @@ async def test_an_admin_invites_within_their_area_only(
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
     )
     await admin.send("/invite MY01-04")
-    assert (await admin.wait_for()).text == "邓琳（MY01-04）不在您的职责范围内。"
+    assert (await admin.wait_for()).text == "您的职责范围内没有工号 MY01-04。"
+    await admin.send("/invite XX-404")
+    assert (await admin.wait_for()).text == "您的职责范围内没有工号 XX-404。"
     assert sample.db is not None
     async with sample.db.uow() as uow:
         refused = (
@@ -230,3 +232,9 @@ async def test_groups_are_silent_until_an_admin_binds_them(
     bound = await group.wait_for()
     assert bound.text == "本群现在是石坝乡中心校的值班群。"
     assert [m.text for m in group.messages()] == [bound.text]
+    # even bound, a group gets no invite links, phones or personal menus
+    for text in ("/invite SB01-05", "/unit SB01", "/me"):
+        await group.send(admin, text)
+    await group.send(admin, "/bindgroup")
+    assert (await group.wait_for()).text == bound.text
+    assert [m.text for m in group.messages()] == [bound.text, bound.text]

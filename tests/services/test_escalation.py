@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,8 +12,8 @@ from sqlmodel import col, select
 
 from bot.config import EscalationStep, Level, Severity, settings_from_mapping
 from bot.errors import NotAllowed, NotFound
-from bot.models import AuditEntry, Deadline, OutboxMessage, Page
-from bot.services import escalation
+from bot.models import Account, AuditEntry, Deadline, OutboxMessage, Page, Person, RoleGrant
+from bot.services import deadlines, escalation
 from bot.services.engine import run_due
 from bot.services.escalation import PagingContext
 from bot.services.page_text import PageSubject
@@ -241,3 +242,106 @@ async def test_passing_up_pages_the_township_until_it_acknowledges(
     assert (await recipients(db, district))[-1] == "officer"
     texts = [m.body["text"] for m in await outbox(db) if m.person_id == district.people["officer"]]
     assert "石坝小学" in texts[0]  # the page still says where the matter is
+
+
+async def test_a_stand_in_who_is_also_named_by_the_step_is_paged_once(
+    db: Database, district: District
+) -> None:
+    # The township's officer cannot be reached; its principal stands in and is on the step too.
+    async with db.uow() as uow:
+        principal = Person(staff_no="T-P", name="陈校长", unit_id=district.units["T"])
+        uow.session.add(principal)
+        await uow.session.flush()
+        uow.session.add(
+            RoleGrant(person_id=principal.id or 0, role="principal", unit_id=district.units["T"])
+        )
+        uow.session.add(
+            Account(person_id=principal.id or 0, external_id=7777, chat_id=7777, linked_at=T0)
+        )
+        officer = (
+            await uow.session.exec(
+                select(Account).where(Account.person_id == district.people["officer"])
+            )
+        ).one()
+        officer.unlinked_at = T0
+        await uow.commit()
+    await start(db, district, steps=SERIOUS[:1])
+    await tick(db, T0)
+    async with db.uow() as uow:
+        await escalation.pass_up(
+            uow.session,
+            page_id=await page_of(db, district, "leader"),
+            person_id=district.people["leader"],
+            now=T0,
+            ctx=CTX,
+        )
+        await uow.commit()
+    await tick(db, T0)
+    async with db.uow() as uow:
+        failed = (
+            await uow.session.exec(
+                select(Deadline).where(Deadline.status == "pending", Deadline.attempts > 0)
+            )
+        ).all()
+        to_principal = (
+            await uow.session.exec(
+                select(OutboxMessage).where(OutboxMessage.person_id == principal.id)
+            )
+        ).all()
+    assert failed == []
+    assert len(to_principal) == 1
+
+
+async def test_passing_up_a_resolved_matter_pages_nobody(db: Database, district: District) -> None:
+    await start(db, district, steps=SERIOUS[:1])
+    await tick(db, T0)
+    async with db.uow() as uow:
+        await escalation.resolve(
+            uow.session,
+            page_id=await page_of(db, district, "principal"),
+            person_id=district.people["principal"],
+            now=T0,
+            ctx=CTX,
+        )
+        await uow.commit()
+    async with db.uow() as uow:
+        outcome = await escalation.pass_up(
+            uow.session,
+            page_id=await page_of(db, district, "leader"),
+            person_id=district.people["leader"],
+            now=T0,
+            ctx=CTX,
+        )
+        await uow.commit()
+    await tick(db, T0 + timedelta(minutes=1))
+    assert (outcome.done_now, outcome.kind, outcome.by_name) == (False, "resolved", "王校长")
+    assert "officer" not in await recipients(db, district)
+
+
+async def test_acknowledging_while_the_engine_holds_a_repeat_does_not_deadlock(
+    db: Database, district: District
+) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("row locks: on SQLite the press waits its turn for the one write lock")
+    await start(db, district, steps=SERIOUS[:1])
+    await tick(db, T0)
+    later = T0 + timedelta(minutes=5)
+    async with db.uow() as engine:  # the engine has claimed the first repeat and is busy
+        claimed = await deadlines.claim_due(engine.session, now=later, limit=10)
+        assert [d.key for d in claimed] == [escalation.step_key(1, 0, 1)]
+        outcome = await asyncio.wait_for(
+            escalation.press(
+                db,
+                external_id=district.chats["principal"],
+                action="a",
+                page_id=await page_of(db, district, "principal"),
+                now=later,
+                ctx=CTX,
+            ),
+            timeout=10,
+        )
+        for deadline in claimed:
+            await escalation.fire_step(engine.session, deadline, now=later, late=False, ctx=CTX)
+        await engine.commit()
+    assert outcome.done_now
+    assert len(await recipients(db, district)) == 3  # the repeat found the matter closed

@@ -1,0 +1,104 @@
+"""Shift swaps: a shift changes hands once, through one approved swap."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from factories import District
+from sqlmodel import select
+
+from bot.errors import InvalidInput
+from bot.models import Shift, ShiftSwap
+from bot.services import swaps
+from bot.services.escalation import PagingContext
+from bot.uow import Database
+
+NOW = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+CTX = PagingContext(tz=ZoneInfo("Asia/Shanghai"), default_language="zh")
+
+
+async def a_shift(db: Database, district: District, who: str) -> int:
+    async with db.uow() as uow:
+        shift = Shift(
+            unit_id=district.units["S"],
+            post="值班室",
+            start=NOW + timedelta(hours=12),
+            end=NOW + timedelta(hours=24),
+            person_id=district.people[who],
+        )
+        uow.session.add(shift)
+        await uow.commit()
+    assert shift.id is not None
+    return shift.id
+
+
+async def test_two_offers_for_one_shift_cannot_both_be_approved(
+    db: Database, district: District
+) -> None:
+    shift_id = await a_shift(db, district, "staff")
+    for taker in ("safety", "nolink"):
+        await swaps.offer(
+            db,
+            person_id=district.people["staff"],
+            shift_id=shift_id,
+            to_person_id=district.people[taker],
+            now=NOW,
+            ctx=CTX,
+        )
+    async with db.uow() as uow:
+        ids = [s.id or 0 for s in (await uow.session.exec(select(ShiftSwap))).all()]
+    for swap_id, taker in zip(ids, ("safety", "nolink"), strict=True):
+        await swaps.answer(
+            db, person_id=district.people[taker], swap_id=swap_id, accept=True, now=NOW, ctx=CTX
+        )
+    assert (
+        await swaps.decide(
+            db, person_id=district.people["leader"], swap_id=ids[0], approve=True, now=NOW, ctx=CTX
+        )
+        == "approved"
+    )
+    with pytest.raises(InvalidInput, match="out of date"):
+        await swaps.decide(
+            db, person_id=district.people["leader"], swap_id=ids[1], approve=True, now=NOW, ctx=CTX
+        )
+    async with db.uow() as uow:
+        shift = (await uow.session.exec(select(Shift).where(Shift.id == shift_id))).one()
+        statuses = [s.status for s in (await uow.session.exec(select(ShiftSwap))).all()]
+    assert shift.person_id == district.people["safety"]
+    assert statuses == ["approved", "superseded"]
+
+
+async def test_a_leader_cannot_approve_a_swap_of_their_own_shift(
+    db: Database, district: District
+) -> None:
+    shift_id = await a_shift(db, district, "leader")
+    await swaps.offer(
+        db,
+        person_id=district.people["leader"],
+        shift_id=shift_id,
+        to_person_id=district.people["staff"],
+        now=NOW,
+        ctx=CTX,
+    )
+    async with db.uow() as uow:
+        swap_id = (await uow.session.exec(select(ShiftSwap))).one().id or 0
+    await swaps.answer(
+        db, person_id=district.people["staff"], swap_id=swap_id, accept=True, now=NOW, ctx=CTX
+    )
+    with pytest.raises(InvalidInput, match="Another leader"):
+        await swaps.decide(
+            db, person_id=district.people["leader"], swap_id=swap_id, approve=True, now=NOW, ctx=CTX
+        )
+    assert (
+        await swaps.decide(
+            db,
+            person_id=district.people["leader2"],
+            swap_id=swap_id,
+            approve=True,
+            now=NOW,
+            ctx=CTX,
+        )
+        == "approved"
+    )
