@@ -467,6 +467,7 @@ async def plan(session: AsyncSession, *, now: datetime, settings: ShiftSettings)
                 subject_id=shift.id,
                 due_at=due,
                 now=now,
+                move_pending=True,  # a re-planned shift (new person or end) moves its deadlines
             )
     return len(shifts)
 

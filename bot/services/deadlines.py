@@ -30,9 +30,13 @@ async def schedule(
     due_at: datetime,
     now: datetime,
     payload: dict[str, Any] | None = None,
+    move_pending: bool = False,
 ) -> bool:
-    """Add a pending deadline unless one with this key exists; tell whether it was added."""
-    return await insert_ignoring_conflicts(
+    """Add a pending deadline unless one with this key exists; tell whether it was added.
+
+    With `move_pending`, an existing deadline that is still pending moves to `due_at`.
+    """
+    added = await insert_ignoring_conflicts(
         session,
         _TABLE,
         {
@@ -49,6 +53,9 @@ async def schedule(
         },
         unique=["key"],
     )
+    if not added and move_pending:
+        await move(session, key=key, due_at=due_at)
+    return added
 
 
 async def move(session: AsyncSession, *, key: str, due_at: datetime) -> bool:

@@ -440,6 +440,7 @@ async def _write_shifts(
             session.add(shift)
             counter.created += 1
         elif _assign(shift, values):
+            shift.planned_at = None  # its reminders and pages are planned again, moved
             counter.updated += 1
         else:
             counter.unchanged += 1

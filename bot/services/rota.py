@@ -398,6 +398,7 @@ class _Writer:
                     end=sa.bindparam("b_end"),
                     kind=sa.bindparam("b_kind"),
                     source=sa.bindparam("b_source"),
+                    planned_at=None,  # its reminders and pages are planned again, moved
                 )
             )
             await self._session.execute(statement, self._updates)

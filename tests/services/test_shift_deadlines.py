@@ -9,7 +9,7 @@ from factories import District
 from sqlmodel import col, select
 
 from bot.config import settings_from_mapping
-from bot.models import OutboxMessage, Shift
+from bot.models import Deadline, OutboxMessage, Shift
 from bot.services import attendance, escalation
 from bot.services.engine import run_due
 from bot.services.escalation import PagingContext
@@ -52,3 +52,32 @@ async def test_a_missed_shift_found_after_downtime_is_paged_once_and_marked_late
     assert pages and all(late for _, late in pages)
     assert all("岗位无人：值班室，张老师" in text for text, _ in pages)
     assert len(pages) == len({row.person_id for row in rows if row.kind == "page"})
+
+
+async def test_filling_a_planned_empty_shift_moves_its_page_to_after_the_grace(
+    db: Database, district: District
+) -> None:
+    async with db.uow() as uow:
+        shift = Shift(
+            unit_id=district.units["S"],
+            post="值班室",
+            start=START,
+            end=START + timedelta(hours=12),
+            person_id=None,
+        )
+        uow.session.add(shift)
+        await uow.commit()
+    await attendance.plan_upcoming(db, now=START - timedelta(hours=2), settings=SETTINGS)
+    async with db.uow() as uow:  # as a roster import or `shifts generate --replace` does
+        filled = (await uow.session.exec(select(Shift))).one()
+        filled.person_id = district.people["staff"]
+        filled.planned_at = None
+        await uow.commit()
+    await attendance.plan_upcoming(db, now=START - timedelta(hours=1), settings=SETTINGS)
+    async with db.uow() as uow:
+        missed = (
+            await uow.session.exec(
+                select(Deadline).where(Deadline.key == f"shift:{shift.id}:missed")
+            )
+        ).one()
+    assert missed.due_at == START + SETTINGS.page_after
