@@ -149,11 +149,11 @@ class OutboxSender:
     async def run(self, stop: asyncio.Event, *, poll_every: float = 2.0) -> None:
         """Drain the outbox until `stop` is set, waking on `wake()` or every `poll_every`."""
         while not stop.is_set():
+            self._wake.clear()  # a wake during the drain below is not lost
             try:
                 await self.drain()
             except Exception:  # the loop must survive a database hiccup
                 log.exception("outbox drain failed")
-            self._wake.clear()
             waiter = asyncio.ensure_future(self._wake.wait())
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait(
@@ -298,6 +298,8 @@ class OutboxSender:
             session = uow.session
             now = self.clock.now()
             row = await outbox.by_id(session, item.row_id, lock=True)
+            if row.claimed_by != self.worker and status != OutboxStatus.SENT:
+                return  # our lease ran out and another sender has the row now
             row.last_error = error[:300] if error else None
             if status == OutboxStatus.UNREACHABLE:
                 await self._unreachable(session, row, error or "unreachable")
