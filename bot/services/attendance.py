@@ -27,7 +27,6 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -659,12 +658,6 @@ def deadline_handlers(settings: ShiftSettings, ctx: PagingContext) -> dict[str, 
         KIND_OUT: out,
         KIND_OUT_LEADER: out_leader,
     }
-
-
-async def unplanned_count(session: AsyncSession) -> int:
-    """How many shifts have no deadlines planned yet (for checks)."""
-    statement = select(sa.func.count()).select_from(Shift).where(col(Shift.planned_at).is_(None))
-    return int((await session.exec(statement)).one())
 
 
 async def plan_upcoming(db: Database, *, now: datetime, settings: ShiftSettings) -> int:

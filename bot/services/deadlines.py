@@ -112,13 +112,3 @@ async def claim_due(session: AsyncSession, *, now: datetime, limit: int) -> list
     )
     statement = lock_for_update(statement, session, skip_locked=True)
     return list((await session.exec(statement)).all())
-
-
-async def pending_for(session: AsyncSession, *, prefix: str) -> list[Deadline]:
-    """The pending deadlines whose key starts with `prefix`, earliest first."""
-    statement = (
-        select(Deadline)
-        .where(Deadline.status == DeadlineStatus.PENDING, col(Deadline.key).startswith(prefix))
-        .order_by(col(Deadline.due_at))
-    )
-    return list((await session.exec(statement)).all())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -180,37 +179,6 @@ async def first_sent_for_page(session: AsyncSession, page_id: int) -> OutboxMess
     return (await session.exec(statement)).first()
 
 
-def describe(row: OutboxMessage) -> dict[str, Any]:
-    """A plain summary of a row for listings."""
-    return {
-        "id": row.id,
-        "status": row.status,
-        "kind": row.kind,
-        "person_id": row.person_id,
-        "chat_id": row.chat_id,
-        "attempts": row.attempts,
-        "last_error": row.last_error,
-    }
-
-
-async def count_unsettled(session: AsyncSession, *, now: datetime) -> int:
-    """How many rows are due and not yet settled (pending and due, or being sent)."""
-    statement = (
-        select(sa.func.count())
-        .select_from(OutboxMessage)
-        .where(
-            sa.or_(
-                sa.and_(
-                    col(OutboxMessage.status) == OutboxStatus.PENDING,
-                    col(OutboxMessage.not_before) <= now,
-                ),
-                col(OutboxMessage.status) == OutboxStatus.SENDING,
-            )
-        )
-    )
-    return int((await session.exec(statement)).one())
-
-
 @dataclass(frozen=True)
 class PageRow:
     """One page message for the operator's listing."""
@@ -256,3 +224,21 @@ async def page_listing(
         )
         for message, person, unit in rows
     ]
+
+
+async def count_unsettled(session: AsyncSession, *, now: datetime) -> int:
+    """How many rows are due and not yet settled (pending and due, or being sent)."""
+    statement = (
+        select(sa.func.count())
+        .select_from(OutboxMessage)
+        .where(
+            sa.or_(
+                sa.and_(
+                    col(OutboxMessage.status) == OutboxStatus.PENDING,
+                    col(OutboxMessage.not_before) <= now,
+                ),
+                col(OutboxMessage.status) == OutboxStatus.SENDING,
+            )
+        )
+    )
+    return int((await session.exec(statement)).one())
