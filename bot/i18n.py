@@ -52,6 +52,10 @@ class Translator:
         """Show the local time of day of a moment."""
         return self.datetime_text(moment, tz, "HH:mm")
 
+    def list_text(self, items: list[str]) -> str:
+        """Join items the way the language does ("a、b" in Chinese, "a, b" in English)."""
+        return ("、" if self.language == "zh" else ", ").join(items)
+
     def duration_text(self, value: timedelta) -> str:
         """Show a duration in hours and minutes."""
         minutes = int(value.total_seconds() // 60)

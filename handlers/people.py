@@ -24,7 +24,9 @@ def me_text(tr: Translator, me: Me, scope: list[tuple[str, str, int]]) -> str:
         tr._("Unit: {unit}", unit=escape(me.unit_name)),
         tr._(
             "Roles: {roles}",
-            roles="、".join(f"{role_name(tr, r.role)} @ {escape(r.unit_name)}" for r in me.roles)
+            roles=tr.list_text(
+                [f"{role_name(tr, r.role)} @ {escape(r.unit_name)}" for r in me.roles]
+            )
             or tr._("no role yet"),
         ),
         tr._("Language: {language}", language="中文" if tr.language == "zh" else "English"),
@@ -42,7 +44,7 @@ def unit_text(tr: Translator, view: UnitView) -> str:
     """A unit's people, roles and phones, and the units below it."""
     lines = [f"<b>{escape(view.name)}</b> ({escape(view.code)})"]
     for member in view.members:
-        roles = "、".join(role_name(tr, role) for role in member.roles)
+        roles = tr.list_text([role_name(tr, role) for role in member.roles])
         phone = f" ☎ {escape(member.phone)}" if member.phone else ""
         linked = "" if member.linked else " " + tr._("(no account linked)")
         lines.append(f"• {escape(member.name)} — {roles}{phone}{linked}")
@@ -50,7 +52,9 @@ def unit_text(tr: Translator, view: UnitView) -> str:
         lines.append(
             tr._(
                 "Below: {units}",
-                units="、".join(f"{escape(name)} ({escape(code)})" for code, name in view.children),
+                units=tr.list_text(
+                    [f"{escape(name)} ({escape(code)})" for code, name in view.children]
+                ),
             )
         )
     return "\n".join(lines)

@@ -32,9 +32,9 @@ def stranger_text(first: Translator, name: str) -> str:
 
 def welcome_text(tr: Translator, me: Me) -> str:
     """The greeting after linking: name, unit and roles."""
-    roles = "、".join(f"{role_name(tr, r.role)} @ {escape(r.unit_name)}" for r in me.roles) or tr._(
-        "no role yet"
-    )
+    roles = tr.list_text(
+        [f"{role_name(tr, r.role)} @ {escape(r.unit_name)}" for r in me.roles]
+    ) or tr._("no role yet")
     return "\n".join(
         [
             tr._("<b>Welcome, {name}!</b> Your account is now linked.", name=escape(me.name)),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -158,33 +159,39 @@ async def offer(
             name=me.name,
             buttons=[(N_("✅ Accept"), f"sw:a:{swap.id}"), (N_("✖ Decline"), f"sw:d:{swap.id}")],
         )
-        await audit.record(
-            session,
-            at=now,
-            action="swap.offer",
-            actor_person_id=person_id,
-            subject_type="shift",
-            subject_id=shift_id,
-            unit_id=shift.unit_id,
-            detail={"to": to_person_id, "swap": swap.id},
-        )
+        await _record(session, "swap.offer", person_id, shift, now, to=to_person_id, swap=swap.id)
         await uow.commit()
 
 
-async def _refused(
-    uow: UnitOfWork, *, person_id: int, shift: Shift, action: str, now: datetime
+async def _record(
+    session: AsyncSession,
+    action: str,
+    person_id: int,
+    shift: Shift,
+    now: datetime,
+    *,
+    allowed: bool = True,
+    **detail: Any,
 ) -> None:
-    """Record a refused press; nothing else of the use case was written."""
+    """Audit one step of a swap of this shift."""
     await audit.record(
-        uow.session,
+        session,
         at=now,
         action=action,
         actor_person_id=person_id,
         subject_type="shift",
         subject_id=shift.id,
         unit_id=shift.unit_id,
-        allowed=False,
+        allowed=allowed,
+        detail=detail or None,
     )
+
+
+async def _refused(
+    uow: UnitOfWork, *, person_id: int, shift: Shift, action: str, now: datetime
+) -> None:
+    """Record a refused press; nothing else of the use case was written."""
+    await _record(uow.session, action, person_id, shift, now, allowed=False)
     await uow.commit()
 
 
@@ -274,16 +281,8 @@ async def answer(
                 shift=shift,
                 name=taker.name,
             )
-        await audit.record(
-            session,
-            at=now,
-            action="swap.accept" if accept else "swap.decline",
-            actor_person_id=person_id,
-            subject_type="shift",
-            subject_id=shift.id,
-            unit_id=shift.unit_id,
-            detail={"swap": swap.id},
-        )
+        action = "swap.accept" if accept else "swap.decline"
+        await _record(session, action, person_id, shift, now, swap=swap.id)
         await uow.commit()
     return swap.status
 
@@ -346,15 +345,7 @@ async def decide(
                 giver=giver.name,
                 taker=taker.name,
             )
-        await audit.record(
-            session,
-            at=now,
-            action="swap.approve" if approve else "swap.refuse",
-            actor_person_id=person_id,
-            subject_type="shift",
-            subject_id=shift.id,
-            unit_id=shift.unit_id,
-            detail={"swap": swap.id},
-        )
+        action = "swap.approve" if approve else "swap.refuse"
+        await _record(session, action, person_id, shift, now, swap=swap.id)
         await uow.commit()
     return swap.status
