@@ -347,6 +347,58 @@ class Escalation(SQLModel, table=True):
     # What the page says: catalog ids and parameters, rendered in each reader's language.
     details: dict[str, Any] | None = _json()
     is_drill: bool = False
+    # When the matter happened (an incident's occurrence); report deadlines count from here.
+    occurred_at: datetime | None = _ts(nullable=True)
+    # Bumped whenever the next engine tick is planned, so each tick has its own deadline key.
+    ticks: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
+class EscalationLevel(SQLModel, table=True):
+    """How far a matter has got at one level (unit, parent, county): reached, acknowledged."""
+
+    __tablename__ = "escalation_levels"
+    __table_args__ = (sa.UniqueConstraint("escalation_id", "level"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    escalation_id: int = Field(foreign_key="escalations.id", index=True)
+    level: str = Field(max_length=8)
+    unit_id: int = Field(foreign_key="units.id")
+    reached_at: datetime = _required_ts()
+    # "start", "silence", "deadline", "passed_up", "direct", "phone"
+    reached_how: str = Field(max_length=16)
+    reached_by_id: int | None = Field(default=None, foreign_key="people.id")
+    acknowledged_at: datetime | None = _ts(nullable=True)
+    acknowledged_by_id: int | None = Field(default=None, foreign_key="people.id")
+    # Reached only because the report deadline forced it (迟报 of the level below).
+    late: bool = False
+
+
+class EscalationEvent(SQLModel, table=True):
+    """One line of a matter's timeline: started, reached a level, paged, acknowledged, ..."""
+
+    __tablename__ = "escalation_events"
+    __table_args__ = (sa.UniqueConstraint("escalation_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    escalation_id: int = Field(foreign_key="escalations.id", index=True)
+    at: datetime = _required_ts()
+    kind: str = Field(max_length=24)
+    level: str | None = Field(default=None, max_length=8)
+    step: int | None = None
+    repeat: int | None = None
+    person_id: int | None = Field(default=None, foreign_key="people.id")
+    # Idempotency for what must happen once ("fire:2:0"); empty for repeatable entries.
+    key: str | None = Field(default=None, max_length=40)
+    detail: dict[str, Any] | None = _json()
+
+
+class EngineMark(SQLModel, table=True):
+    """A named point in time the engine keeps across restarts (planning high-water mark)."""
+
+    __tablename__ = "engine_marks"
+
+    name: str = Field(primary_key=True, max_length=40)
+    at: datetime = _required_ts()
 
 
 class Page(SQLModel, table=True):
@@ -361,6 +413,8 @@ class Page(SQLModel, table=True):
     person_id: int = Field(foreign_key="people.id", index=True)
     unit_id: int = Field(foreign_key="units.id")
     role: str = Field(max_length=24)
+    # The level of the matter this page asks to acknowledge (a stand-in keeps the original's).
+    level: str = Field(default="unit", max_length=8, sa_column_kwargs={"server_default": "unit"})
     created_at: datetime = _required_ts()
     # How many times it went out: 1 for the first page, more for repeats.
     sent_count: int = 0
