@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import html
 import re
+from zoneinfo import ZoneInfo
 
 from telegram import Update
 from telegram.constants import ParseMode
 
 from bot.errors import ZhibanError
-from bot.i18n import Translator
+from bot.i18n import N_, Translator
 from bot.services import escalation
-from bot.services.escalation import EscalationView, Outcome
+from bot.services.escalation import EscalationView, LevelLine, Outcome
 from handlers.context import ZhibanContext
 
-CALLBACK_PATTERN = re.compile(r"^pg:([aurd]):(\d{1,12})$")
+CALLBACK_PATTERN = re.compile(r"^pg:([aurdx]):(\d{1,12})$")
 
 
 def outcome_text(tr: Translator, outcome: Outcome, ctx: ZhibanContext) -> str:
@@ -29,6 +30,8 @@ def outcome_text(tr: Translator, outcome: Outcome, ctx: ZhibanContext) -> str:
         return tr._("Marked as resolved. Thank you.")
     if outcome.kind == "passed_up":
         return tr._("Passed up to the level above; they are being paged now.")
+    if outcome.kind == "reported_direct":
+        return tr._("Reported straight to the county; the duty desk is being paged now.")
     return tr._("Acknowledged. Paging has stopped and the others have been told.")
 
 
@@ -50,6 +53,9 @@ def details_text(tr: Translator, view: EscalationView, ctx: ZhibanContext) -> st
                 time=tr.time_text(view.acknowledged_at, tz),
             )
         )
+    lines.append(tr._("Levels reached:"))
+    for level in view.levels:
+        lines.append(level_line(tr, level, tz))
     lines.append(tr._("Pages:"))
     for page in view.pages:
         state = {
@@ -62,6 +68,37 @@ def details_text(tr: Translator, view: EscalationView, ctx: ZhibanContext) -> st
             f" ({html.escape(page.unit, quote=False)}) × {page.sent_count} — {state}"
         )
     return "\n".join(lines)
+
+
+_REACHED = {
+    "start": N_("{unit}: reported at {time}"),
+    "silence": N_("{unit}: passed up by Zhiban at {time}, nobody below acknowledged"),
+    "deadline": N_("{unit}: passed up by Zhiban at {time} under the report deadline (late)"),
+    "passed_up": N_("{unit}: passed up at {time}"),
+    "direct": N_("{unit}: reported straight to the county at {time}"),
+    "phone": N_("{unit}: reported by phone at {time}"),
+}
+
+
+def level_line(tr: Translator, level: LevelLine, tz: ZoneInfo) -> str:
+    """One level the matter reached: how and when, and who acknowledged there."""
+    reached = tr._(
+        _REACHED.get(level.how, _REACHED["passed_up"]),
+        unit=html.escape(level.unit, quote=False),
+        time=tr.time_text(level.reached_at, tz),
+    )
+    if level.acknowledged_by and level.acknowledged_at:
+        return (
+            "• "
+            + reached
+            + " — "
+            + tr._(
+                "acknowledged by {name} at {time}",
+                name=html.escape(level.acknowledged_by, quote=False),
+                time=tr.time_text(level.acknowledged_at, tz),
+            )
+        )
+    return "• " + reached + " — " + tr._("not acknowledged yet")
 
 
 async def on_page_button(update: Update, context: ZhibanContext) -> None:

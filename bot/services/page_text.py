@@ -15,6 +15,7 @@ ACK = "a"
 PASS_UP = "u"
 RESOLVE = "r"
 DETAILS = "d"
+DIRECT = "x"
 
 
 @dataclass(frozen=True)
@@ -99,19 +100,27 @@ def page_text(
 
 
 def page_buttons(
-    tr: Translator, page_id: int, *, can_pass_up: bool, resolve_label: str | None = None
+    tr: Translator,
+    page_id: int,
+    *,
+    can_pass_up: bool,
+    can_report_direct: bool = False,
+    resolve_label: str | None = None,
 ) -> list[list[Button]]:
-    """Acknowledge first, then pass up, resolve and details."""
+    """Acknowledge first, then pass up (and straight to the county), resolve and details."""
     first = [Button(tr._("✅ Acknowledge"), f"pg:{ACK}:{page_id}")]
     if can_pass_up:
         first.append(Button(tr._("⬆️ Pass up"), f"pg:{PASS_UP}:{page_id}"))
-    return [
-        first,
+    rows = [first]
+    if can_report_direct:
+        rows.append([Button(tr._("⏫ Report straight to the county"), f"pg:{DIRECT}:{page_id}")])
+    rows.append(
         [
             Button(tr._(resolve_label or RESOLVED_LABEL), f"pg:{RESOLVE}:{page_id}"),
             Button(tr._("ℹ️ Details"), f"pg:{DETAILS}:{page_id}"),
-        ],
-    ]
+        ]
+    )
+    return rows
 
 
 def closed_text(
@@ -129,3 +138,4 @@ RESOLVED_LABEL = N_("✔️ Resolved")
 ACKNOWLEDGED_BY = N_("✅ Acknowledged by {name} at {time}.")
 RESOLVED_BY = N_("✔️ Resolved by {name} at {time}.")
 PASSED_UP_BY = N_("⬆️ Passed up by {name} at {time}.")
+REPORTED_DIRECT_BY = N_("⏫ Reported straight to the county by {name} at {time}.")

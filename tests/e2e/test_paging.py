@@ -127,7 +127,7 @@ async def test_forged_stale_and_foreign_presses_get_one_sentence_and_change_noth
     await stack.settle()
     page = await leader.wait_for()
     before = await snapshot(db)
-    for data in ("pg:a:999999", "pg:x:1", "nonsense", "pg:a:1 OR 1=1"):
+    for data in ("pg:a:999999", "pg:z:1", "nonsense", "pg:a:1 OR 1=1"):
         assert await press(leader, page.message_id, data) == "此按钮已失效。"
     data = await page_data(db, district, "leader")
     own = outsider.last().message_id
@@ -229,10 +229,12 @@ async def test_details_show_every_page_and_its_state(
     await leader.wait_for()
     await leader.press("ℹ️ 详情")
     details = await leader.wait_for()
-    assert details.text.splitlines()[:4] == [
+    assert details.text.splitlines()[:6] == [
         "Post unmanned: 值班室",
         "📍 地点：石坝小学",
         "开始：2026-12-01 08:00",
+        "已报告到：",
+        "• 石坝小学：08:00报告 — 尚未接报",
         "呼叫记录：",
     ]
     assert "• 08:00 李带班 (石坝小学) × 1 — 等待中" in details.text

@@ -323,12 +323,12 @@ async def test_acknowledging_while_the_engine_holds_a_repeat_does_not_deadlock(
 ) -> None:
     if db.engine.dialect.name != "postgresql":
         pytest.skip("row locks: on SQLite the press waits its turn for the one write lock")
-    await start(db, district, steps=SERIOUS[:1])
+    esc_id = await start(db, district, steps=SERIOUS[:1])
     await tick(db, T0)
     later = T0 + timedelta(minutes=5)
     async with db.uow() as engine:  # the engine has claimed the first repeat and is busy
         claimed = await deadlines.claim_due(engine.session, now=later, limit=10)
-        assert [d.key for d in claimed] == [escalation.step_key(1, 0, 1)]
+        assert [d.key for d in claimed] == [escalation.tick_key(esc_id, 2)]
         outcome = await asyncio.wait_for(
             escalation.press(
                 db,
@@ -341,7 +341,7 @@ async def test_acknowledging_while_the_engine_holds_a_repeat_does_not_deadlock(
             timeout=10,
         )
         for deadline in claimed:
-            await escalation.fire_step(engine.session, deadline, now=later, late=False, ctx=CTX)
+            await HANDLERS[escalation.STEP_KIND](engine.session, deadline, later, False)
         await engine.commit()
     assert outcome.done_now
     assert len(await recipients(db, district)) == 3  # the repeat found the matter closed

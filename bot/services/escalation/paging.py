@@ -1,0 +1,437 @@
+"""The engine's side of escalation: look at a matter, page what is due, plan the next look.
+
+`advance` is the one place that carries out `policy.decide`: it is the engine's handler for a
+matter's tick and runs again after every press, so a matter always has at most one pending
+tick, at the time its policy next needs attention. A page that cannot be delivered (no linked
+account, bot blocked) goes to the next contact in `FALLBACK_CHAIN`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.config import Level
+from bot.i18n import translator
+from bot.models import Deadline, Escalation, OutboxMessage, Page, Person, Role, Unit
+from bot.services import audit, contacts, outbox
+from bot.services.engine import DeadlineHandler
+from bot.services.escalation import matter
+from bot.services.escalation.policy import Fire, PolicyStep, Reach, decide
+from bot.services.escalation.views import Note, PagingContext, language, render
+from bot.services.sql import lock_for_update
+
+# Who stands in when a page cannot be delivered: the next role at the same unit, then upwards.
+FALLBACK_CHAIN: tuple[tuple[Level, str], ...] = (
+    (Level.UNIT, Role.DUTY_LEADER),
+    (Level.UNIT, Role.SAFETY_OFFICER),
+    (Level.UNIT, Role.PRINCIPAL),
+    (Level.PARENT, Role.OFFICER),
+    (Level.PARENT, Role.PRINCIPAL),
+    (Level.COUNTY, Role.DESK),
+    (Level.COUNTY, Role.OFFICER),
+)
+
+# A page is "late" when it goes out this long after it fell due (the bot was down).
+LATE_AFTER = timedelta(minutes=2)
+# More rounds than any policy needs: each round either acts or stops.
+_MAX_ROUNDS = 8
+
+
+async def advance(
+    session: AsyncSession, escalation_id: int, *, now: datetime, ctx: PagingContext
+) -> None:
+    """Carry out whatever the matter's policy says is due now, then plan the next look."""
+    escalation = await matter.lock(session, escalation_id)
+    if escalation is None or escalation.status == matter.RESOLVED:
+        return
+    policy = matter.policy_of(escalation)
+    next_at = None
+    for _round in range(_MAX_ROUNDS):
+        decision = decide(await matter.state_of(session, escalation), policy, now)
+        next_at = decision.next_at
+        if not decision.actions:
+            break
+        for action in decision.actions:
+            if isinstance(action, Reach):
+                await matter.reach(
+                    session,
+                    escalation,
+                    level=action.level,
+                    how=action.how,
+                    now=now,
+                    at=action.due_at,
+                )
+            elif isinstance(action, Fire):
+                await _fire(
+                    session, escalation, policy.steps[action.step], action, now=now, ctx=ctx
+                )
+    await matter.plan_next(session, escalation, next_at=next_at, now=now)
+
+
+async def _fire(
+    session: AsyncSession,
+    escalation: Escalation,
+    step: PolicyStep,
+    action: Fire,
+    *,
+    now: datetime,
+    ctx: PagingContext,
+) -> None:
+    late = now - action.due_at > LATE_AFTER
+    await matter.record(
+        session,
+        escalation,
+        kind="fired",
+        at=now,
+        level=action.level,
+        step=action.step,
+        repeat=action.repeat,
+        key=matter.fire_key(action.step, action.repeat),
+        late=late,
+    )
+    if action.repeat:
+        await _repeat_pages(session, escalation, action.step, action.repeat, now=now, ctx=ctx)
+        return
+    late_since = action.due_at if late else matter.late_since(escalation)
+    await _first_pages(
+        session, escalation, action.step, step, now=now, late_since=late_since, ctx=ctx
+    )
+
+
+async def _unit_of_level(session: AsyncSession, escalation: Escalation, level: Level) -> Unit:
+    rows = await matter.level_rows(session, escalation.id or 0)
+    if level in rows:
+        return await contacts.unit(session, rows[level].unit_id)
+    return await contacts.unit(session, escalation.unit_id)
+
+
+async def _paged_people(session: AsyncSession, escalation_id: int) -> set[int]:
+    rows = await session.exec(select(Page.person_id).where(Page.escalation_id == escalation_id))
+    return set(rows.all())
+
+
+async def _new_page(
+    session: AsyncSession,
+    escalation: Escalation,
+    *,
+    step: int,
+    level: Level,
+    person: Person,
+    unit: Unit,
+    role: str,
+    now: datetime,
+    replaces: int | None = None,
+) -> Page:
+    assert escalation.id is not None and person.id is not None and unit.id is not None
+    page = Page(
+        escalation_id=escalation.id,
+        step=step,
+        level=level.value,
+        person_id=person.id,
+        unit_id=unit.id,
+        role=role,
+        created_at=now,
+        replaces_page_id=replaces,
+    )
+    session.add(page)
+    await session.flush()
+    return page
+
+
+async def _send_page(
+    session: AsyncSession,
+    escalation: Escalation,
+    page: Page,
+    ctx: PagingContext,
+    *,
+    now: datetime,
+    late_since: datetime | None,
+) -> OutboxMessage | None:
+    """Queue the page's first message, or pass it on at once when nobody can receive it."""
+    person = await contacts.person(session, page.person_id)
+    account = await contacts.account_of(session, page.person_id)
+    if account is None or account.unreachable_since is not None:
+        reason = (
+            "no linked account"
+            if account is None
+            else (account.unreachable_reason or "unreachable")
+        )
+        await mark_undeliverable(session, page_id=page.id or 0, reason=reason, now=now, ctx=ctx)
+        return None
+    text, buttons = await render(
+        session, escalation, page, person, ctx, now=now, late_since=late_since
+    )
+    page.sent_count = 1
+    return await outbox.enqueue(
+        session,
+        now=now,
+        text=text,
+        person_id=page.person_id,
+        buttons=buttons,
+        kind="page",
+        page_id=page.id,
+        late=late_since is not None,
+    )
+
+
+async def _first_pages(
+    session: AsyncSession,
+    escalation: Escalation,
+    index: int,
+    step: PolicyStep,
+    *,
+    now: datetime,
+    late_since: datetime | None,
+    ctx: PagingContext,
+) -> None:
+    target = await _unit_of_level(session, escalation, step.level)
+    already = await _paged_people(session, escalation.id or 0)
+    excluded = matter.excluded(escalation)
+    recipients: list[tuple[Person, str]] = []
+    holders_found = False
+    for role in step.roles:
+        for person in await contacts.holders(session, role=role, unit_id=target.id or 0, now=now):
+            if person.id in excluded:
+                continue
+            holders_found = True
+            if person.id not in already and all(person.id != p.id for p, _ in recipients):
+                recipients.append((person, role))
+    if holders_found and not recipients:
+        return  # everyone this step names has the page already (a principal on leader duty)
+    if not recipients:
+        await audit.record(
+            session,
+            at=now,
+            action="page.nobody",
+            actor_account="system",
+            subject_type="escalation",
+            subject_id=escalation.id,
+            unit_id=target.id,
+            detail={"step": index, "roles": list(step.roles)},
+        )
+        await _page_next_contact(
+            session,
+            escalation,
+            after=(Level.UNIT, step.roles[-1]),
+            target=target,
+            step=index,
+            level=step.level,
+            now=now,
+            replaces=None,
+            ctx=ctx,
+        )
+        return
+    for person, role in recipients:
+        # A stand-in for an undeliverable page earlier in this loop may be this very person.
+        if person.id in await _paged_people(session, escalation.id or 0):
+            continue
+        page = await _new_page(
+            session,
+            escalation,
+            step=index,
+            level=step.level,
+            person=person,
+            unit=target,
+            role=role,
+            now=now,
+        )
+        await _send_page(session, escalation, page, ctx, now=now, late_since=late_since)
+
+
+async def _repeat_pages(
+    session: AsyncSession,
+    escalation: Escalation,
+    index: int,
+    repeat: int,
+    *,
+    now: datetime,
+    ctx: PagingContext,
+) -> None:
+    pages = await session.exec(
+        select(Page).where(
+            Page.escalation_id == escalation.id, Page.step == index, Page.status == "active"
+        )
+    )
+    for page in pages.all():
+        first = await outbox.first_sent_for_page(session, page.id or 0)
+        person = await contacts.person(session, page.person_id)
+        text, buttons = await render(
+            session, escalation, page, person, ctx, now=now, reminder=repeat
+        )
+        page.sent_count += 1
+        await outbox.enqueue(
+            session,
+            now=now,
+            text=text,
+            person_id=page.person_id,
+            buttons=buttons,
+            kind="page",
+            page_id=page.id,
+            reply_to=first,
+        )
+
+
+def _chain_after(position: tuple[Level, str] | None) -> list[tuple[Level, str]]:
+    if position is None or position not in FALLBACK_CHAIN:
+        return list(FALLBACK_CHAIN)
+    return list(FALLBACK_CHAIN[FALLBACK_CHAIN.index(position) + 1 :])
+
+
+async def _page_next_contact(
+    session: AsyncSession,
+    escalation: Escalation,
+    *,
+    after: tuple[Level, str] | None,
+    target: Unit,
+    step: int,
+    level: Level,
+    now: datetime,
+    replaces: int | None,
+    ctx: PagingContext,
+) -> Page | None:
+    """Page the first reachable person further down the fallback chain from `target`."""
+    already = await _paged_people(session, escalation.id or 0)
+    already |= matter.excluded(escalation)
+    for chain_level, role in _chain_after(after):
+        unit = await contacts.unit_at_level(session, target, chain_level)
+        if unit is None:
+            continue
+        for person in await contacts.holders(session, role=role, unit_id=unit.id or 0, now=now):
+            if person.id in already:
+                continue
+            account = await contacts.account_of(session, person.id or 0)
+            if account is None or account.unreachable_since is not None:
+                continue
+            page = await _new_page(
+                session,
+                escalation,
+                step=step,
+                level=level,
+                person=person,
+                unit=unit,
+                role=role,
+                now=now,
+                replaces=replaces,
+            )
+            await _send_page(session, escalation, page, ctx, now=now, late_since=None)
+            return page
+    await audit.record(
+        session,
+        at=now,
+        action="page.no_contact",
+        actor_account="system",
+        subject_type="escalation",
+        subject_id=escalation.id,
+        unit_id=target.id,
+    )
+    return None
+
+
+async def mark_undeliverable(
+    session: AsyncSession, *, page_id: int, reason: str, now: datetime, ctx: PagingContext
+) -> Page | None:
+    """Record that a page could not be delivered and page the next contact instead.
+
+    The matter is locked before the page is read, as every press does, so a page that an
+    acknowledgement closed meanwhile stays closed and nobody is paged in its place.
+    """
+    found = (await session.exec(select(Page.escalation_id).where(Page.id == page_id))).first()
+    if found is None:
+        return None
+    escalation = await matter.lock(session, found)
+    statement = lock_for_update(select(Page).where(Page.id == page_id), session)
+    page = (await session.exec(statement.execution_options(populate_existing=True))).first()
+    if page is None or page.status != "active":
+        return None
+    page.status = "undeliverable"
+    page.error = reason[:200]
+    await audit.record(
+        session,
+        at=now,
+        action="page.undeliverable",
+        actor_account="system",
+        subject_type="page",
+        subject_id=page.id,
+        unit_id=page.unit_id,
+        detail={"reason": reason, "person": page.person_id},
+    )
+    if escalation is None or escalation.status == matter.RESOLVED:
+        return None
+    levels = await matter.level_rows(session, escalation.id or 0)
+    level = Level(page.level)
+    if level in levels and levels[level].acknowledged_at is not None:
+        return None
+    await matter.record(
+        session,
+        escalation,
+        kind="undeliverable",
+        at=now,
+        level=level,
+        person_id=page.person_id,
+        reason=reason[:200],
+    )
+    base = await contacts.unit(session, escalation.unit_id)
+    unit = await contacts.unit(session, page.unit_id)
+    return await _page_next_contact(
+        session,
+        escalation,
+        after=(_level_of(base, unit), page.role),
+        target=base,
+        step=page.step,
+        level=level,
+        now=now,
+        replaces=page.id,
+        ctx=ctx,
+    )
+
+
+def _level_of(base: Unit, unit: Unit) -> Level:
+    if unit.id == base.id:
+        return Level.UNIT
+    if unit.id == base.parent_id:
+        return Level.PARENT
+    return Level.COUNTY
+
+
+async def close_pages(
+    session: AsyncSession,
+    escalation: Escalation,
+    *,
+    note: Note,
+    now: datetime,
+    ctx: PagingContext,
+    level: Level | None = None,
+) -> None:
+    """Close the pages of one level (or all), drop their unsent messages, show the outcome."""
+    assert escalation.id is not None
+    statement = select(Page).where(Page.escalation_id == escalation.id)
+    if level is not None:
+        statement = statement.where(Page.level == level.value)
+    pages = list((await session.exec(statement.order_by(col(Page.id)))).all())
+    await outbox.cancel_unsent(session, page_ids=[p.id for p in pages if p.id], now=now)
+    for page in pages:
+        if page.status == "active":
+            page.status = "closed"
+        messages = await outbox.page_messages(session, page.id or 0)
+        if not messages:
+            continue
+        reader = await contacts.person(session, page.person_id)
+        tr = translator(language(reader, ctx))
+        text, _buttons = await render(session, escalation, page, reader, ctx, now=now)
+        await outbox.enqueue_edit(
+            session, now=now, target=messages[0], text=text + "\n\n" + note(tr)
+        )
+        for reminder in messages[1:]:  # same words, no buttons left to press
+            await outbox.enqueue_edit(session, now=now, target=reminder, text=reminder.body["text"])
+
+
+def step_handler(ctx: PagingContext) -> DeadlineHandler:
+    """The engine handler for a matter's tick."""
+
+    async def handle(session: AsyncSession, deadline: Deadline, now: datetime, late: bool) -> None:
+        await advance(session, deadline.subject_id, now=now, ctx=ctx)
+
+    return handle

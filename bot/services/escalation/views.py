@@ -1,0 +1,181 @@
+"""What pages and the details view show: a page's words and buttons for each reader."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.config import Level
+from bot.i18n import Translator, translator
+from bot.models import Escalation, Page, Person
+from bot.services import contacts
+from bot.services.escalation import matter
+from bot.services.outbox import Button
+from bot.services.page_text import PageSubject, page_buttons, page_text
+
+# The line added to a page when it closes, in each reader's language.
+Note = Callable[[Translator], str]
+
+
+@dataclass(frozen=True)
+class PagingContext:
+    """What rendering needs beyond the database: the zone and the default language."""
+
+    tz: ZoneInfo
+    default_language: str
+
+
+def language(person: Person, ctx: PagingContext) -> str:
+    """The reader's language: their own choice, else the configured default."""
+    return person.language or ctx.default_language
+
+
+def by_note(outcome: str, person: Person, now: datetime, ctx: PagingContext) -> Note:
+    """A closing note such as "✅ Acknowledged by {name} at {time}." for each reader."""
+
+    def note(tr: Translator) -> str:
+        return tr._(
+            outcome, name=html.escape(person.name, quote=False), time=tr.time_text(now, ctx.tz)
+        )
+
+    return note
+
+
+def buttons_for(
+    tr: Translator, escalation: Escalation, page: Page, subject: PageSubject
+) -> list[list[Button]]:
+    """A page's buttons: pass up while a level above exists; direct report under a deadline."""
+    policy = matter.policy_of(escalation)
+    level = Level(page.level)
+    position = policy.levels.index(level) if level in policy.levels else 0
+    assert page.id is not None
+    return page_buttons(
+        tr,
+        page.id,
+        can_pass_up=position + 1 < len(policy.levels),
+        can_report_direct=policy.report_deadline is not None and position + 2 < len(policy.levels),
+        resolve_label=subject.resolve_label,
+    )
+
+
+async def render(
+    session: AsyncSession,
+    escalation: Escalation,
+    page: Page,
+    person: Person,
+    ctx: PagingContext,
+    *,
+    now: datetime,
+    reminder: int = 0,
+    late_since: datetime | None = None,
+) -> tuple[str, list[list[Button]]]:
+    """A page's text and buttons in the reader's language."""
+    tr = translator(language(person, ctx))
+    place = await contacts.unit(session, matter.place_unit_id(escalation))
+    subject = matter.subject_of(escalation)
+    text = page_text(
+        tr,
+        ctx.tz,
+        subject=subject,
+        unit_name=place.name,
+        started_at=escalation.started_at,
+        now=now,
+        drill=escalation.is_drill,
+        reminder=reminder,
+        late_since=late_since,
+    )
+    return text, buttons_for(tr, escalation, page, subject)
+
+
+@dataclass(frozen=True)
+class PageLine:
+    """One page of an escalation, for the details view."""
+
+    person: str
+    role: str
+    unit: str
+    at: datetime
+    status: str
+    sent_count: int
+
+
+@dataclass(frozen=True)
+class LevelLine:
+    """One level a matter reached, for the details view."""
+
+    level: str
+    unit: str
+    reached_at: datetime
+    how: str
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    late: bool
+
+
+@dataclass(frozen=True)
+class EscalationView:
+    """An escalation, the levels it reached and its pages, for the details view."""
+
+    subject: PageSubject
+    place: str
+    started_at: datetime
+    status: str
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    drill: bool
+    levels: list[LevelLine]
+    pages: list[PageLine]
+
+
+async def escalation_view(session: AsyncSession, escalation: Escalation) -> EscalationView:
+    """Everything the details button shows about a matter."""
+    assert escalation.id is not None
+    place = await contacts.unit(session, matter.place_unit_id(escalation))
+    levels = []
+    for level, row in (await matter.level_rows(session, escalation.id)).items():
+        unit = await contacts.unit(session, row.unit_id)
+        by = row.acknowledged_by_id
+        levels.append(
+            LevelLine(
+                level=level.value,
+                unit=unit.name,
+                reached_at=row.reached_at,
+                how=row.reached_how,
+                acknowledged_by=(await contacts.person(session, by)).name if by else None,
+                acknowledged_at=row.acknowledged_at,
+                late=row.late,
+            )
+        )
+    lines = []
+    for item in await pages_of(session, escalation.id):
+        who = await contacts.person(session, item.person_id)
+        unit = await contacts.unit(session, item.unit_id)
+        lines.append(
+            PageLine(who.name, item.role, unit.name, item.created_at, item.status, item.sent_count)
+        )
+    acknowledged_by = None
+    if escalation.acknowledged_by_id is not None:
+        acknowledged_by = (await contacts.person(session, escalation.acknowledged_by_id)).name
+    return EscalationView(
+        subject=matter.subject_of(escalation),
+        place=place.name,
+        started_at=escalation.started_at,
+        status=escalation.status,
+        acknowledged_by=acknowledged_by,
+        acknowledged_at=escalation.acknowledged_at,
+        drill=escalation.is_drill,
+        levels=levels,
+        pages=lines,
+    )
+
+
+async def pages_of(session: AsyncSession, escalation_id: int) -> list[Page]:
+    """Every page of an escalation, oldest first."""
+    statement = select(Page).where(Page.escalation_id == escalation_id).order_by(col(Page.id))
+    return list((await session.exec(statement)).all())
