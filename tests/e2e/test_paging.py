@@ -256,3 +256,54 @@ async def test_passing_up_pages_the_township_officer(
     page = await officer.wait_for()
     assert page.text.startswith("🚨 Post unmanned: 值班室")
     assert "石坝小学" in page.text
+
+
+async def test_a_serious_matter_acknowledged_at_the_school_still_reaches_township_and_county(
+    stack: LocalStack, district: District, db: Database, clock: MovableClock
+) -> None:
+    policy = settings_from_mapping({}, environ={}).escalation[Severity.SERIOUS]
+    principal = await person(stack, district, "principal", "王校长")
+    for key in ("leader", "leader2"):  # reachable, so nobody stands in for them
+        await person(stack, district, key, key)
+    officer = await person(stack, district, "officer", "赵专干")
+    desk = await person(stack, district, "desk", "Desk Chen")
+    started = clock.now()
+    async with db.uow() as uow:
+        await escalation.start(
+            uow.session,
+            policy="serious",
+            steps=policy.steps,
+            subject_type="test",
+            subject_id=2,
+            unit_id=district.units["S"],
+            subject=SUBJECT,
+            now=started,
+            occurred_at=started,
+            report_deadline=policy.report_deadline,
+            forward_margin=policy.forward_margin,
+        )
+        await uow.commit()
+    await stack.settle()
+    page = await principal.wait_for()
+    # a serious matter offers the skip-level report one tap away
+    assert [list(row) for row in page.buttons] == [
+        ["✅ 接报", "⬆️ 上报"],
+        ["⏫ 越级直报"],
+        ["✔️ 处理完毕", "ℹ️ 详情"],
+    ]
+    clock.advance(timedelta(minutes=1))
+    await principal.press("✅ 接报")
+    await principal.wait_for_answer()
+    await stack.settle()
+    clock.set(started + timedelta(minutes=49))
+    await stack.settle()
+    assert [m.text[:1] for m in officer.messages() + desk.messages()] == ["值", "W"]  # greetings
+    clock.set(started + timedelta(minutes=50))  # one hour − the ten-minute margin
+    await stack.settle()
+    township = await officer.wait_for()
+    county = await desk.wait_for()
+    assert township.text.startswith("🚨 Post unmanned") and "石坝小学" in township.text
+    assert "📍 Where: 石坝小学" in county.text
+    # the township may still pass it up; the county is the top
+    assert [b for row in township.buttons for b in row][:2] == ["✅ 接报", "⬆️ 上报"]
+    assert "⬆️ Pass up" not in [b for row in county.buttons for b in row]

@@ -12,7 +12,17 @@ from sqlmodel import col, select
 
 from bot.config import EscalationStep, Level, Severity, settings_from_mapping
 from bot.errors import NotAllowed, NotFound
-from bot.models import Account, AuditEntry, Deadline, OutboxMessage, Page, Person, RoleGrant
+from bot.models import (
+    Account,
+    AuditEntry,
+    Deadline,
+    Escalation,
+    EscalationLevel,
+    OutboxMessage,
+    Page,
+    Person,
+    RoleGrant,
+)
 from bot.services import deadlines, escalation
 from bot.services.engine import run_due
 from bot.services.escalation import PagingContext
@@ -345,3 +355,230 @@ async def test_acknowledging_while_the_engine_holds_a_repeat_does_not_deadlock(
         await engine.commit()
     assert outcome.done_now
     assert len(await recipients(db, district)) == 3  # the repeat found the matter closed
+
+
+DEADLINE_POLICY = settings_from_mapping({}, environ={}).escalation[Severity.SERIOUS]
+
+
+async def start_serious(
+    db: Database, district: District, *, occurred_at: datetime = T0, now: datetime = T0
+) -> int:
+    """A matter under the configured serious policy, with its one-hour report deadline."""
+    async with db.uow() as uow:
+        esc = await escalation.start(
+            uow.session,
+            policy="serious",
+            steps=DEADLINE_POLICY.steps,
+            subject_type="test",
+            subject_id=7,
+            unit_id=district.units["S"],
+            subject=SUBJECT,
+            now=now,
+            occurred_at=occurred_at,
+            report_deadline=DEADLINE_POLICY.report_deadline,
+            forward_margin=DEADLINE_POLICY.forward_margin,
+        )
+        await uow.commit()
+    assert esc.id is not None
+    return esc.id
+
+
+async def act(
+    db: Database, district: District, use_case: str, who: str, at: datetime, *, page_of_: str = ""
+) -> escalation.Outcome:
+    page_id = await page_of(db, district, page_of_ or who)
+    async with db.uow() as uow:
+        outcome: escalation.Outcome = await getattr(escalation, use_case)(
+            uow.session, page_id=page_id, person_id=district.people[who], now=at, ctx=CTX
+        )
+        await uow.commit()
+    return outcome
+
+
+async def levels(db: Database, esc_id: int) -> dict[str, tuple[str, bool, bool]]:
+    """Each level reached: how, whether acknowledged, whether late."""
+    async with db.uow() as uow:
+        rows = await uow.session.exec(
+            select(EscalationLevel).where(EscalationLevel.escalation_id == esc_id)
+        )
+        return {r.level: (r.reached_how, r.acknowledged_at is not None, r.late) for r in rows.all()}
+
+
+async def test_acknowledged_at_the_school_it_still_reaches_township_and_county_by_the_deadline(
+    db: Database, district: District
+) -> None:
+    esc_id = await start_serious(db, district)
+    await tick(db, T0)
+    await act(db, district, "acknowledge", "principal", T0 + timedelta(minutes=2))
+    for minute in range(2, 50):  # the school acknowledged: its repeats and the silence steps stop
+        await tick(db, T0 + timedelta(minutes=minute))
+    assert sorted(await recipients(db, district)) == ["leader", "leader2", "principal"]
+    await tick(db, T0 + timedelta(minutes=50))  # one hour − the ten-minute margin
+    assert (await recipients(db, district))[3:] == ["officer", "desk"]
+    assert await levels(db, esc_id) == {
+        "unit": ("start", True, False),
+        "parent": ("deadline", False, True),
+        "county": ("deadline", False, True),
+    }
+    async with db.uow() as uow:
+        matter = await uow.session.get(Escalation, esc_id)
+    assert matter is not None and matter.status == "active"  # the levels above must acknowledge
+
+
+async def test_acknowledging_one_level_leaves_the_others_paging(
+    db: Database, district: District
+) -> None:
+    esc_id = await start_serious(db, district)
+    await tick(db, T0)
+    for minute in range(1, 16):  # nobody answers: township at 10, county at 15
+        await tick(db, T0 + timedelta(minutes=minute))
+    await act(db, district, "acknowledge", "officer", T0 + timedelta(minutes=16))
+    before = len(await recipients(db, district))
+    await tick(db, T0 + timedelta(minutes=20))
+    # the school's leaders were reminded twice already; the county's desk is still being paged
+    # only by its one page (no repeats); the township's acknowledgement stopped nothing else
+    assert await levels(db, esc_id) == {
+        "unit": ("start", False, False),
+        "parent": ("silence", True, False),
+        "county": ("silence", False, False),
+    }
+    assert len(await recipients(db, district)) == before
+    async with db.uow() as uow:
+        pages = (await uow.session.exec(select(Page))).all()
+    names = {v: k for k, v in district.people.items()}
+    assert {names[p.person_id]: p.status for p in pages} == {
+        "leader": "active",
+        "leader2": "active",
+        "principal": "active",
+        "officer": "closed",
+        "desk": "active",
+    }
+    outcome = await act(db, district, "acknowledge", "desk", T0 + timedelta(minutes=21))
+    assert outcome.done_now
+    again = await act(db, district, "acknowledge", "officer", T0 + timedelta(minutes=22))
+    assert (again.done_now, again.by_name) == (False, "赵专干")
+
+
+async def test_a_report_after_the_deadline_reaches_every_level_at_once_and_is_late(
+    db: Database, district: District
+) -> None:
+    esc_id = await start_serious(db, district, occurred_at=T0 - timedelta(minutes=70))
+    await tick(db, T0)
+    assert sorted(await recipients(db, district)) == sorted(
+        ["leader", "leader2", "principal", "officer", "desk"]
+    )
+    assert {k: v[0] for k, v in (await levels(db, esc_id)).items()} == {
+        "unit": "start",
+        "parent": "deadline",
+        "county": "deadline",
+    }
+
+
+async def test_direct_report_reaches_the_county_at_once(db: Database, district: District) -> None:
+    esc_id = await start_serious(db, district)
+    await tick(db, T0)
+    outcome = await act(db, district, "report_direct", "leader", T0 + timedelta(minutes=1))
+    assert outcome.kind == "reported_direct"
+    await tick(db, T0 + timedelta(minutes=1))
+    assert (await recipients(db, district))[-1] == "desk"
+    assert await levels(db, esc_id) == {
+        "unit": ("start", True, False),
+        "county": ("direct", False, False),
+    }
+    # the township is skipped, not forgotten: the deadline still brings the matter there
+    await tick(db, T0 + timedelta(minutes=50))
+    assert (await levels(db, esc_id))["parent"] == ("deadline", False, True)
+
+
+async def test_direct_report_is_only_for_matters_with_a_report_deadline(
+    db: Database, district: District
+) -> None:
+    await start(db, district)
+    await tick(db, T0)
+    with pytest.raises(NotAllowed):
+        await act(db, district, "report_direct", "leader", T0 + timedelta(minutes=1))
+
+
+async def test_passing_up_stops_the_schools_paging_and_keeps_the_county_quiet(
+    db: Database, district: District
+) -> None:
+    esc_id = await start(db, district)
+    await tick(db, T0)
+    await act(db, district, "pass_up", "leader", T0 + timedelta(minutes=1))
+    await tick(db, T0 + timedelta(minutes=1))
+    await act(db, district, "acknowledge", "officer", T0 + timedelta(minutes=3))
+    for minute in range(3, 40):
+        await tick(db, T0 + timedelta(minutes=minute))
+    assert sorted(await recipients(db, district)) == sorted(
+        ["leader", "leader2", "principal", "officer"]
+    )
+    assert set(await levels(db, esc_id)) == {"unit", "parent"}
+
+
+async def test_the_timeline_says_who_did_what_and_when(db: Database, district: District) -> None:
+    esc_id = await start_serious(db, district)
+    await tick(db, T0)
+    await act(db, district, "pass_up", "principal", T0 + timedelta(minutes=3))
+    await tick(db, T0 + timedelta(minutes=3))
+    async with db.uow() as uow:
+        events = await escalation.timeline(uow.session, esc_id)
+    names = {v: k for k, v in district.people.items()}
+    assert [
+        (e.kind, e.level, names.get(e.person_id or 0), int((e.at - T0).total_seconds() // 60))
+        for e in events
+    ] == [
+        ("started", "unit", None, 0),
+        ("fired", "unit", None, 0),
+        ("passed_up", "unit", "principal", 3),
+        ("reached", "parent", "principal", 3),
+        ("fired", "parent", None, 3),
+    ]
+
+
+async def test_a_page_closed_meanwhile_is_not_marked_undeliverable(
+    db: Database, district: District
+) -> None:
+    await start(db, district, steps=SERIOUS[:1])
+    await tick(db, T0)
+    page_id = await page_of(db, district, "leader")
+    await act(db, district, "acknowledge", "principal", T0 + timedelta(minutes=1))
+    async with db.uow() as uow:
+        stand_in = await escalation.mark_undeliverable(
+            uow.session, page_id=page_id, reason="Forbidden", now=T0, ctx=CTX
+        )
+        await uow.commit()
+    async with db.uow() as uow:
+        page = await uow.session.get(Page, page_id)
+    assert stand_in is None and page is not None and page.status == "closed"
+
+
+async def test_undeliverable_waiting_for_an_acknowledgement_leaves_the_page_closed(
+    db: Database, district: District
+) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("row locks: on SQLite writers take turns for the one write lock")
+    await start(db, district, steps=SERIOUS[:1])
+    await tick(db, T0)
+    page_id = await page_of(db, district, "leader")
+
+    async def sender_hears_403() -> object:
+        async with db.uow() as uow:
+            stand_in = await escalation.mark_undeliverable(
+                uow.session, page_id=page_id, reason="Forbidden", now=T0, ctx=CTX
+            )
+            await uow.commit()
+        return stand_in
+
+    async with db.uow() as leader:  # the leader's acknowledgement holds the matter
+        await escalation.acknowledge(
+            leader.session, page_id=page_id, person_id=district.people["leader"], now=T0, ctx=CTX
+        )
+        sender = asyncio.create_task(sender_hears_403())
+        await asyncio.sleep(0.3)
+        assert not sender.done()  # the sender waits for the matter's lock
+        await leader.commit()
+    assert await asyncio.wait_for(sender, timeout=10) is None
+    async with db.uow() as uow:
+        page = await uow.session.get(Page, page_id)
+    assert page is not None and page.status == "closed"
+    assert "safety" not in await recipients(db, district)  # nobody stands in for a closed page

@@ -131,7 +131,11 @@ Action = Reach | Fire
 
 @dataclass(frozen=True)
 class Decision:
-    """What to do now, and when to look again (None: nothing left to wait for)."""
+    """What to do now, and when to look again (None: nothing left to wait for).
+
+    `next_at` covers what is not due yet; the actions taken now add their own later work
+    (a step's next repeat), which the engine learns by deciding again after carrying them out.
+    """
 
     actions: tuple[Action, ...]
     next_at: datetime | None
