@@ -70,8 +70,13 @@ def page_text(
     drill: bool = False,
     reminder: int = 0,
     late_since: datetime | None = None,
+    phones: list[tuple[str, str]] | None = None,
 ) -> str:
-    """The full text of a page in the reader's language (HTML parse mode)."""
+    """The full text of a page in the reader's language (HTML parse mode).
+
+    `phones` (name, number) are listed on pages to a level above, so that the reader can call
+    the school first (先电话后文字).
+    """
     since = subject.since or started_at
     params = {key: _param(tr, value) for key, value in subject.what_params.items()}
     lines = []
@@ -95,6 +100,11 @@ def page_text(
                 time=tr.time_text(late_since, tz),
             )
         )
+    if phones:
+        people = [
+            f"{html.escape(name, quote=False)} {html.escape(number)}" for name, number in phones
+        ]
+        lines.append(tr._("☎ Call first: {people}", people=tr.list_text(people)))
     lines.append("👉 " + tr._(subject.ask))
     return "\n".join(lines)
 

@@ -303,6 +303,10 @@ async def test_a_serious_matter_acknowledged_at_the_school_still_reaches_townshi
     township = await officer.wait_for()
     county = await desk.wait_for()
     assert township.text.startswith("🚨 Post unmanned") and "石坝小学" in township.text
+    # phone first: the township reads whom to call at the school
+    assert "☎ 请先电话联系：李带班 13800000000、周带班 13800000001、王校长 13800000003" in (
+        township.text
+    )
     assert "📍 Where: 石坝小学" in county.text
     # the township may still pass it up; the county is the top
     assert [b for row in township.buttons for b in row][:2] == ["✅ 接报", "⬆️ 上报"]

@@ -62,13 +62,15 @@ async def start(
     occurred_at: datetime | None = None,
     report_deadline: timedelta | None = None,
     forward_margin: timedelta = timedelta(minutes=10),
+    reporter_id: int | None = None,
 ) -> Escalation:
     """Start paging a matter at its unit; starting it twice returns the first one.
 
     `place_unit_id` is where the matter is, when that differs from the unit it starts at.
     People in `exclude` are never paged about it (the absent person about their own missed
     shift). With a `report_deadline`, the matter reaches every level above by `occurred_at` +
-    deadline (SPEC §4 rule 3); the first look is planned at once.
+    deadline (SPEC §4 rule 3); the first look is planned at once. Pages to the levels above
+    list the phones of `reporter_id` and the unit's leaders.
     """
     spec = Start(
         policy=policy,
@@ -84,6 +86,7 @@ async def start(
         occurred_at=occurred_at,
         report_deadline=report_deadline,
         forward_margin=forward_margin,
+        reporter_id=reporter_id,
     )
     escalation, created = await matter.create(session, spec, now=now)
     if created:

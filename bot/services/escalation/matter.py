@@ -301,6 +301,7 @@ class Start:
     occurred_at: datetime | None = None
     report_deadline: timedelta | None = None
     forward_margin: timedelta = timedelta(minutes=10)
+    reporter_id: int | None = None
 
 
 async def create(session: AsyncSession, spec: Start, *, now: datetime) -> tuple[Escalation, bool]:
@@ -337,6 +338,7 @@ async def create(session: AsyncSession, spec: Start, *, now: datetime) -> tuple[
             "place_unit_id": spec.place_unit_id or spec.unit_id,
             "exclude": list(spec.exclude),
             "late_since": spec.late_since.isoformat() if spec.late_since else None,
+            "reporter_id": spec.reporter_id,
         },
         is_drill=spec.drill,
     )

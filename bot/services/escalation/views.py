@@ -79,6 +79,9 @@ async def render(
     tr = translator(language(person, ctx))
     place = await contacts.unit(session, matter.place_unit_id(escalation))
     subject = matter.subject_of(escalation)
+    phones = None
+    if page.level != Level.UNIT.value:
+        phones = await _leaders_phones(session, escalation, now=now)
     text = page_text(
         tr,
         ctx.tz,
@@ -89,8 +92,29 @@ async def render(
         drill=escalation.is_drill,
         reminder=reminder,
         late_since=late_since,
+        phones=phones,
     )
     return text, buttons_for(tr, escalation, page, subject)
+
+
+async def _leaders_phones(
+    session: AsyncSession, escalation: Escalation, *, now: datetime
+) -> list[tuple[str, str]]:
+    """Who to call at the matter's unit: its reporter, the leader on duty, the principal."""
+    found: list[Person] = []
+    reporter = (escalation.details or {}).get("reporter_id")
+    if reporter:
+        found.append(await contacts.person(session, int(reporter)))
+    for role in ("duty_leader", "principal"):
+        found.extend(
+            await contacts.holders(session, role=role, unit_id=escalation.unit_id, now=now)
+        )
+    excluded = matter.excluded(escalation)
+    phones: list[tuple[str, str]] = []
+    for person in found:
+        if person.phone and person.id not in excluded and (person.name, person.phone) not in phones:
+            phones.append((person.name, person.phone))
+    return phones
 
 
 @dataclass(frozen=True)
