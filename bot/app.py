@@ -149,6 +149,8 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
     application.add_handler(
         MessageHandler(filters.LOCATION & filters.ChatType.PRIVATE, attendance_handlers.on_location)
     )
+    application.add_handler(CallbackQueryHandler(pages.on_phone_button, pattern=r"^ph:"))
+    application.add_handler(CallbackQueryHandler(pages.on_phone_confirm, pattern=r"^phc:"))
     application.add_handler(CallbackQueryHandler(pages.on_page_button))
     application.add_handler(
         MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, fallback.not_understood)

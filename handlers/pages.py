@@ -6,16 +6,19 @@ import html
 import re
 from zoneinfo import ZoneInfo
 
-from telegram import Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 
 from bot.errors import ZhibanError
 from bot.i18n import N_, Translator
 from bot.services import escalation
-from bot.services.escalation import EscalationView, LevelLine, Outcome
+from bot.services.escalation import EscalationView, LevelLine, Outcome, phone
+from bot.services.escalation.phone import AGO_CHOICES, Callee
+from bot.services.outbox import Button
 from handlers.context import ZhibanContext
+from handlers.render import role_name
 
-CALLBACK_PATTERN = re.compile(r"^pg:([aurdx]):(\d{1,12})$")
+CALLBACK_PATTERN = re.compile(r"^pg:([aurdxp]):(\d{1,12})$")
 
 
 def outcome_text(tr: Translator, outcome: Outcome, ctx: ZhibanContext) -> str:
@@ -114,6 +117,9 @@ async def on_page_button(update: Update, context: ZhibanContext) -> None:
         return
     action, page_id = match.group(1), int(match.group(2))
     try:
+        if action == "p":
+            await _ask_whom(update, context, page_id)
+            return
         if action == "d":
             view = await escalation.view(
                 runtime.db, external_id=query.from_user.id, page_id=page_id
@@ -139,3 +145,148 @@ async def on_page_button(update: Update, context: ZhibanContext) -> None:
         return
     runtime.wake()
     await query.answer(outcome_text(tr, outcome, context), show_alert=not outcome.done_now)
+
+
+PHONE_PATTERN = re.compile(r"^ph:(\d{1,12}):(\d{1,12})(?::(\d{1,2}))?$")
+CONFIRM_PATTERN = re.compile(r"^phc:([yn]):(\d{1,12})$")
+
+_AGO_LABELS = {
+    0: N_("just now"),
+    5: N_("5 min ago"),
+    10: N_("10 min ago"),
+    15: N_("15 min ago"),
+    30: N_("30 min ago"),
+    60: N_("1 hour ago"),
+}
+
+
+def callee_buttons(tr: Translator, page_id: int, people: list[Callee]) -> list[list[Button]]:
+    """One button per person at the level above, with their role."""
+    return [
+        [
+            Button(
+                f"{person.name} · {role_name(tr, person.role)}",
+                f"ph:{page_id}:{person.person_id}",
+            )
+        ]
+        for person in people
+    ]
+
+
+def when_buttons(tr: Translator, page_id: int, callee_id: int) -> list[list[Button]]:
+    """When the call was made, in a few coarse choices (the timeline keeps the exact press)."""
+    choices = [
+        Button(tr._(_AGO_LABELS[minutes]), f"ph:{page_id}:{callee_id}:{minutes}")
+        for minutes in AGO_CHOICES
+    ]
+    return [choices[:3], choices[3:]]
+
+
+def _markup(rows: list[list[Button]]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in rows]
+    )
+
+
+async def _ask_whom(update: Update, context: ZhibanContext, page_id: int) -> None:
+    """Start "reported by phone": ask whom at the level above the leader called."""
+    query = update.callback_query
+    assert query is not None and query.from_user is not None
+    tr = context.tr_for(update)
+    people = await phone.callees(
+        context.runtime.db, external_id=query.from_user.id, page_id=page_id
+    )
+    if not people:
+        await query.answer(tr._("Nobody at the level above is on the roster."), show_alert=True)
+        return
+    await query.answer()
+    if query.message is not None:
+        await context.bot.send_message(
+            query.message.chat.id,
+            tr._("📞 Whom did you call?"),
+            reply_markup=_markup(callee_buttons(tr, page_id, people)),
+        )
+
+
+async def on_phone_button(update: Update, context: ZhibanContext) -> None:
+    """The taps of "reported by phone": whom, then when; the last one records it."""
+    query = update.callback_query
+    if query is None or query.from_user is None:
+        return
+    tr = context.tr_for(update)
+    runtime = context.runtime
+    match = PHONE_PATTERN.match(query.data or "")
+    if match is None:
+        await query.answer(tr._("This button is no longer valid."), show_alert=True)
+        return
+    page_id, callee_id = int(match.group(1)), int(match.group(2))
+    try:
+        if match.group(3) is None:
+            await query.answer()
+            await query.edit_message_text(
+                tr._("📞 When was the call?"),
+                reply_markup=_markup(when_buttons(tr, page_id, callee_id)),
+            )
+            return
+        outcome = await phone.press_record(
+            runtime.db,
+            external_id=query.from_user.id,
+            page_id=page_id,
+            callee_id=callee_id,
+            minutes_ago=int(match.group(3)),
+            now=runtime.clock.now(),
+            ctx=runtime.paging,
+        )
+    except ZhibanError as error:
+        await query.answer(error.render(tr), show_alert=True)
+        return
+    runtime.wake()
+    await query.answer()
+    await query.edit_message_text(
+        tr._(
+            "📞 Recorded: you called {name} at {time}. They are asked to confirm it.",
+            name=html.escape(outcome.callee, quote=False),
+            time=tr.time_text(outcome.at, runtime.settings.bot.tz),
+        ),
+        parse_mode=ParseMode.HTML,
+    )
+
+
+async def on_phone_confirm(update: Update, context: ZhibanContext) -> None:
+    """The person phoned answers whether the call reached them."""
+    query = update.callback_query
+    if query is None or query.from_user is None:
+        return
+    tr = context.tr_for(update)
+    runtime = context.runtime
+    match = CONFIRM_PATTERN.match(query.data or "")
+    if match is None:
+        await query.answer(tr._("This button is no longer valid."), show_alert=True)
+        return
+    try:
+        outcome = await phone.press_confirm(
+            runtime.db,
+            external_id=query.from_user.id,
+            event_id=int(match.group(2)),
+            received=match.group(1) == "y",
+            now=runtime.clock.now(),
+            ctx=runtime.paging,
+        )
+    except ZhibanError as error:
+        await query.answer(error.render(tr), show_alert=True)
+        return
+    runtime.wake()
+    if outcome.kind == "already":
+        await query.answer(tr._("You have answered this already."), show_alert=True)
+        return
+    answer = (
+        tr._("Thank you: the phone report is confirmed and counts as acknowledged.")
+        if outcome.kind == "confirmed"
+        else tr._("Noted: the caller has been told.")
+    )
+    await query.answer(answer)
+    if isinstance(query.message, Message) and query.message.text is not None:
+        await query.edit_message_text(
+            query.message.text_html + "\n\n" + html.escape(answer, quote=False),
+            parse_mode=ParseMode.HTML,
+        )

@@ -16,6 +16,7 @@ PASS_UP = "u"
 RESOLVE = "r"
 DETAILS = "d"
 DIRECT = "x"
+PHONED = "p"
 
 
 @dataclass(frozen=True)
@@ -115,15 +116,25 @@ def page_buttons(
     *,
     can_pass_up: bool,
     can_report_direct: bool = False,
+    under_deadline: bool = False,
     resolve_label: str | None = None,
 ) -> list[list[Button]]:
-    """Acknowledge first, then pass up (and straight to the county), resolve and details."""
+    """Acknowledge first; then pass up (by phone, straight to the county); resolve, details.
+
+    The phone and skip-level buttons are for matters with a report deadline (serious and
+    above), where reaching the levels above in time is what the regulation checks.
+    """
     first = [Button(tr._("✅ Acknowledge"), f"pg:{ACK}:{page_id}")]
     if can_pass_up:
         first.append(Button(tr._("⬆️ Pass up"), f"pg:{PASS_UP}:{page_id}"))
     rows = [first]
-    if can_report_direct:
-        rows.append([Button(tr._("⏫ Report straight to the county"), f"pg:{DIRECT}:{page_id}")])
+    if can_pass_up and under_deadline:
+        second = [Button(tr._("📞 Reported by phone"), f"pg:{PHONED}:{page_id}")]
+        if can_report_direct:
+            second.append(
+                Button(tr._("⏫ Report straight to the county"), f"pg:{DIRECT}:{page_id}")
+            )
+        rows.append(second)
     rows.append(
         [
             Button(tr._(resolve_label or RESOLVED_LABEL), f"pg:{RESOLVE}:{page_id}"),

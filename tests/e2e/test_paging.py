@@ -5,11 +5,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 from factories import District
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.clock import MovableClock
 from bot.config import EscalationStep, Level, Severity, settings_from_mapping
-from bot.models import Account, Escalation, OutboxMessage, Page
+from bot.models import (
+    Account,
+    Escalation,
+    EscalationEvent,
+    EscalationLevel,
+    OutboxMessage,
+    Page,
+)
 from bot.sandbox import SimUser
 from bot.sandbox.stack import LocalStack
 from bot.services import escalation
@@ -288,7 +295,7 @@ async def test_a_serious_matter_acknowledged_at_the_school_still_reaches_townshi
     # a serious matter offers the skip-level report one tap away
     assert [list(row) for row in page.buttons] == [
         ["✅ 接报", "⬆️ 上报"],
-        ["⏫ 越级直报"],
+        ["📞 已电话上报", "⏫ 越级直报"],
         ["✔️ 处理完毕", "ℹ️ 详情"],
     ]
     clock.advance(timedelta(minutes=1))
@@ -311,3 +318,68 @@ async def test_a_serious_matter_acknowledged_at_the_school_still_reaches_townshi
     # the township may still pass it up; the county is the top
     assert [b for row in township.buttons for b in row][:2] == ["✅ 接报", "⬆️ 上报"]
     assert "⬆️ Pass up" not in [b for row in county.buttons for b in row]
+
+
+async def test_a_phone_report_is_recorded_in_three_taps_and_confirmed_by_the_township(
+    stack: LocalStack, district: District, db: Database, clock: MovableClock
+) -> None:
+    policy = settings_from_mapping({}, environ={}).escalation[Severity.SERIOUS]
+    principal = await person(stack, district, "principal", "王校长")
+    for key in ("leader", "leader2", "desk"):
+        await person(stack, district, key, key)
+    officer = await person(stack, district, "officer", "赵专干")
+    started = clock.now()
+    async with db.uow() as uow:
+        await escalation.start(
+            uow.session,
+            policy="serious",
+            steps=policy.steps,
+            subject_type="test",
+            subject_id=3,
+            unit_id=district.units["S"],
+            subject=SUBJECT,
+            now=started,
+            occurred_at=started,
+            report_deadline=policy.report_deadline,
+            forward_margin=policy.forward_margin,
+        )
+        await uow.commit()
+    await stack.settle()
+    await principal.wait_for()
+    clock.advance(timedelta(minutes=12))
+    await principal.press("📞 已电话上报")
+    whom = await principal.wait_for()
+    assert whom.text == "📞 您打电话报告了谁？"
+    assert [list(row) for row in whom.buttons] == [["赵专干 · 应急专干"]]
+    await principal.press("赵专干 · 应急专干")
+    when = await principal.wait_for()
+    assert when.text == "📞 何时打的电话？"
+    await principal.press("10分钟前")
+    recorded = await principal.wait_for()
+    assert recorded.text == "📞 已记录：您于08:02电话报告了赵专干，已请对方确认。"
+    await stack.settle()
+    ask = await officer.wait_for()
+    assert "王校长表示已于08:02电话向您报告此事" in ask.text
+    async with db.uow() as uow:
+        report = (
+            await uow.session.exec(
+                select(EscalationEvent).where(EscalationEvent.kind == "phone_report")
+            )
+        ).one()
+    # the caller cannot confirm their own call with a forged button
+    assert await press(principal, recorded.message_id, f"phc:y:{report.id}") == "此按钮不是给您的。"
+    await officer.press("✅ 已接到电话")
+    answer = await officer.wait_for_answer()
+    assert answer.text == "谢谢：电话报告已确认，视为已接报。"
+    await stack.settle()
+    assert "📞 王校长于08:12已电话上报。" in principal.messages()[1].text  # the page, closed
+    assert officer.last().text.endswith("谢谢：电话报告已确认，视为已接报。")
+    async with db.uow() as uow:
+        reached = (
+            await uow.session.exec(
+                select(EscalationLevel.level, EscalationLevel.reached_how).order_by(
+                    col(EscalationLevel.id)
+                )
+            )
+        ).all()
+    assert list(reached) == [("unit", "start"), ("parent", "phone")]

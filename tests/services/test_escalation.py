@@ -17,6 +17,7 @@ from bot.models import (
     AuditEntry,
     Deadline,
     Escalation,
+    EscalationEvent,
     EscalationLevel,
     OutboxMessage,
     Page,
@@ -25,7 +26,7 @@ from bot.models import (
 )
 from bot.services import deadlines, escalation
 from bot.services.engine import run_due
-from bot.services.escalation import PagingContext
+from bot.services.escalation import PagingContext, phone
 from bot.services.page_text import PageSubject
 from bot.uow import Database
 
@@ -582,3 +583,117 @@ async def test_undeliverable_waiting_for_an_acknowledgement_leaves_the_page_clos
         page = await uow.session.get(Page, page_id)
     assert page is not None and page.status == "closed"
     assert "safety" not in await recipients(db, district)  # nobody stands in for a closed page
+
+
+async def phone_up(
+    db: Database, district: District, who: str, to: str, at: datetime, minutes_ago: int
+) -> None:
+    async with db.uow() as uow:
+        await phone.record(
+            uow.session,
+            page_id=await page_of(db, district, who),
+            person_id=district.people[who],
+            callee_id=district.people[to],
+            minutes_ago=minutes_ago,
+            now=at,
+            ctx=CTX,
+        )
+        await uow.commit()
+
+
+async def answer_call(
+    db: Database, district: District, who: str, at: datetime, *, received: bool = True
+) -> phone.PhoneOutcome:
+    async with db.uow() as uow:
+        event = (
+            await uow.session.exec(
+                select(EscalationEvent).where(EscalationEvent.kind == "phone_report")
+            )
+        ).one()
+        outcome = await phone.confirm(
+            uow.session,
+            event_id=event.id or 0,
+            person_id=district.people[who],
+            received=received,
+            now=at,
+            ctx=CTX,
+        )
+        await uow.commit()
+    return outcome
+
+
+async def test_a_confirmed_phone_report_reaches_the_township_at_the_time_of_the_call(
+    db: Database, district: District
+) -> None:
+    esc_id = await start_serious(db, district)
+    await tick(db, T0)
+    await phone_up(db, district, "principal", "officer", T0 + timedelta(minutes=20), 10)
+    asked = (await outbox(db))[-1]
+    assert asked.person_id == district.people["officer"]
+    assert "王校长表示已于10:10电话向您报告此事" in asked.body["text"]
+    assert [[b["data"][:6] for b in row] for row in asked.body["buttons"]] == [["phc:y:", "phc:n:"]]
+    outcome = await answer_call(db, district, "officer", T0 + timedelta(minutes=25))
+    assert outcome.kind == "confirmed"
+    async with db.uow() as uow:
+        parent = (
+            await uow.session.exec(
+                select(EscalationLevel).where(
+                    EscalationLevel.escalation_id == esc_id, EscalationLevel.level == "parent"
+                )
+            )
+        ).one()
+    assert (parent.reached_how, parent.reached_at, parent.late) == (
+        "phone",
+        T0 + timedelta(minutes=10),
+        False,
+    )
+    assert parent.acknowledged_by_id == district.people["officer"]
+    assert (await levels(db, esc_id))["unit"] == ("start", True, False)
+    # the township knows: nobody pages it; the deadline still brings the county in at 50
+    await tick(db, T0 + timedelta(minutes=50))
+    assert [r for r in await recipients(db, district) if r in ("officer", "desk")] == ["desk"]
+
+
+async def test_a_call_made_in_time_clears_the_late_mark_of_a_forced_forward(
+    db: Database, district: District
+) -> None:
+    esc_id = await start_serious(db, district)
+    await tick(db, T0)
+    await act(db, district, "acknowledge", "principal", T0 + timedelta(minutes=1))
+    await tick(db, T0 + timedelta(minutes=50))
+    assert (await levels(db, esc_id))["parent"] == ("deadline", False, True)
+    await phone_up(db, district, "leader", "officer", T0 + timedelta(minutes=51), 30)
+    await answer_call(db, district, "officer", T0 + timedelta(minutes=52))
+    assert (await levels(db, esc_id))["parent"] == ("phone", True, False)
+
+
+async def test_a_denied_call_tells_the_caller_and_the_township_is_still_paged(
+    db: Database, district: District
+) -> None:
+    esc_id = await start_serious(db, district)
+    await tick(db, T0)
+    await phone_up(db, district, "principal", "officer", T0 + timedelta(minutes=2), 0)
+    outcome = await answer_call(db, district, "officer", T0 + timedelta(minutes=3), received=False)
+    assert outcome.kind == "denied"
+    told = (await outbox(db))[-1]
+    assert told.person_id == district.people["principal"]
+    assert "赵专干表示未接到您10:02的电话报告" in told.body["text"]
+    assert "parent" not in await levels(db, esc_id)
+    await tick(db, T0 + timedelta(minutes=50))
+    assert (await levels(db, esc_id))["parent"] == ("deadline", False, True)
+
+
+async def test_phone_reports_refuse_forged_people_times_and_answers(
+    db: Database, district: District
+) -> None:
+    await start_serious(db, district)
+    await tick(db, T0)
+    for callee, minutes in (("desk", 0), ("officer2", 0), ("officer", 7)):
+        with pytest.raises(NotFound):
+            await phone_up(db, district, "principal", callee, T0, minutes)
+    await phone_up(db, district, "principal", "officer", T0, 0)
+    with pytest.raises(NotAllowed):
+        await answer_call(db, district, "desk", T0)
+    first = await answer_call(db, district, "officer", T0)
+    second = await answer_call(db, district, "officer", T0 + timedelta(minutes=1))
+    assert (first.kind, second.kind) == ("confirmed", "already")

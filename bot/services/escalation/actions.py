@@ -7,8 +7,10 @@ transaction. `press` is the use case behind a page button: check who it is, then
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -32,6 +34,8 @@ from bot.services.page_text import (
     PageSubject,
 )
 from bot.uow import Database
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -94,9 +98,10 @@ async def start(
     return escalation
 
 
-async def _presser(
+async def presser(
     session: AsyncSession, *, page_id: int, person_id: int, action: Action
 ) -> tuple[Page, Escalation, Person]:
+    """Lock the matter behind a page and check that the person may do `action` on it."""
     found = (await session.exec(select(Page.escalation_id).where(Page.id == page_id))).first()
     if found is None:
         raise NotFound("This button is no longer valid.")
@@ -128,9 +133,8 @@ async def _earlier(
     return Outcome(escalation.id, False, "", escalation.started_at, escalation.status)
 
 
-async def _level_row(
-    session: AsyncSession, escalation: Escalation, level: Level
-) -> EscalationLevel:
+async def level_row(session: AsyncSession, escalation: Escalation, level: Level) -> EscalationLevel:
+    """The stored state of one level the matter has reached."""
     rows = await matter.level_rows(session, escalation.id or 0)
     row = rows.get(level)
     if row is None:  # a matter stored before levels existed has reached its own unit
@@ -147,7 +151,7 @@ async def _level_row(
     return row
 
 
-async def _acknowledge_level(
+async def acknowledge_level(
     session: AsyncSession,
     escalation: Escalation,
     row: EscalationLevel,
@@ -158,6 +162,7 @@ async def _acknowledge_level(
     now: datetime,
     ctx: PagingContext,
 ) -> None:
+    """Acknowledge one level: close its pages with `note` and write the timeline."""
     row.acknowledged_at = now
     row.acknowledged_by_id = person.id
     if escalation.acknowledged_at is None:
@@ -175,14 +180,14 @@ async def acknowledge(
     session: AsyncSession, *, page_id: int, person_id: int, now: datetime, ctx: PagingContext
 ) -> Outcome:
     """Acknowledge (接报) at the page's level: that level's paging stops, nothing else."""
-    page, escalation, person = await _presser(
+    page, escalation, person = await presser(
         session, page_id=page_id, person_id=person_id, action=Action.PAGE_ACKNOWLEDGE
     )
     assert escalation.id is not None
-    row = await _level_row(session, escalation, Level(page.level))
+    row = await level_row(session, escalation, Level(page.level))
     if escalation.status == matter.RESOLVED or row.acknowledged_at is not None:
         return await _earlier(session, escalation, row)
-    await _acknowledge_level(
+    await acknowledge_level(
         session,
         escalation,
         row,
@@ -206,7 +211,7 @@ async def _pass_to(
     ctx: PagingContext,
     direct: bool,
 ) -> Outcome:
-    page, escalation, person = await _presser(
+    page, escalation, person = await presser(
         session, page_id=page_id, person_id=person_id, action=Action.PAGE_PASS_UP
     )
     assert escalation.id is not None
@@ -219,13 +224,13 @@ async def _pass_to(
         if policy.report_deadline is None:
             raise NotAllowed("Only serious matters may be reported straight to the county.")
         above = policy.levels[-1]
-    row = await _level_row(session, escalation, level)
+    row = await level_row(session, escalation, level)
     if escalation.status == matter.RESOLVED:
         return await _earlier(session, escalation, row)  # dealt with: nothing to pass up
     note = by_note(REPORTED_DIRECT_BY if direct else PASSED_UP_BY, person, now, ctx)
     kind = "reported_direct" if direct else "passed_up"
     if row.acknowledged_at is None:
-        await _acknowledge_level(
+        await acknowledge_level(
             session, escalation, row, person=person, kind=kind, note=note, now=now, ctx=ctx
         )
     await matter.reach(
@@ -265,7 +270,7 @@ async def resolve(
     session: AsyncSession, *, page_id: int, person_id: int, now: datetime, ctx: PagingContext
 ) -> Outcome:
     """Resolve: the matter is dealt with; every level's paging stops."""
-    page, escalation, person = await _presser(
+    page, escalation, person = await presser(
         session, page_id=page_id, person_id=person_id, action=Action.PAGE_RESOLVE
     )
     assert escalation.id is not None
@@ -377,35 +382,74 @@ async def press(
     use_case = _ACTIONS.get(action)
     if use_case is None:
         raise NotFound("This button is no longer valid.")
+
+    async def act(session: AsyncSession, person_id: int) -> Outcome:
+        return await use_case(session, page_id=page_id, person_id=person_id, now=now, ctx=ctx)
+
+    return await on_behalf(
+        db,
+        external_id=external_id,
+        use_case=act,
+        action=f"page.{action}",
+        subject_id=page_id,
+        now=now,
+    )
+
+
+async def on_behalf(
+    db: Database,
+    *,
+    external_id: int,
+    use_case: Callable[[AsyncSession, int], Awaitable[T]],
+    action: str,
+    subject_id: int,
+    now: datetime,
+    subject_type: str = "page",
+) -> T:
+    """Run a use case for the person behind a messaging account, in one transaction.
+
+    A refusal rolls the use case back and is audited in a transaction of its own.
+    """
     async with db.uow() as uow:
         person = await contacts.person_by_account(uow.session, external_id=external_id)
         if person is None or person.id is None:
             raise NotAllowed("This button is not for you.")
         try:
-            outcome = await use_case(
-                uow.session, page_id=page_id, person_id=person.id, now=now, ctx=ctx
-            )
+            outcome = await use_case(uow.session, person.id)
         except NotAllowed as error:
             refusal = error
         else:
             await uow.commit()
             return outcome
-    # The refused attempt is audited in a transaction of its own; the use case rolled back.
-    await _refused(db, person_id=person.id, page_id=page_id, action=action, now=now)
+    await refused(
+        db,
+        person_id=person.id,
+        action=action,
+        now=now,
+        subject_type=subject_type,
+        subject_id=subject_id,
+    )
     raise refusal
 
 
-async def _refused(
-    db: Database, *, person_id: int, page_id: int, action: str, now: datetime
+async def refused(
+    db: Database,
+    *,
+    person_id: int,
+    action: str,
+    now: datetime,
+    subject_type: str = "page",
+    subject_id: int,
 ) -> None:
+    """Audit a refused press in a transaction of its own (the use case rolled back)."""
     async with db.uow() as uow:
         await audit.record(
             uow.session,
             at=now,
-            action=f"page.{action}",
+            action=action,
             actor_person_id=person_id,
-            subject_type="page",
-            subject_id=page_id,
+            subject_type=subject_type,
+            subject_id=subject_id,
             allowed=False,
         )
         await uow.commit()

@@ -60,6 +60,7 @@ def buttons_for(
         page.id,
         can_pass_up=position + 1 < len(policy.levels),
         can_report_direct=policy.report_deadline is not None and position + 2 < len(policy.levels),
+        under_deadline=policy.report_deadline is not None,
         resolve_label=subject.resolve_label,
     )
 
