@@ -1,14 +1,18 @@
 """The engine job: one JobQueue job that wakes at the earliest pending deadline.
 
-The database decides what is due; the job only asks it. It is re-armed after every step and
-whenever a use case adds an earlier deadline (`wake`), and a slow safety poll catches work
-added by another instance on the same PostgreSQL database.
+The database decides what is due; the job only asks it. The first step runs as soon as the
+job is attached (catching up what fell due while the bot was down). The job is re-armed after
+every step and whenever a use case adds work (`wake`); there is never more than one armed job.
+A slow safety poll catches work added by another instance on the same PostgreSQL database.
+A planner that fails is logged and counted, and the step goes on to handle what is due.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -52,13 +56,22 @@ class EngineJob:
         self._stepping = asyncio.Lock()
         self.poll_every = poll_every
         self._queue: JobQueue[Any] | None = None
+        # The one armed one-off job, the deadline it is for (None: "at once", a wake) and the
+        # monotonic time it fires at.
         self._armed: Job[Any] | None = None
         self._armed_for: datetime | None = None
+        self._fires_at = 0.0
+        self.planner_failures = 0
 
     def attach(self, queue: JobQueue[Any]) -> None:
-        """Start the safety poll and run a first step at once (catching up after downtime)."""
+        """Run a first step at once (catching up after downtime) and start the safety poll."""
         self._queue = queue
-        queue.run_repeating(self._poll, interval=self.poll_every, first=0, name=f"{JOB_NAME}-poll")
+        # Not `run_repeating(first=0)`: APScheduler rounds a start already past up to the next
+        # interval, which put the catch-up a whole poll interval after the start.
+        self._arm(0.0, None)
+        queue.run_repeating(
+            self._poll, interval=self.poll_every, first=self.poll_every, name=f"{JOB_NAME}-poll"
+        )
 
     async def step(self) -> StepResult:
         """Plan what is coming, handle what is due now, then re-arm for the next deadline."""
@@ -67,7 +80,11 @@ class EngineJob:
 
     async def _step(self) -> StepResult:
         for planner in self.planners:
-            await planner(self.clock.now())
+            try:
+                await planner(self.clock.now())
+            except Exception:  # a broken planner must not stop the paging of what is due
+                self.planner_failures += 1
+                log.exception("engine: planner %s failed", getattr(planner, "__name__", planner))
         result = await run_due(
             self.db,
             now=self.clock.now(),
@@ -93,26 +110,41 @@ class EngineJob:
         due = await next_due(self.db)
         if due is None or self._queue is None:
             return
-        armed = self._armed is not None and not self._armed.removed
-        if armed and self._armed_for is not None and self._armed_for <= due:
+        if self._is_armed() and (self._armed_for is None or self._armed_for <= due):
             return
         delay = self.clock.real_delay(due)
         if delay is None:
             return
-        delay = max(delay, minimum)
-        if self._armed is not None and not self._armed.removed:
-            self._armed.schedule_removal()
-        self._armed_for = due
-        self._armed = self._queue.run_once(self._tick, when=delay, name=JOB_NAME)
+        self._arm(max(delay, minimum), due)
 
     def wake(self) -> None:
         """Something was scheduled: look again soon (from inside the event loop)."""
-        if self._queue is not None:
-            self._queue.run_once(self._tick, when=0, name=f"{JOB_NAME}-wake")
+        if self._queue is None:
+            return
+        if self._is_armed() and self._fires_at <= time.monotonic():
+            return  # the armed job fires at once anyway
+        self._arm(0.0, None)
 
-    async def _tick(self, _context: Any) -> None:
-        self._armed = None
-        self._armed_for = None
+    def _is_armed(self) -> bool:
+        return self._armed is not None and not self._armed.removed
+
+    def _arm(self, delay: float, due: datetime | None) -> None:
+        """Replace the armed job by one that fires in `delay` real seconds."""
+        assert self._queue is not None
+        if self._is_armed():
+            assert self._armed is not None
+            # It may be firing right now (the scheduler has let go of it and raises its
+            # JobLookupError, a KeyError): then it steps once more, which is harmless.
+            with contextlib.suppress(LookupError):
+                self._armed.schedule_removal()
+        self._armed_for = due
+        self._fires_at = time.monotonic() + delay
+        self._armed = self._queue.run_once(self._tick, when=delay, name=JOB_NAME)
+
+    async def _tick(self, context: Any) -> None:
+        if context.job is self._armed:
+            self._armed = None
+            self._armed_for = None
         await self.step()
 
     async def _poll(self, _context: Any) -> None:

@@ -23,6 +23,7 @@ from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import LANGUAGES, N_
 from bot.models import Account, Invite, Person, Role, RoleGrant, Unit
 from bot.services import audit, contacts
+from bot.services.sql import lock_for_update
 from bot.uow import Database
 
 _ROLE_ORDER = {role.value: index for index, role in enumerate(Role)}
@@ -204,7 +205,10 @@ async def redeem(
     """Link a messaging account with the invite's person; the old account, if any, is unlinked."""
     async with db.uow() as uow:
         session = uow.session
-        invite = (await session.exec(select(Invite).where(Invite.code == code))).first()
+        # Locked until the commit: two accounts redeeming one invite at once take turns, and
+        # the second reads it used (on SQLite the write lock already does this).
+        statement = lock_for_update(select(Invite).where(Invite.code == code), session)
+        invite: Invite | None = (await session.exec(statement)).first()
         if invite is None:
             raise InvalidInput("This invite link is not valid. Ask your administrator for one.")
         if invite.used_at is not None or invite.revoked_at is not None:

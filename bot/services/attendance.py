@@ -9,15 +9,17 @@ Rules:
   live are kept with the clock-in, so an audit can see what was claimed.
 - Clock-out takes the duty log (值班记录, text and photos); the next shift at the same post sees
   it when clocking in (交接班).
-- Deadlines per shift are planned three hours ahead (`plan`); a shift first seen more than
-  three hours after its start (imported late, or the bot was down longer than that) is not
-  chased. The deadlines: a reminder `remind_before` the
-  start; at start + `remind_after` a nudge to the person; at start + `page_after` (at the start
-  for a shift with nobody assigned) the missed-shift escalation: the unit's duty leader of the
-  day, then at start + `escalate_after` the principal. For a leader-on-duty shift: the principal,
-  then the officer of the unit above. At end + `clock_out_grace` without a clock-out the person
-  is asked, and after another grace their duty leader is told. The handlers read the shift as it
-  is when they fire, so a swap or a late clock-in needs no rescheduling.
+- Deadlines per shift are planned three hours ahead (`plan`). A shift found unplanned more
+  than three hours after its start is chased only if it was there before the bot went down
+  (`chase`, with the planning high-water mark); one imported after its start is not, nor one
+  that started before the installation's first start. The deadlines: a reminder
+  `remind_before` the start; at start + `remind_after` a nudge to the person; at start +
+  `page_after` (at the start for a shift with nobody assigned) the missed-shift escalation:
+  the unit's duty leader of the day, then at start + `escalate_after` the principal. For a
+  leader-on-duty shift: the principal, then the officer of the unit above. At end +
+  `clock_out_grace` without a clock-out the person is asked, and after another grace their duty
+  leader is told. The handlers read the shift as it is when they fire, so a swap or a late
+  clock-in needs no rescheduling.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from bot.config import EscalationStep, Level, ShiftSettings
 from bot.errors import InvalidInput, ZhibanError
 from bot.i18n import N_, Translator, translator
 from bot.models import ClockEvent, Deadline, Person, Shift, ShiftKind, Unit
-from bot.services import audit, contacts, deadlines, escalation, outbox
+from bot.services import audit, contacts, deadlines, escalation, marks, outbox
 from bot.services.engine import DeadlineHandler
 from bot.services.escalation import PagingContext
 from bot.services.outbox import Button
@@ -45,6 +47,7 @@ from bot.uow import Database
 SUBJECT = "shift"
 POLICY = "shift.missed"
 PLAN_AHEAD = timedelta(hours=3)
+PLAN_MARK = "plan:shifts"  # the planning high-water mark in `engine_marks`
 
 CLOCK_IN_LABEL = N_("✅ Clock in")
 CLOCK_OUT_LABEL = N_("👋 Clock out")
@@ -429,9 +432,38 @@ KIND_OUT = "shift.out"
 KIND_OUT_LEADER = "shift.out_leader"
 
 
+def chase(start: datetime, *, now: datetime, looked_ahead: datetime) -> bool:
+    """Whether a shift found unplanned at `now` gets its deadlines (pure).
+
+    `looked_ahead` is the planning high-water mark: up to when planning had looked ahead when
+    it last ran (on the first start of an installation, that start itself).
+
+    - A shift that started at most PLAN_AHEAD ago is planned as usual; what is already due goes
+      out at once, late.
+    - One that started earlier is chased only if its start lies beyond the mark: planning had
+      not reached it before, so it may have been there all along and fallen due while the bot
+      was down; its pages go out late and say so, however long the outage was.
+    - Otherwise planning had already looked past its start without seeing it: it was added
+      later, after it started (a late import) and is left quiet. So are shifts that started
+      before the installation's first start. (A roster import stamps the shifts it creates
+      more than PLAN_AHEAD after their start as seen, so an import while the bot is down stays
+      quiet too: see `too_late_to_chase`.)
+    """
+    return start >= now - PLAN_AHEAD or start > looked_ahead
+
+
+def too_late_to_chase(start: datetime, *, now: datetime) -> bool:
+    """Whether a shift created at `now` has started too long ago to be chased (pure)."""
+    return start < now - PLAN_AHEAD
+
+
 async def plan(session: AsyncSession, *, now: datetime, settings: ShiftSettings) -> int:
-    """Schedule the deadlines of shifts starting within the next few hours; return how many."""
+    """Schedule the deadlines of shifts starting within the next few hours; return how many.
+
+    The planning high-water mark moves to the horizon looked at, in the same transaction.
+    """
     horizon = now + max(PLAN_AHEAD, settings.remind_before + timedelta(minutes=30))
+    looked_ahead = await marks.hold(session, name=PLAN_MARK, now=now)
     shifts = (
         await session.exec(
             select(Shift).where(col(Shift.planned_at).is_(None), col(Shift.start) <= horizon)
@@ -440,11 +472,9 @@ async def plan(session: AsyncSession, *, now: datetime, settings: ShiftSettings)
     for shift in shifts:
         assert shift.id is not None
         shift.planned_at = now
-        if shift.start < now - PLAN_AHEAD:
-            # Under way for hours before Zhiban first saw it (imported late, or the bot was down
-            # for longer than it plans ahead): chasing it now would only be noise.
+        if not chase(shift.start, now=now, looked_ahead=looked_ahead):
             continue
-        marks = [
+        steps = [
             (KIND_BEFORE, "before", shift.start - settings.remind_before),
             (KIND_REMIND, "remind", shift.start + settings.remind_after),
             (
@@ -455,7 +485,7 @@ async def plan(session: AsyncSession, *, now: datetime, settings: ShiftSettings)
             (KIND_OUT, "out", shift.end + settings.clock_out_grace),
             (KIND_OUT_LEADER, "out:leader", shift.end + 2 * settings.clock_out_grace),
         ]
-        for kind, name, due in marks:
+        for kind, name, due in steps:
             if kind == KIND_BEFORE and due < now:
                 continue  # a reminder for a shift that has started already is no use
             await deadlines.schedule(
@@ -468,6 +498,7 @@ async def plan(session: AsyncSession, *, now: datetime, settings: ShiftSettings)
                 now=now,
                 move_pending=True,  # a re-planned shift (new person or end) moves its deadlines
             )
+    await marks.advance(session, name=PLAN_MARK, to=horizon)
     return len(shifts)
 
 
@@ -515,6 +546,8 @@ async def _nudge(
         return
     if message == REMIND_BEFORE and shift.start <= now:
         return  # the bot was down: "your shift starts at ..." would come too late
+    if shift.end <= now:
+        return  # the bot was down the whole shift: "clock in now" is no use any more
     tr = _who(person, ctx)
     text = tr._(
         message,
@@ -664,6 +697,5 @@ async def plan_upcoming(db: Database, *, now: datetime, settings: ShiftSettings)
     """Plan the deadlines of the coming shifts in one transaction; return how many shifts."""
     async with db.uow() as uow:
         planned = await plan(uow.session, now=now, settings=settings)
-        if planned:
-            await uow.commit()
+        await uow.commit()  # the high-water mark moves even when no shift was found
     return planned

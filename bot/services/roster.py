@@ -33,6 +33,7 @@ from bot.clock import utc
 from bot.errors import InvalidInput
 from bot.i18n import LANGUAGES, N_, Translator
 from bot.models import AuditEntry, Person, Role, RoleGrant, Shift, Unit, UnitKind
+from bot.services import attendance
 from bot.services.roster_files import (
     MAX_SHIFT,
     UNIT_LEVEL,
@@ -141,7 +142,7 @@ async def import_roster(
         summary = ImportSummary(
             units=await _write_units(session, units, existing),
             people=await _write_people(session, people, existing),
-            shifts=await _write_shifts(session, shifts, existing),
+            shifts=await _write_shifts(session, shifts, existing, now=utc(now)),
         )
         if summary.changed:
             session.add(
@@ -409,7 +410,7 @@ async def _write_people(
 
 
 async def _write_shifts(
-    session: AsyncSession, shifts: list[ShiftRecord], existing: _Roster
+    session: AsyncSession, shifts: list[ShiftRecord], existing: _Roster, *, now: datetime
 ) -> ImportCounts:
     counter = _Counter()
     if not shifts:
@@ -433,14 +434,19 @@ async def _write_shifts(
             "kind": record.kind.value,
             "person_id": None if record.staff_no is None else existing.people[record.staff_no].id,
         }
+        # Imported hours after its start: seen now and not chased, even if the bot is down
+        # and its planning mark is old (attendance.chase could not tell it from a shift that
+        # was there before the outage).
+        seen = now if attendance.too_late_to_chase(record.start, now=now) else None
         shift = by_key.get((unit_id, record.post, record.start))
         if shift is None:
             shift = Shift(unit_id=unit_id, post=record.post, start=record.start, end=record.end)
             _assign(shift, values)
+            shift.planned_at = seen
             session.add(shift)
             counter.created += 1
         elif _assign(shift, values):
-            shift.planned_at = None  # its reminders and pages are planned again, moved
+            shift.planned_at = seen  # its reminders and pages are planned again, moved
             counter.updated += 1
         else:
             counter.unchanged += 1

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from factories import build_district
 
-from bot.clock import ScaledClock
+from bot.clock import MovableClock, ScaledClock
 from bot.config import EscalationStep, Level, settings_from_mapping
 from bot.sandbox.stack import LocalStack
 from bot.services import escalation
 from bot.services.page_text import PageSubject
+from jobs.engine import JOB_NAME
 
 START = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
@@ -46,3 +48,53 @@ async def test_a_page_due_in_the_future_goes_out_when_its_time_comes(database_ur
         assert due <= received + timedelta(seconds=1)  # not early
         # and on time: within 1.25 real seconds, however busy the machine
         assert received - due < timedelta(seconds=150)
+
+
+def engine_jobs(stack: LocalStack) -> list[str]:
+    """The names of the engine's jobs in the running Application's JobQueue."""
+    assert stack.app is not None and stack.app.job_queue is not None
+    return sorted(job.name or "" for job in stack.app.job_queue.jobs())
+
+
+async def test_waking_the_engine_again_and_again_leaves_one_armed_job(
+    stack: LocalStack, clock: MovableClock
+) -> None:
+    assert stack.app is not None and stack.app.bot_data.engine is not None
+    engine = stack.app.bot_data.engine
+    await stack.settle()
+    for _ in range(11):
+        engine.wake()
+    assert engine_jobs(stack).count(JOB_NAME) == 1
+    assert engine_jobs(stack) == [JOB_NAME, f"{JOB_NAME}-poll"]
+    await asyncio.sleep(0.3)  # the armed job fires and the engine re-arms (or not: none due)
+    assert engine_jobs(stack).count(JOB_NAME) <= 1
+
+
+async def test_after_a_restart_what_fell_due_goes_out_at_once_not_at_the_next_poll(
+    stack: LocalStack, clock: MovableClock
+) -> None:
+    assert stack.db is not None
+    district = await build_district(stack.db)
+    principal = stack.emulator.user(district.chats["principal"], "王校长")
+    await principal.start()
+    await principal.wait_for()
+    step = EscalationStep(after=timedelta(minutes=2), roles=["principal"], level=Level.UNIT)
+    async with stack.db.uow() as uow:  # written without waking the engine, as before a crash
+        await escalation.start(
+            uow.session,
+            policy="test",
+            steps=[step],
+            subject_type="test",
+            subject_id=1,
+            unit_id=district.units["S"],
+            now=clock.now(),
+            subject=PageSubject(what="Post unmanned", ask="Acknowledge."),
+        )
+        await uow.commit()
+    clock.advance(timedelta(minutes=30))  # it fell due while the bot was down
+    await stack.restart_bot()
+    loop = asyncio.get_running_loop()
+    taking_updates = loop.time()
+    page = await principal.wait_for(timeout=10)
+    assert page.text.startswith("🚨 Post unmanned")
+    assert loop.time() - taking_updates < 2.0  # the safety poll comes only after 15 s

@@ -1,4 +1,7 @@
-"""`zhiban run` as an operator starts it: a real process polling the emulator, ended by SIGTERM."""
+"""`zhiban run` as an operator starts it: a real process polling the emulator, ended by SIGTERM.
+
+And killed by SIGKILL: the restarted process catches up at once.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,30 @@ import asyncio
 import os
 import signal
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from factories import build_district
+
+import bot
+from bot.config import DatabaseSettings, EscalationStep
+from bot.db import create_engine
 from bot.sandbox import BotApiEmulator
+from bot.services import escalation
+from bot.services.page_text import PageSubject
+from bot.uow import Database
 
 TOKEN = "654321:RUN-process-token-xyz"
+SOURCE = str(Path(bot.__file__).resolve().parent.parent)
+
+
+def process_env(config: Path) -> dict[str, str]:
+    """The environment of a `zhiban run` process with this configuration."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZHIBAN_")}
+    env |= {"ZHIBAN_TELEGRAM_TOKEN": TOKEN, "ZHIBAN_CONFIG": str(config)}
+    # The process runs the code under test, not whichever checkout is installed.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [SOURCE, env.get("PYTHONPATH")]))
+    return env
 
 
 async def test_run_polls_answers_logs_each_update_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -21,8 +43,7 @@ async def test_run_polls_answers_logs_each_update_and_stops_on_sigterm(tmp_path:
             f'[telegram]\napi_base_url = "{emu.base_url}"\napi_file_url = "{emu.base_file_url}"\n',
             encoding="utf-8",
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ZHIBAN_")}
-        env |= {"ZHIBAN_TELEGRAM_TOKEN": TOKEN, "ZHIBAN_CONFIG": str(config)}
+        env = process_env(config)
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -47,3 +68,91 @@ async def test_run_polls_answers_logs_each_update_and_stops_on_sigterm(tmp_path:
     assert TOKEN not in log and TOKEN.split(":")[1] not in log
     assert "stopping" in log
     assert (tmp_path / "run.db").exists()
+
+
+class RunningBot:
+    """A `zhiban run` process whose log is read as it comes, noting when it takes updates."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self.taking_updates = asyncio.Event()
+        self.taking_updates_at = 0.0
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def start(cls, env: dict[str, str], cwd: Path) -> RunningBot:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", env=env, cwd=cwd, stderr=asyncio.subprocess.PIPE
+        )
+        return cls(process)
+
+    async def _read(self) -> None:
+        assert self.process.stderr is not None
+        loop = asyncio.get_running_loop()
+        async for raw in self.process.stderr:
+            line = raw.decode(errors="replace")
+            self.lines.append(line)
+            if "Zhiban is taking updates" in line and not self.taking_updates.is_set():
+                self.taking_updates_at = loop.time()
+                self.taking_updates.set()
+
+    async def until_taking_updates(self) -> None:
+        try:
+            await asyncio.wait_for(self.taking_updates.wait(), timeout=60)
+        except TimeoutError:
+            raise AssertionError("".join(self.lines)) from None
+
+    async def end(self, sig: signal.Signals) -> int:
+        self.process.send_signal(sig)
+        code = await asyncio.wait_for(self.process.wait(), timeout=60)
+        await self._reader
+        return code
+
+
+async def test_after_kill_9_and_a_restart_the_due_page_goes_out_within_2_s_of_taking_updates(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/run.db"
+    async with BotApiEmulator() as emu:
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[database]\nurl = "{url}"\n'
+            f'[telegram]\napi_base_url = "{emu.base_url}"\napi_file_url = "{emu.base_file_url}"\n',
+            encoding="utf-8",
+        )
+        env = process_env(config)
+        db = Database(create_engine(DatabaseSettings(url=url)))
+        first = await RunningBot.start(env, tmp_path)
+        second: RunningBot | None = None
+        try:
+            await first.until_taking_updates()  # it has migrated the database
+            district = await build_district(db)
+            principal = emu.user(district.chats["principal"], "王校长")
+            await principal.start()
+            await principal.wait_for(timeout=30)
+            assert await first.end(signal.SIGKILL) == -signal.SIGKILL
+            # While it is down, a page falls due (its first step was due a minute ago).
+            async with db.uow() as uow:
+                await escalation.start(
+                    uow.session,
+                    policy="test",
+                    steps=[EscalationStep(after=timedelta(0), roles=["principal"])],
+                    subject_type="test",
+                    subject_id=1,
+                    unit_id=district.units["S"],
+                    now=datetime.now(UTC) - timedelta(minutes=1),
+                    subject=PageSubject(what="Post unmanned", ask="Acknowledge."),
+                )
+                await uow.commit()
+            second = await RunningBot.start(env, tmp_path)
+            await second.until_taking_updates()
+            page = await principal.wait_for(timeout=20)
+            arrived = asyncio.get_running_loop().time()
+            assert page.text.startswith("🚨 Post unmanned"), page.text
+            assert arrived - second.taking_updates_at < 2.0, "".join(second.lines)
+        finally:
+            for bot in (first, second):
+                if bot is not None and bot.process.returncode is None:
+                    await bot.end(signal.SIGTERM)
+            await db.dispose()
