@@ -6,7 +6,7 @@ prefix test). Every handler and callback asks `allowed`; nothing else decides ac
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -75,3 +75,23 @@ def allowed(grants: Iterable[Grant], action: Action, unit_path: str) -> bool:
         and covers(grant.unit_path, unit_path)
         for grant in grants
     )
+
+
+def may_press_page(
+    grants: Iterable[Grant],
+    action: Action,
+    unit_path: str,
+    *,
+    person_id: int,
+    paged_person_id: int,
+    subject_ids: Collection[int],
+) -> bool:
+    """Who may press a page's buttons, decided here only.
+
+    Never a person the matter is about (the absent person of a missed shift, the silent person
+    of a check-in), whatever roles they hold; otherwise the person the page went to, or anyone
+    whose role lets them do `action` at the matter's unit.
+    """
+    if person_id in subject_ids:
+        return False
+    return person_id == paged_person_id or allowed(grants, action, unit_path)

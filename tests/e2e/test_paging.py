@@ -383,3 +383,33 @@ async def test_a_phone_report_is_recorded_in_three_taps_and_confirmed_by_the_tow
             )
         ).all()
     assert list(reached) == [("unit", "start"), ("parent", "phone")]
+
+
+async def test_the_absent_person_cannot_silence_the_page_about_them(
+    stack: LocalStack, district: District, db: Database, clock: MovableClock
+) -> None:
+    principal = await person(stack, district, "principal", "王校长")
+    absent = await person(stack, district, "leader2", "周带班")  # a duty leader of this school
+    async with db.uow() as uow:
+        await escalation.start(
+            uow.session,
+            policy="test",
+            steps=SERIOUS[:1],
+            subject_type="test",
+            subject_id=4,
+            unit_id=district.units["S"],
+            subject=SUBJECT,
+            now=clock.now(),
+            exclude=(district.people["leader2"],),
+        )
+        await uow.commit()
+    await stack.settle()
+    await principal.wait_for()
+    data = await page_data(db, district, "principal")
+    before = await snapshot(db)
+    own = absent.last().message_id
+    for action in ("r", "a", "u", "d"):
+        forged = data.replace("pg:a:", f"pg:{action}:")
+        assert await press(absent, own, forged) == "您不能处理关于您自己的呼叫。"
+    assert await snapshot(db) == before
+    assert len(absent.messages()) == 1  # the greeting only: no page, no details

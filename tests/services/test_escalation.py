@@ -697,3 +697,80 @@ async def test_phone_reports_refuse_forged_people_times_and_answers(
     first = await answer_call(db, district, "officer", T0)
     second = await answer_call(db, district, "officer", T0 + timedelta(minutes=1))
     assert (first.kind, second.kind) == ("confirmed", "already")
+
+
+RELATIONS = {
+    # relation: (who presses, whether allowed)
+    "paged person": ("leader", True),
+    "leader in scope": ("safety", True),
+    "subject of the matter": ("leader2", False),
+    "out of scope": ("officer2", False),
+    "stranger": ("", False),
+}
+PAGE_ACTIONS = ["a", "u", "x", "r", "d", "p"]
+
+
+@pytest.mark.parametrize("action", PAGE_ACTIONS)
+@pytest.mark.parametrize("relation", list(RELATIONS))
+async def test_who_may_press_each_page_button(
+    db: Database, district: District, relation: str, action: str
+) -> None:
+    """Every page action against every relation to the matter, decided in one place."""
+    async with db.uow() as uow:
+        esc = await escalation.start(
+            uow.session,
+            policy="serious",
+            steps=DEADLINE_POLICY.steps,
+            subject_type="test",
+            subject_id=11,
+            unit_id=district.units["S"],
+            subject=SUBJECT,
+            now=T0,
+            occurred_at=T0,
+            report_deadline=DEADLINE_POLICY.report_deadline,
+            # 周带班 is the one the matter is about (absent from their own leader shift)
+            exclude=(district.people["leader2"],),
+        )
+        await uow.commit()
+    await tick(db, T0)
+    page_id = await page_of(db, district, "leader")
+    who, allowed = RELATIONS[relation]
+    external_id = district.chats[who] if who else 424242
+    before = await snapshot_matter(db, esc.id or 0)
+
+    async def attempt() -> object:
+        if action == "d":
+            return await escalation.view(db, external_id=external_id, page_id=page_id)
+        if action == "p":
+            return await phone.callees(db, external_id=external_id, page_id=page_id)
+        return await escalation.press(
+            db, external_id=external_id, action=action, page_id=page_id, now=T0, ctx=CTX
+        )
+
+    if allowed:
+        assert await attempt()
+        return
+    with pytest.raises(NotAllowed) as refused:
+        await attempt()
+    expected = {
+        "subject of the matter": "You cannot act on a page about yourself.",
+        "out of scope": "This page is outside your area of responsibility.",
+        "stranger": "This button is not for you.",
+    }[relation]
+    assert refused.value.message == expected
+    assert await snapshot_matter(db, esc.id or 0) == before
+
+
+async def snapshot_matter(db: Database, esc_id: int) -> tuple[object, ...]:
+    async with db.uow() as uow:
+        matter = await uow.session.get(Escalation, esc_id)
+        assert matter is not None
+        levels = (
+            await uow.session.exec(
+                select(EscalationLevel.level, EscalationLevel.acknowledged_at).where(
+                    EscalationLevel.escalation_id == esc_id
+                )
+            )
+        ).all()
+        pages = (await uow.session.exec(select(Page.id, Page.status))).all()
+    return (matter.status, matter.resolved_at, sorted(levels), sorted(pages))

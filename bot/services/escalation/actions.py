@@ -15,7 +15,7 @@ from typing import TypeVar
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.authz import Action, allowed
+from bot.authz import Action, may_press_page
 from bot.config import EscalationStep, Level
 from bot.errors import NotAllowed, NotFound
 from bot.models import Escalation, EscalationLevel, Page, Person
@@ -110,11 +110,27 @@ async def presser(
     if escalation is None or page is None:
         raise NotFound("This button is no longer valid.")
     person = await contacts.person(session, person_id)
+    await check_press(session, escalation, page, person_id=person_id, action=action)
+    return page, escalation, person
+
+
+async def check_press(
+    session: AsyncSession, escalation: Escalation, page: Page, *, person_id: int, action: Action
+) -> None:
+    """Refuse a press by someone `may_press_page` does not allow, with one sentence."""
+    if person_id in matter.excluded(escalation):
+        raise NotAllowed("You cannot act on a page about yourself.")
     unit = await contacts.unit(session, escalation.unit_id)
     grants = await contacts.grants_of(session, person_id)
-    if page.person_id != person_id and not allowed(grants, action, unit.path):
+    if not may_press_page(
+        grants,
+        action,
+        unit.path,
+        person_id=person_id,
+        paged_person_id=page.person_id,
+        subject_ids=matter.excluded(escalation),
+    ):
         raise NotAllowed("This page is outside your area of responsibility.")
-    return page, escalation, person
 
 
 async def _earlier(
@@ -468,8 +484,7 @@ async def view(db: Database, *, external_id: int, page_id: int) -> EscalationVie
         escalation = await session.get(Escalation, page.escalation_id)
         if escalation is None:
             raise NotFound("This button is no longer valid.")
-        unit = await contacts.unit(session, escalation.unit_id)
-        grants = await contacts.grants_of(session, person.id)
-        if page.person_id != person.id and not allowed(grants, Action.PAGE_DETAILS, unit.path):
-            raise NotAllowed("This page is outside your area of responsibility.")
+        await check_press(
+            session, escalation, page, person_id=person.id, action=Action.PAGE_DETAILS
+        )
         return await _escalation_view(session, escalation)
