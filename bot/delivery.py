@@ -2,10 +2,10 @@
 
 Queues. The sender claims due rows into one in-memory queue per chat, and each chat is served
 by its own task, so a chat that must wait (its 1-a-second pace, a 429) never holds back the
-others. It claims at most `per_chat` rows per person or chat at a time and none for a chat whose
-queue is full: the rest of a burst stays pending in the database, where any instance may take
-it, and memory stays bounded (`capacity` rows in all). Rows held in memory have their claim
-renewed, so their lease does not run out while they wait.
+others. It claims at most `per_chat` rows per person or chat at a time, and none for a chat
+that still has rows in memory: the rest of a burst stays pending in the database, where any
+instance may take it, and memory stays bounded (`capacity` rows in all). Rows held in memory
+have their claim renewed, so their lease does not run out while they wait.
 
 Limits. This sender paces each private chat to 1 message a second and each group to 20 a minute
 (`ChatPacer`), and keeps the overall rate (about 30 a second) in every sliding second
@@ -316,9 +316,11 @@ class OutboxSender:
         room = self.capacity - self.held()
         if room <= 0:
             return False
-        full = [queue for queue in self._queues.values() if len(queue) >= self.per_chat]
-        busy_chats = {queue[0].chat_id for queue in full}
-        busy_people = {item.person_id for queue in full for item in queue if item.person_id}
+        # A chat with rows in memory gets no more until they are sent: it waits for its pace
+        # anyway, and what it leaves pending any sender may take.
+        queues = [queue for queue in self._queues.values() if queue]
+        busy_chats = {queue[0].chat_id for queue in queues}
+        busy_people = {item.person_id for queue in queues for item in queue if item.person_id}
         limit = min(self.batch, room)
         self._claiming = True
         try:
@@ -411,9 +413,9 @@ class OutboxSender:
                         self._in_flight.discard(chat_id)
                 if after is _Next.DONE:
                     queue.popleft()
-                    # Claim again when this chat has room (it was left out while full) or
-                    # when memory has half emptied.
-                    if len(queue) == self.per_chat - 1 or self.held() <= self.capacity // 2:
+                    # Claim again when this chat may have more (it was left out while it had
+                    # rows here) or when memory has half emptied.
+                    if not queue or self.held() <= self.capacity // 2:
                         self.wake()
         finally:
             self._starting.discard(chat_id)
