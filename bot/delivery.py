@@ -258,6 +258,11 @@ class OutboxSender:
         self._starting: set[int] = set()
         self._claiming = False
         self._stopping = False
+        # Chats that may have rows left pending (left out of a claim, or given their full
+        # share in one), and whether the last claim was cut short by memory: only then does a
+        # sent message call for another claim.
+        self._maybe_more: set[int] = set()
+        self._cut_short = False
 
     async def open(self) -> None:
         """Open the sender's HTTP client (and check the token, as the Application does)."""
@@ -340,7 +345,13 @@ class OutboxSender:
                 await uow.commit()
         finally:
             self._claiming = False
+        self._maybe_more |= busy_chats
+        self._cut_short = len(rows) == limit
+        counts: dict[int, int] = {}
         for item in claimed:
+            counts[item.chat_id] = counts.get(item.chat_id, 0) + 1
+            if counts[item.chat_id] >= self.per_chat:
+                self._maybe_more.add(item.chat_id)
             self._queues.setdefault(item.chat_id, deque()).append(item)
             if item.chat_id not in self._chat_tasks:
                 self._starting.add(item.chat_id)
@@ -413,9 +424,11 @@ class OutboxSender:
                         self._in_flight.discard(chat_id)
                 if after is _Next.DONE:
                     queue.popleft()
-                    # Claim again when this chat may have more (it was left out while it had
-                    # rows here) or when memory has half emptied.
-                    if not queue or self.held() <= self.capacity // 2:
+                    if not queue and chat_id in self._maybe_more:
+                        self._maybe_more.discard(chat_id)
+                        self.wake()
+                    elif self._cut_short and self.held() <= self.capacity // 2:
+                        self._cut_short = False
                         self.wake()
         finally:
             self._starting.discard(chat_id)
