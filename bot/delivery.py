@@ -30,10 +30,12 @@ Telegram's answers.
   without quoting it. Losing the message is the rarer case and the escalation's repeats and
   next steps still page.
 
-Claims. Just before each call the sender re-reads the row: it must still be sending and claimed
-by this worker (another instance takes over rows whose lease ran out), and a page must still be
-active. A clean stop finishes the call in hand and gives every other claimed row back at once
-(pending, unclaimed), so the next sender sends it without waiting out the lease. Delivery stays
+Claims. Just before each call (before taking its slot in the overall window, a wait of at most
+about a second, so that the slot is held by the call alone) the sender re-reads the row: it must
+still be sending and claimed by this worker (another instance takes over rows whose lease ran
+out), and a page must still be active. A clean stop finishes the call in hand and gives every
+other claimed row back at once (pending, unclaimed), so the next sender sends it without waiting
+out the lease. Delivery stays
 at-least-once for a process that dies mid-call (see bot/services/outbox.py).
 """
 
@@ -145,15 +147,20 @@ class SendWindow:
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one of the second's slots for the duration of a call, and a second after it."""
-        await self._take()
+        await self.take()
         try:
             yield
         finally:
-            self._calling -= 1
-            self._free_at.append(self._clock.now() + self._period)
-            self._answered.set()
+            self.release()
 
-    async def _take(self) -> None:
+    def release(self) -> None:
+        """End a call: its slot frees a second from now."""
+        self._calling -= 1
+        self._free_at.append(self._clock.now() + self._period)
+        self._answered.set()
+
+    async def take(self) -> None:
+        """Wait for a free slot and hold it for a call (end it with `release`)."""
         async with self._turn:
             while True:
                 now = self._clock.now()
@@ -256,6 +263,7 @@ class OutboxSender:
         self._chat_tasks: dict[int, asyncio.Task[None]] = {}
         self._in_flight: set[int] = set()
         self._starting: set[int] = set()
+        self._checking: set[int] = set()
         self._claiming = False
         self._stopping = False
         # Chats that may have rows left pending (left out of a claim, or given their full
@@ -278,7 +286,13 @@ class OutboxSender:
 
     def idle(self) -> bool:
         """Whether nothing is under way but waits on the clock (a test may move it then)."""
-        return not (self._claiming or self._wake.is_set() or self._in_flight or self._starting)
+        return not (
+            self._claiming
+            or self._wake.is_set()
+            or self._in_flight
+            or self._starting
+            or self._checking
+        )
 
     def held(self) -> int:
         """How many claimed rows wait in memory or are being sent."""
@@ -410,18 +424,7 @@ class OutboxSender:
         try:
             while queue and not self._stopping:
                 await self.pacer.wait_turn(chat_id)
-                async with self.window.slot():
-                    if self._stopping:
-                        return
-                    self._in_flight.add(chat_id)
-                    try:
-                        after = await self._try(queue[0])
-                    except Exception:
-                        # Its claim stays; another try comes when the lease runs out.
-                        log.exception("outbox row %s could not be sent", queue[0].row_id)
-                        after = _Next.DONE
-                    finally:
-                        self._in_flight.discard(chat_id)
+                after = await self._try(chat_id, queue[0])
                 if after is _Next.DONE:
                     queue.popleft()
                     if not queue and chat_id in self._maybe_more:
@@ -436,13 +439,40 @@ class OutboxSender:
                 self._queues.pop(chat_id, None)
                 self._chat_tasks.pop(chat_id, None)
 
-    async def _try(self, item: _Claimed) -> _Next:
+    async def _try(self, chat_id: int, item: _Claimed) -> _Next:
         """Re-check the claim, send the row once and record what Telegram answered."""
-        ready = await self._recheck(item)
+        self._checking.add(chat_id)
+        try:
+            ready = await self._recheck(item)
+        except Exception:
+            # Its claim stays; another try comes when the lease runs out.
+            log.exception("outbox row %s could not be checked", item.row_id)
+            return _Next.DONE
+        finally:
+            self._checking.discard(chat_id)
         if ready is None:
             return _Next.DONE
+        # Waiting for the window is the last point where a stop may interrupt this row.
+        await self.window.take()
+        if self._stopping:
+            self.window.release()
+            return _Next.AGAIN
+        self._in_flight.add(chat_id)
         try:
-            message_id = await self._call(ready)
+            return await self._send(item, ready)
+        except Exception:
+            log.exception("outbox row %s could not be sent", item.row_id)
+            return _Next.DONE
+        finally:
+            self._in_flight.discard(chat_id)
+
+    async def _send(self, item: _Claimed, ready: _Ready) -> _Next:
+        """Make the call (holding a window slot only for it) and record the answer."""
+        try:
+            try:
+                message_id = await self._call(ready)
+            finally:
+                self.window.release()
         except RetryAfter as error:
             wait = _seconds(error.retry_after)
             self.pacer.hold(item.chat_id, wait)
