@@ -35,8 +35,8 @@ about a second, so that the slot is held by the call alone) the sender re-reads 
 still be sending and claimed by this worker (another instance takes over rows whose lease ran
 out), and a page must still be active. A clean stop finishes the call in hand and gives every
 other claimed row back at once (pending, unclaimed), so the next sender sends it without waiting
-out the lease. Delivery stays
-at-least-once for a process that dies mid-call (see bot/services/outbox.py).
+out the lease. Delivery stays at-least-once for a process that dies mid-call (see
+bot/services/outbox.py).
 """
 
 from __future__ import annotations
