@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
+import busy_chat
 import clockin
 import due_lookup
 import fanout
@@ -22,6 +23,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     # name: (benchmark, seconds it may take before it counts as failed)
     "lateness": (lateness.run, 100.0),
     "fanout": (fanout.run, 120.0),
+    "busy_chat": (busy_chat.run, 90.0),
     "due_lookup": (due_lookup.run, 120.0),
     "rota": (rota.run, 120.0),
     "clockin": (clockin.run, 90.0),

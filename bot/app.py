@@ -24,7 +24,7 @@ from telegram.ext import (
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db import create_engine
-from bot.delivery import OutboxSender, worker_name
+from bot.delivery import OutboxSender, outbox_bot, worker_name
 from bot.i18n import LANGUAGES, translator
 from bot.migrate import upgrade
 from bot.services import attendance, escalation
@@ -34,7 +34,7 @@ from handlers import attendance as attendance_handlers
 from handlers import fallback, gate, menu, pages, people
 from handlers import start as start_handlers
 from handlers import swaps as swap_handlers
-from handlers.context import BotData, Runtime, ZhibanApplication, ZhibanContext
+from handlers.context import BotData, Runtime, Sender, ZhibanApplication, ZhibanContext
 from handlers.errors import on_error
 from jobs.engine import EngineJob
 
@@ -90,7 +90,9 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
     worker = worker_name()
     sender = OutboxSender(
         db=runtime.db,
-        bot=application.bot,
+        # Not the Application's bot: its AIORateLimiter would retry a 429 itself and pause
+        # every request meanwhile; the sender answers Telegram per chat.
+        bot=outbox_bot(token, telegram),
         clock=runtime.clock,
         telegram=telegram,
         paging=runtime.paging,
@@ -206,16 +208,22 @@ async def serve(application: ZhibanApplication, stop: asyncio.Event) -> None:
 class Workers:
     """The background work of one instance: the outbox sender (the engine runs in the JobQueue)."""
 
-    def __init__(self, sender_task: asyncio.Task[None], stop_sender: asyncio.Event) -> None:
+    def __init__(
+        self, sender: Sender, sender_task: asyncio.Task[None], stop_sender: asyncio.Event
+    ) -> None:
+        self._sender = sender
         self._task = sender_task
         self._stop = stop_sender
 
     async def stop(self) -> None:
-        """Let the sender finish the message in hand, then end it."""
+        """Let the sender finish the calls in hand and give back the rest, then end it."""
         self._stop.set()
-        with suppress(asyncio.CancelledError, TimeoutError):
-            # A message in hand is finished; rows still claimed go out after their lease.
-            await asyncio.wait_for(self._task, timeout=10)
+        try:
+            with suppress(asyncio.CancelledError, TimeoutError):
+                # Claimed rows not sent go back to pending as it stops, for the next sender.
+                await asyncio.wait_for(self._task, timeout=10)
+        finally:
+            await self._sender.close()
 
 
 async def start_workers(application: ZhibanApplication) -> Workers:
@@ -224,8 +232,9 @@ async def start_workers(application: ZhibanApplication) -> Workers:
     if engine is None or sender is None or application.job_queue is None:
         raise RuntimeError("the application was built without its workers")
     engine.attach(application.job_queue)
+    await sender.open()
     stop_sender = asyncio.Event()
-    return Workers(asyncio.create_task(sender.run(stop_sender)), stop_sender)
+    return Workers(sender, asyncio.create_task(sender.run(stop_sender)), stop_sender)
 
 
 def install_stop_signals(stop: asyncio.Event) -> Callable[[], None]:

@@ -1,33 +1,70 @@
-"""Drains the outbox through the Bot API within Telegram's limits, retrying what may succeed.
+"""Drains the outbox through the Bot API: a queue per chat, Telegram's answers handled here.
 
-Limits: the Application's AIORateLimiter keeps the group rate (20 a minute) and, loosely, the
-overall rate; this sender adds the per-chat pace (1 a second to a private chat), which
-AIORateLimiter does not enforce, holds the overall rate (about 30 messages a second) in every
-sliding second, which AIORateLimiter's leaky bucket does not (see `SendWindow`), and honours
-429 retry_after per chat. Network errors and 5xx answers are retried with backoff up to
-`[telegram] max_retries`. A 403 marks the account unreachable and passes a page to the next
-contact. Delivery is at-least-once (see bot/services/outbox.py).
+Queues. The sender claims due rows into one in-memory queue per chat, and each chat is served
+by its own task, so a chat that must wait (its 1-a-second pace, a 429) never holds back the
+others. It claims at most `per_chat` rows per person or chat at a time, and none for a chat
+that still has rows in memory: the rest of a burst stays pending in the database, where any
+instance may take it, and memory stays bounded (`capacity` rows in all). Rows held in memory
+have their claim renewed, so their lease does not run out while they wait.
+
+Limits. This sender paces each private chat to 1 message a second and each group to 20 a minute
+(`ChatPacer`), and keeps the overall rate (about 30 a second) in every sliding second
+(`SendWindow`). Both wait on the injected clock, so tests move time instead of sleeping. It
+sends through its own plain `telegram.Bot` (`outbox_bot`), without AIORateLimiter: that limiter
+retries a 429 itself and pauses every request of the bot meanwhile, which would make one flooded
+chat stop all paging. The Application's AIORateLimiter still guards direct replies.
+
+Telegram's answers.
+- 429: that chat waits `retry_after` (clock time) and the same row is sent again; nothing else
+  waits, and the row keeps its claim.
+- 5xx and network errors before the request reached Telegram (connection refused, connect or
+  pool timeout): the row goes back to pending with an exponential backoff (2 s, 4 s, … capped
+  at 60 s), up to `[telegram] max_retries` retries; then it is failed and a page goes to the
+  next contact.
+- 403 (blocked, never started): the account is marked unreachable and a page goes to the next
+  contact.
+- No answer within the client's timeout (`TimedOut` after the request was written): Telegram may
+  well have delivered the message, and sending the row again could page someone twice. The row
+  is settled as sent but unconfirmed (status sent, no message id, last_error
+  `UNCONFIRMED`), visible in `zhiban pages`; an edit of it is skipped, a repeat is sent
+  without quoting it. Losing the message is the rarer case and the escalation's repeats and
+  next steps still page.
+
+Claims. Just before each call (before taking its slot in the overall window, a wait of at most
+about a second, so that the slot is held by the call alone) the sender re-reads the row: it must
+still be sending and claimed by this worker (another instance takes over rows whose lease ran
+out), and a page must still be active. A clean stop finishes the call in hand and gives every
+other claimed row back at once (pending, unclaimed), so the next sender sends it without waiting
+out the lease. Delivery stays at-least-once for a process that dies mid-call (see
+bot/services/outbox.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import socket
-import time
 import uuid
-from collections import defaultdict
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
+import httpx
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 
 from bot.clock import Clock
 from bot.config import TelegramSettings
@@ -38,61 +75,119 @@ from bot.uow import Database
 
 log = logging.getLogger(__name__)
 
+# What a row settled as sent without Telegram's answer says in `zhiban pages`.
+UNCONFIRMED = "timed out; delivery not confirmed"
+# Rows a sender may hold in memory for one chat before it leaves the rest pending.
+PER_CHAT = 3
+# The longest backoff between two tries of a row that failed on a 5xx or a network error.
+MAX_BACKOFF = timedelta(seconds=60)
+# How long an edit waits for the message it edits to be sent first.
+EDIT_WAIT = timedelta(seconds=2)
+
 
 def worker_name() -> str:
     """A name for this process in claim columns ("host:pid:random")."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-class ChatPacer:
-    """Spaces messages to one chat: 1 a second to a person, 3 seconds apart to a group."""
+def outbox_bot(token: str, telegram: TelegramSettings) -> Bot:
+    """The sender's own Bot: the same server, and no rate limiter retrying behind its back."""
+    return Bot(token, base_url=telegram.api_base_url, base_file_url=telegram.api_file_url)
 
-    def __init__(self, per_second: float, group_per_minute: float) -> None:
-        self._private_gap = 1.0 / per_second
-        self._group_gap = 60.0 / group_per_minute
-        self._next: dict[int, float] = defaultdict(float)
+
+class ChatPacer:
+    """Spaces messages to one chat on the clock: 1 a second to a person, 3 s apart to a group."""
+
+    def __init__(self, clock: Clock, *, per_second: float, group_per_minute: float) -> None:
+        self._clock = clock
+        self._private_gap = timedelta(seconds=1.0 / per_second)
+        self._group_gap = timedelta(seconds=60.0 / group_per_minute)
+        self._next: dict[int, datetime] = {}
 
     def hold(self, chat_id: int, seconds: float) -> None:
-        """Send nothing to this chat for `seconds` (a 429 retry_after)."""
-        self._next[chat_id] = max(self._next[chat_id], time.monotonic() + seconds)
+        """Send nothing to this chat for `seconds` (a 429's retry_after)."""
+        until = self._clock.now() + timedelta(seconds=seconds)
+        self._next[chat_id] = max(self._next.get(chat_id, until), until)
+
+    def sent(self, chat_id: int) -> None:
+        """Book the chat's next turn one gap after Telegram answered."""
+        now = self._clock.now()
+        gap = self._group_gap if chat_id < 0 else self._private_gap
+        self._next[chat_id] = max(self._next.get(chat_id, now), now + gap)
+        if len(self._next) > 10_000:  # forget chats whose turn is long past
+            self._next = {chat: at for chat, at in self._next.items() if at > now}
 
     async def wait_turn(self, chat_id: int) -> None:
-        """Wait until the chat may receive the next message, and book the slot after it."""
-        gap = self._group_gap if chat_id < 0 else self._private_gap
-        delay = self._next[chat_id] - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        self._next[chat_id] = time.monotonic() + gap
+        """Wait until the chat may receive its next message."""
+        while (turn := self._next.get(chat_id)) is not None and turn > self._clock.now():
+            await self._clock.sleep_until(turn)
 
 
 class SendWindow:
     """At most `per_second` calls in any sliding second, the way Telegram counts its 30 a second.
 
     Telegram counts a message at some moment between our request and its answer, so each call
-    holds a slot from its request until one second after its answer: whatever the latency, no
-    second at Telegram's end sees more than the limit. AIORateLimiter's leaky bucket lets a full
-    bucket out at once and keeps leaking meanwhile, so one second can carry nearly twice the
-    limit (measured by bench/run.py fanout: 114 to 120 answers of 429 for 500 pages).
+    holds a slot from its request until one second (on the clock) after its answer: whatever
+    the latency, no second at Telegram's end sees more than the limit. AIORateLimiter's leaky
+    bucket lets a full bucket out at once and keeps leaking meanwhile, so one second can carry
+    nearly twice the limit (measured by bench/run.py fanout: 114 to 120 answers of 429 for 500
+    pages).
     """
 
-    def __init__(self, per_second: float) -> None:
-        slots = max(1, math.floor(per_second))
-        self._period = max(1.0, slots / per_second)
-        self._slots = asyncio.Semaphore(slots)
+    def __init__(self, clock: Clock, *, per_second: float) -> None:
+        self._clock = clock
+        self._slots = max(1, int(per_second))
+        self._period = timedelta(seconds=max(1.0, self._slots / per_second))
+        self._calling = 0
+        self._free_at: deque[datetime] = deque()
+        self._answered = asyncio.Event()
+        # Waiters queue here in order; only the first one watches the clock.
+        self._turn = asyncio.Lock()
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one of the second's slots for the duration of a call, and a second after it."""
-        await self._slots.acquire()
+        await self.take()
         try:
             yield
         finally:
-            asyncio.get_running_loop().call_later(self._period, self._slots.release)
+            self.release()
+
+    def release(self) -> None:
+        """End a call: its slot frees a second from now."""
+        self._calling -= 1
+        self._free_at.append(self._clock.now() + self._period)
+        self._answered.set()
+
+    async def take(self) -> None:
+        """Wait for a free slot and hold it for a call (end it with `release`)."""
+        async with self._turn:
+            while True:
+                now = self._clock.now()
+                while self._free_at and self._free_at[0] <= now:
+                    self._free_at.popleft()
+                if self._calling + len(self._free_at) < self._slots:
+                    self._calling += 1
+                    return
+                if self._free_at:
+                    await self._clock.sleep_until(self._free_at[0])
+                else:
+                    self._answered.clear()
+                    await self._answered.wait()
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """A row this sender holds in memory, waiting for its chat's turn."""
+
+    row_id: int
+    chat_id: int
+    person_id: int | None
 
 
 @dataclass(frozen=True)
 class _Ready:
-    """A claimed row with everything needed to send it."""
+    """A claimed row, re-checked just now, with everything needed to send it."""
 
     row_id: int
     chat_id: int
@@ -101,7 +196,13 @@ class _Ready:
     reply_to_message_id: int | None
     target_message_id: int | None
     attempts: int
-    page_id: int | None
+
+
+class _Next(Enum):
+    """What a chat's task does with the row at the head of its queue after one try."""
+
+    DONE = "done"  # settled or no longer ours: drop it from memory
+    AGAIN = "again"  # a 429: keep it and send it once the chat's hold is over
 
 
 def _markup(body: dict[str, Any]) -> InlineKeyboardMarkup | None:
@@ -111,6 +212,17 @@ def _markup(body: dict[str, Any]) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(
         [[InlineKeyboardButton(b["text"], callback_data=b["data"]) for b in row] for row in rows]
     )
+
+
+def _never_reached_telegram(error: NetworkError) -> bool:
+    """Whether the request surely was not delivered (so sending it again cannot double it)."""
+    if isinstance(error, TimedOut):
+        return isinstance(error.__cause__, httpx.ConnectTimeout | httpx.PoolTimeout)
+    return True
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 class OutboxSender:
@@ -127,6 +239,8 @@ class OutboxSender:
         worker: str | None = None,
         lease: timedelta = timedelta(minutes=2),
         batch: int = 50,
+        per_chat: int = PER_CHAT,
+        capacity: int = 100,
     ) -> None:
         self.db = db
         self.bot = bot
@@ -135,60 +249,133 @@ class OutboxSender:
         self.worker = worker or worker_name()
         self.lease = lease
         self.batch = batch
+        self.per_chat = per_chat
+        self.capacity = capacity
         self.max_retries = telegram.max_retries
         self.pacer = ChatPacer(
-            telegram.chat_messages_per_second, telegram.group_messages_per_minute
+            clock,
+            per_second=telegram.chat_messages_per_second,
+            group_per_minute=telegram.group_messages_per_minute,
         )
-        self.window = SendWindow(telegram.messages_per_second)
+        self.window = SendWindow(clock, per_second=telegram.messages_per_second)
         self._wake = asyncio.Event()
+        self._queues: dict[int, deque[_Claimed]] = {}
+        self._chat_tasks: dict[int, asyncio.Task[None]] = {}
+        self._in_flight: set[int] = set()
+        self._starting: set[int] = set()
+        self._checking: set[int] = set()
+        self._claiming = False
+        self._stopping = False
+        # Chats that may have rows left pending (left out of a claim, or given their full
+        # share in one), and whether the last claim was cut short by memory: only then does a
+        # sent message call for another claim.
+        self._maybe_more: set[int] = set()
+        self._cut_short = False
+
+    async def open(self) -> None:
+        """Open the sender's HTTP client (and check the token, as the Application does)."""
+        await self.bot.initialize()
+
+    async def close(self) -> None:
+        """Close the sender's HTTP client."""
+        await self.bot.shutdown()
 
     def wake(self) -> None:
         """Ask the sender to look at the outbox now."""
         self._wake.set()
 
+    def idle(self) -> bool:
+        """Whether nothing is under way but waits on the clock (a test may move it then)."""
+        return not (
+            self._claiming
+            or self._wake.is_set()
+            or self._in_flight
+            or self._starting
+            or self._checking
+        )
+
+    def held(self) -> int:
+        """How many claimed rows wait in memory or are being sent."""
+        return sum(len(queue) for queue in self._queues.values())
+
     async def run(self, stop: asyncio.Event, *, poll_every: float = 2.0) -> None:
-        """Drain the outbox until `stop` is set, waking on `wake()` or every `poll_every`."""
-        while not stop.is_set():
-            self._wake.clear()  # a wake during the drain below is not lost
-            try:
-                await self.drain()
-            except Exception:  # the loop must survive a database hiccup
-                log.exception("outbox drain failed")
-            waiter = asyncio.ensure_future(self._wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait(
-                {waiter, stopper}, timeout=poll_every, return_when=asyncio.FIRST_COMPLETED
-            )
-            waiter.cancel()
-            stopper.cancel()
+        """Send until `stop` is set, then give back the rows not sent.
 
-    async def drain(self) -> int:
-        """Send everything due now; return how many rows were handled."""
-        total = 0
-        while True:
-            ready = await self._claim()
-            if not ready:
-                return total
-            by_chat: dict[int, list[_Ready]] = defaultdict(list)
-            for item in ready:
-                by_chat[item.chat_id].append(item)
-            await asyncio.gather(*(self._send_chat(items) for items in by_chat.values()))
-            total += len(ready)
+        Looks at the outbox on `wake()`, when a chat's queue has room again, or every
+        `poll_every` seconds.
+        """
+        self._stopping = False
+        renewed = self.clock.now()
+        try:
+            while not stop.is_set():
+                self._wake.clear()  # a wake during the claim below is not lost
+                more = False
+                try:
+                    more = await self._claim()
+                    if self.clock.now() - renewed >= self.lease / 4:
+                        renewed = self.clock.now()
+                        await self._renew(renewed)
+                except Exception:  # the loop must survive a database hiccup
+                    log.exception("outbox claim failed")
+                if more:
+                    await asyncio.sleep(0)  # let the chats start on what was claimed
+                    continue
+                waiter = asyncio.ensure_future(self._wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait(
+                    {waiter, stopper}, timeout=poll_every, return_when=asyncio.FIRST_COMPLETED
+                )
+                waiter.cancel()
+                stopper.cancel()
+        finally:
+            await self._stop_chats()
 
-    async def _claim(self) -> list[_Ready]:
-        async with self.db.uow() as uow:
-            session = uow.session
-            now = self.clock.now()
-            rows = await outbox.claim(
-                session, now=now, limit=self.batch, worker=self.worker, lease=self.lease
-            )
-            ready = [item for row in rows if (item := await self._prepare(session, row))]
-            await uow.commit()
-        return ready
+    async def _claim(self) -> bool:
+        """Claim what fits in memory; tell whether more may be waiting."""
+        room = self.capacity - self.held()
+        if room <= 0:
+            return False
+        # A chat with rows in memory gets no more until they are sent: it waits for its pace
+        # anyway, and what it leaves pending any sender may take.
+        queues = [queue for queue in self._queues.values() if queue]
+        busy_chats = {queue[0].chat_id for queue in queues}
+        busy_people = {item.person_id for queue in queues for item in queue if item.person_id}
+        limit = min(self.batch, room)
+        self._claiming = True
+        try:
+            async with self.db.uow() as uow:
+                session = uow.session
+                rows = await outbox.claim(
+                    session,
+                    now=self.clock.now(),
+                    limit=limit,
+                    worker=self.worker,
+                    lease=self.lease,
+                    per_recipient=self.per_chat,
+                    busy_chats=busy_chats,
+                    busy_people=busy_people,
+                )
+                claimed = [item for row in rows if (item := await self._prepare(session, row))]
+                await uow.commit()
+        finally:
+            self._claiming = False
+        self._maybe_more |= busy_chats
+        self._cut_short = len(rows) == limit
+        counts: dict[int, int] = {}
+        for item in claimed:
+            counts[item.chat_id] = counts.get(item.chat_id, 0) + 1
+            if counts[item.chat_id] >= self.per_chat:
+                self._maybe_more.add(item.chat_id)
+            self._queues.setdefault(item.chat_id, deque()).append(item)
+            if item.chat_id not in self._chat_tasks:
+                self._starting.add(item.chat_id)
+                self._chat_tasks[item.chat_id] = asyncio.create_task(
+                    self._serve_chat(item.chat_id), name=f"outbox-chat-{item.chat_id}"
+                )
+        return len(rows) == limit
 
-    async def _prepare(self, session: Any, row: OutboxMessage) -> _Ready | None:
-        """Resolve the chat and the messages a row refers to; settle rows that cannot go."""
-        now = self.clock.now()
+    async def _prepare(self, session: Any, row: OutboxMessage) -> _Claimed | None:
+        """Find the chat a row goes to; settle rows that cannot go."""
         if row.chat_id is None and row.person_id is not None:
             account = await contacts.account_of(session, row.person_id)
             if account is None:
@@ -201,45 +388,96 @@ class OutboxSender:
             if page is not None and page.status != "active":
                 row.status = OutboxStatus.CANCELLED  # acknowledged or resolved meanwhile
                 return None
-        target_message_id = reply_to_message_id = None
-        if row.method == "editMessageText":
-            target = await outbox.by_id(session, int(row.body["target"]))
-            if target.status in (OutboxStatus.PENDING, OutboxStatus.SENDING):
-                row.status = OutboxStatus.PENDING
-                row.not_before = now + timedelta(seconds=2)
-                return None
-            if target.status != OutboxStatus.SENT or target.sent_message_id is None:
-                row.status = OutboxStatus.CANCELLED
-                return None
-            target_message_id = target.sent_message_id
-        if row.reply_to_outbox_id is not None:
-            first = await outbox.by_id(session, row.reply_to_outbox_id)
-            reply_to_message_id = first.sent_message_id
-        return _Ready(
-            row_id=row.id,
-            chat_id=row.chat_id,
-            method=row.method,
-            body=dict(row.body),
-            reply_to_message_id=reply_to_message_id,
-            target_message_id=target_message_id,
-            attempts=row.attempts,
-            page_id=row.page_id,
-        )
+        return _Claimed(row_id=row.id, chat_id=row.chat_id, person_id=row.person_id)
 
-    async def _send_chat(self, items: list[_Ready]) -> None:
-        for item in items:
-            await self.pacer.wait_turn(item.chat_id)
-            await self._send_one(item)
+    async def _renew(self, now: datetime) -> None:
+        ids = [item.row_id for queue in self._queues.values() for item in queue]
+        if ids:
+            async with self.db.uow() as uow:
+                await outbox.renew(uow.session, ids=ids, worker=self.worker, now=now)
+                await uow.commit()
 
-    async def _send_one(self, item: _Ready) -> None:
+    async def _stop_chats(self) -> None:
+        """Let calls in flight finish, stop the waiting chats and give back their rows."""
+        self._stopping = True
+        tasks = list(self._chat_tasks.values())
+        for chat_id, task in list(self._chat_tasks.items()):
+            if chat_id not in self._in_flight:
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        unsent = [item.row_id for queue in self._queues.values() for item in queue]
+        self._queues.clear()
+        self._chat_tasks.clear()
+        if not unsent:
+            return
         try:
-            async with self.window.slot():
-                message_id = await self._call(item)
+            async with self.db.uow() as uow:
+                await outbox.release(uow.session, ids=unsent, worker=self.worker)
+                await uow.commit()
+        except Exception:  # they go out after their lease instead
+            log.exception("could not give back %d claimed outbox rows", len(unsent))
+
+    async def _serve_chat(self, chat_id: int) -> None:
+        """Send one chat's queue in order, at the chat's pace."""
+        queue = self._queues[chat_id]
+        self._starting.discard(chat_id)
+        try:
+            while queue and not self._stopping:
+                await self.pacer.wait_turn(chat_id)
+                after = await self._try(chat_id, queue[0])
+                if after is _Next.DONE:
+                    queue.popleft()
+                    if not queue and chat_id in self._maybe_more:
+                        self._maybe_more.discard(chat_id)
+                        self.wake()
+                    elif self._cut_short and self.held() <= self.capacity // 2:
+                        self._cut_short = False
+                        self.wake()
+        finally:
+            self._starting.discard(chat_id)
+            if not self._stopping:
+                self._queues.pop(chat_id, None)
+                self._chat_tasks.pop(chat_id, None)
+
+    async def _try(self, chat_id: int, item: _Claimed) -> _Next:
+        """Re-check the claim, send the row once and record what Telegram answered."""
+        self._checking.add(chat_id)
+        try:
+            ready = await self._recheck(item)
+        except Exception:
+            # Its claim stays; another try comes when the lease runs out.
+            log.exception("outbox row %s could not be checked", item.row_id)
+            return _Next.DONE
+        finally:
+            self._checking.discard(chat_id)
+        if ready is None:
+            return _Next.DONE
+        # Waiting for the window is the last point where a stop may interrupt this row.
+        await self.window.take()
+        if self._stopping:
+            self.window.release()
+            return _Next.AGAIN
+        self._in_flight.add(chat_id)
+        try:
+            return await self._send(item, ready)
+        except Exception:
+            log.exception("outbox row %s could not be sent", item.row_id)
+            return _Next.DONE
+        finally:
+            self._in_flight.discard(chat_id)
+
+    async def _send(self, item: _Claimed, ready: _Ready) -> _Next:
+        """Make the call (holding a window slot only for it) and record the answer."""
+        try:
+            try:
+                message_id = await self._call(ready)
+            finally:
+                self.window.release()
         except RetryAfter as error:
-            seconds = error.retry_after
-            wait = seconds.total_seconds() if isinstance(seconds, timedelta) else float(seconds)
+            wait = _seconds(error.retry_after)
             self.pacer.hold(item.chat_id, wait)
-            await self._settle(item, status=OutboxStatus.PENDING, error=f"429: retry after {wait}s")
+            await self._settle(item, status=OutboxStatus.SENDING, error=f"429: retry after {wait}s")
+            return _Next.AGAIN
         except Forbidden as error:
             await self._settle(item, status=OutboxStatus.UNREACHABLE, error=error.message)
         except BadRequest as error:
@@ -250,13 +488,62 @@ class OutboxSender:
             else:
                 log.error("outbox row %s refused: %s", item.row_id, error.message)
                 await self._settle(item, status=OutboxStatus.FAILED, error=error.message)
-        except (NetworkError, TelegramError) as error:
-            retry = item.attempts <= self.max_retries
-            status = OutboxStatus.PENDING if retry else OutboxStatus.FAILED
-            backoff = timedelta(seconds=min(2**item.attempts, 60)) if retry else None
-            await self._settle(item, status=status, error=str(error), backoff=backoff)
+        except NetworkError as error:
+            if _never_reached_telegram(error):
+                await self._retry_later(item, ready.attempts, str(error))
+            else:
+                log.warning("outbox row %s: %s", item.row_id, UNCONFIRMED)
+                await self._settle(item, status=OutboxStatus.SENT, error=UNCONFIRMED)
+        except TelegramError as error:  # 5xx and whatever else Telegram may answer
+            await self._retry_later(item, ready.attempts, str(error))
         else:
             await self._settle(item, status=OutboxStatus.SENT, error=None, message_id=message_id)
+        self.pacer.sent(item.chat_id)
+        return _Next.DONE
+
+    async def _recheck(self, item: _Claimed) -> _Ready | None:
+        """Read the row again just before sending; None if it is not ours to send now."""
+        async with self.db.read() as uow:
+            session = uow.session
+            row = await outbox.by_id(session, item.row_id)
+            if row.status != OutboxStatus.SENDING or row.claimed_by != self.worker:
+                return None  # our lease ran out and another sender took it over
+            page_closed = False
+            if row.kind == "page" and row.page_id is not None:
+                page = await session.get(Page, row.page_id)
+                page_closed = page is not None and page.status != "active"
+            target: OutboxMessage | None = None
+            if row.method == "editMessageText":
+                target = await outbox.by_id(session, int(row.body["target"]))
+            reply_to_message_id = None
+            if row.reply_to_outbox_id is not None:
+                first = await outbox.by_id(session, row.reply_to_outbox_id)
+                reply_to_message_id = first.sent_message_id
+            ready = _Ready(
+                row_id=item.row_id,
+                chat_id=item.chat_id,
+                method=row.method,
+                body=dict(row.body),
+                reply_to_message_id=reply_to_message_id,
+                target_message_id=target.sent_message_id if target else None,
+                attempts=row.attempts,
+            )
+        if page_closed:
+            await self._settle(item, status=OutboxStatus.CANCELLED, error=None)
+            return None
+        if target is not None:
+            if target.status in (OutboxStatus.PENDING, OutboxStatus.SENDING):
+                await self._settle(item, status=OutboxStatus.PENDING, error=None, wait=EDIT_WAIT)
+                return None
+            if target.status != OutboxStatus.SENT or target.sent_message_id is None:
+                reason = (
+                    "the message to edit was not confirmed"
+                    if target.status == OutboxStatus.SENT
+                    else f"the message to edit is {target.status}"
+                )
+                await self._settle(item, status=OutboxStatus.CANCELLED, error=reason)
+                return None
+        return ready
 
     async def _call(self, item: _Ready) -> int | None:
         text = str(item.body["text"])
@@ -285,15 +572,29 @@ class OutboxSender:
         )
         return sent.message_id
 
+    async def _retry_later(self, item: _Claimed, attempts: int, error: str) -> None:
+        """Back off and try the row again, or give up once it has had its retries."""
+        if attempts > self.max_retries:
+            await self._settle(item, status=OutboxStatus.FAILED, error=error)
+            return
+        backoff = min(timedelta(seconds=2**attempts), MAX_BACKOFF)
+        await self._settle(item, status=OutboxStatus.PENDING, error=error, backoff=backoff)
+
     async def _settle(
         self,
-        item: _Ready,
+        item: _Claimed,
         *,
         status: OutboxStatus,
         error: str | None,
         message_id: int | None = None,
         backoff: timedelta | None = None,
+        wait: timedelta | None = None,
     ) -> None:
+        """Record the outcome of a try (or of the re-check) on a row this sender holds.
+
+        `backoff` puts a failed try back to pending; `wait` puts back a row that was not tried
+        (its claim does not count as an attempt); status SENDING only notes the error.
+        """
         async with self.db.uow() as uow:
             session = uow.session
             now = self.clock.now()
@@ -318,8 +619,10 @@ class OutboxSender:
                     row.sent_at = now
                     row.sent_message_id = message_id
                 elif status == OutboxStatus.PENDING:
-                    row.not_before = now + (backoff or timedelta(0))
+                    row.not_before = now + (backoff or wait or timedelta(0))
                     row.claimed_by = None
+                    if wait is not None:
+                        row.attempts = max(row.attempts - 1, 0)
             await uow.commit()
 
     async def _unreachable(self, session: Any, row: OutboxMessage, reason: str) -> None:

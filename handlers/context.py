@@ -50,11 +50,17 @@ class Sender(Protocol):
     def wake(self) -> None:
         """Look at the outbox now."""
 
-    async def drain(self) -> int:
-        """Send everything due."""
+    def idle(self) -> bool:
+        """Whether nothing is under way but waits on the clock."""
+
+    async def open(self) -> None:
+        """Open its connection to the Bot API."""
+
+    async def close(self) -> None:
+        """Close its connection to the Bot API."""
 
     async def run(self, stop: asyncio.Event, *, poll_every: float = 2.0) -> None:
-        """Drain until stopped."""
+        """Send until stopped, then give back what was claimed and not sent."""
 
 
 class BotData:

@@ -1,24 +1,80 @@
-"""The sender's overall window: never more than the limit in any one second."""
+"""The sender's pacing on the injected clock: the overall window and each chat's turn."""
 
 from __future__ import annotations
 
 import asyncio
-import time
+from datetime import UTC, datetime, timedelta
 
-from bot.delivery import SendWindow
+from bot.clock import MovableClock
+from bot.delivery import ChatPacer, SendWindow
+
+T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+
+
+async def run_moving_the_clock(clock: MovableClock, *tasks: asyncio.Task[None]) -> None:
+    """Run the tasks, moving the clock to the next moment they wait for whenever all wait."""
+    for _ in range(1000):
+        await asyncio.sleep(0.001)
+        if all(task.done() for task in tasks):
+            return
+        moment = clock.earliest_sleeper()
+        if moment is not None:
+            clock.set(moment)
+    raise TimeoutError("the tasks did not finish")
 
 
 async def test_send_window_never_lets_more_than_the_limit_into_one_second() -> None:
-    window = SendWindow(per_second=4)
-    started: list[float] = []
+    clock = MovableClock(T0)
+    window = SendWindow(clock, per_second=4)
+    started: list[datetime] = []
 
     async def call() -> None:
         async with window.slot():
-            started.append(time.monotonic())
+            started.append(clock.now())
 
-    await asyncio.gather(*(call() for _ in range(9)))
-    started.sort()
+    await run_moving_the_clock(clock, *(asyncio.create_task(call()) for _ in range(9)))
     for index, moment in enumerate(started):
-        in_second = [t for t in started[index:] if t - moment < 1.0]
+        in_second = [t for t in started[index:] if t - moment < timedelta(seconds=1)]
         assert len(in_second) <= 4
-    assert started[-1] - started[0] < 2.5  # and it keeps the pace: 9 calls in just over 2 s
+    # and it keeps the pace: 4 at once, 4 a second later, the last one a second after that
+    assert started == [T0] * 4 + [T0 + timedelta(seconds=1)] * 4 + [T0 + timedelta(seconds=2)]
+
+
+async def test_pacer_spaces_one_chat_and_lets_another_go_at_once() -> None:
+    clock = MovableClock(T0)
+    pacer = ChatPacer(clock, per_second=1, group_per_minute=20)
+    turns: list[tuple[int, datetime]] = []
+
+    async def send(chat_id: int) -> None:
+        await pacer.wait_turn(chat_id)
+        turns.append((chat_id, clock.now()))
+        pacer.sent(chat_id)
+
+    async def burst() -> None:
+        for _ in range(3):
+            await send(1)
+
+    async def group_twice() -> None:
+        await send(-100)
+        await send(-100)
+
+    first = asyncio.create_task(burst())
+    await asyncio.sleep(0.01)
+    await send(2)
+    await run_moving_the_clock(clock, first, asyncio.create_task(group_twice()))
+    assert (2, T0) in turns
+    assert [at for chat, at in turns if chat == 1] == [T0 + timedelta(seconds=s) for s in (0, 1, 2)]
+    assert [at for chat, at in turns if chat == -100] == [T0, T0 + timedelta(seconds=3)]
+
+
+async def test_a_hold_delays_only_its_chat() -> None:
+    clock = MovableClock(T0)
+    pacer = ChatPacer(clock, per_second=1, group_per_minute=20)
+    pacer.hold(1, 30)
+    await asyncio.wait_for(pacer.wait_turn(2), 1)
+    waiting = asyncio.create_task(pacer.wait_turn(1))
+    clock.advance(timedelta(seconds=29))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    clock.advance(timedelta(seconds=1))
+    await asyncio.wait_for(waiting, 1)

@@ -8,6 +8,7 @@ arrive twice; it is never lost. The window is one HTTP call per row.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -98,21 +99,51 @@ async def enqueue_edit(
 
 
 async def claim(
-    session: AsyncSession, *, now: datetime, limit: int, worker: str, lease: timedelta
+    session: AsyncSession,
+    *,
+    now: datetime,
+    limit: int,
+    worker: str,
+    lease: timedelta,
+    per_recipient: int | None = None,
+    busy_chats: Collection[int] = (),
+    busy_people: Collection[int] = (),
 ) -> list[OutboxMessage]:
-    """Claim due rows (and rows whose sender's lease ran out) for sending."""
+    """Claim due rows (and rows whose sender's lease ran out) for sending.
+
+    With `per_recipient`, at most that many rows per person (or per chat, for rows addressed
+    to a chat) are claimed, oldest first, and none for the chats and people named busy: rows a
+    sender cannot send soon stay pending, where any sender may take them later.
+    """
     stale = now - lease
-    due = sa.or_(
-        sa.and_(
-            col(OutboxMessage.status) == OutboxStatus.PENDING,
-            col(OutboxMessage.not_before) <= now,
-        ),
-        sa.and_(
-            col(OutboxMessage.status) == OutboxStatus.SENDING,
-            col(OutboxMessage.claimed_at) < stale,
-        ),
-    )
-    statement = select(OutboxMessage).where(due).order_by(col(OutboxMessage.id)).limit(limit)
+    wanted = [
+        sa.or_(
+            sa.and_(
+                col(OutboxMessage.status) == OutboxStatus.PENDING,
+                col(OutboxMessage.not_before) <= now,
+            ),
+            sa.and_(
+                col(OutboxMessage.status) == OutboxStatus.SENDING,
+                col(OutboxMessage.claimed_at) < stale,
+            ),
+        )
+    ]
+    if busy_chats:
+        chat = col(OutboxMessage.chat_id)
+        wanted.append(sa.or_(chat.is_(None), chat.not_in(list(busy_chats))))
+    if busy_people:
+        person = col(OutboxMessage.person_id)
+        wanted.append(sa.or_(person.is_(None), person.not_in(list(busy_people))))
+    statement = select(OutboxMessage).where(*wanted)
+    if per_recipient is not None:
+        recipient = (_TABLE.c.person_id, sa.case((_TABLE.c.person_id.is_(None), _TABLE.c.chat_id)))
+        rank = sa.func.row_number().over(partition_by=recipient, order_by=_TABLE.c.id)
+        ranked = sa.select(_TABLE.c.id, rank.label("rank")).where(*wanted).subquery()
+        # The window runs in a subquery because PostgreSQL refuses FOR UPDATE next to one; the
+        # outer query repeats the conditions so that a row changed meanwhile is re-checked.
+        first = sa.select(ranked.c.id).where(ranked.c.rank <= per_recipient)
+        statement = statement.where(col(OutboxMessage.id).in_(first))
+    statement = statement.order_by(col(OutboxMessage.id)).limit(limit)
     rows = list((await session.exec(lock_for_update(statement, session, skip_locked=True))).all())
     for row in rows:
         row.status = OutboxStatus.SENDING
@@ -121,6 +152,43 @@ async def claim(
         row.attempts += 1
     await session.flush()
     return rows
+
+
+async def renew(session: AsyncSession, *, ids: Collection[int], worker: str, now: datetime) -> int:
+    """Extend this worker's claim on rows it still holds; return how many it still holds."""
+    if not ids:
+        return 0
+    result = await session.execute(
+        sa.update(_TABLE)
+        .where(
+            _TABLE.c.id.in_(list(ids)),
+            _TABLE.c.claimed_by == worker,
+            _TABLE.c.status == OutboxStatus.SENDING,
+        )
+        .values(claimed_at=now)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+async def release(session: AsyncSession, *, ids: Collection[int], worker: str) -> int:
+    """Give back rows this worker claimed but did not try to send, as if never claimed."""
+    if not ids:
+        return 0
+    result = await session.execute(
+        sa.update(_TABLE)
+        .where(
+            _TABLE.c.id.in_(list(ids)),
+            _TABLE.c.claimed_by == worker,
+            _TABLE.c.status == OutboxStatus.SENDING,
+        )
+        .values(
+            status=OutboxStatus.PENDING,
+            claimed_by=None,
+            claimed_at=None,
+            attempts=sa.case((_TABLE.c.attempts > 0, _TABLE.c.attempts - 1), else_=0),
+        )
+    )
+    return int(getattr(result, "rowcount", 0))
 
 
 async def by_id(session: AsyncSession, message_id: int, *, lock: bool = False) -> OutboxMessage:
