@@ -481,7 +481,7 @@ class OutboxSender:
         except Forbidden as error:
             await self._settle(item, status=OutboxStatus.UNREACHABLE, error=error.message)
         except BadRequest as error:
-            if "message is not modified" in error.message:
+            if "message is not modified" in error.message.lower():
                 await self._settle(item, status=OutboxStatus.SENT, error=None)
             elif "chat not found" in error.message.lower():
                 await self._settle(item, status=OutboxStatus.UNREACHABLE, error=error.message)
