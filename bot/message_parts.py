@@ -159,6 +159,11 @@ def split_plain(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     return [html.unescape(part) for part in split_html(html.escape(text, quote=False), limit)]
 
 
+def truncate_plain(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """The text sent without a parse mode if it fits `limit`, else cut short with an ellipsis."""
+    return html.unescape(truncate_html(html.escape(text, quote=False), limit))
+
+
 def visible_length(text: str) -> int:
     """How long Telegram counts an HTML text: parsed, in UTF-16 code units."""
     return sum(a.width for a in _atoms(text))
