@@ -8,8 +8,11 @@ message (a page and its edits, a message edited in place).
 
 Where a cut falls: at the last line break that fits, else after the last space or Chinese
 punctuation mark that fits, else between two characters; never inside a tag or an entity, and
-never between the halves of a surrogate pair (a Python string holds whole code points). The
-line break or space at a cut is dropped; the parts read in order give the whole text.
+never between the halves of a surrogate pair (a Python string holds whole code points). A line
+or word boundary is taken only if the part keeps at least half the limit: a short first line
+before a very long one should not make a message of its own, nor should a truncated page lose
+all but its first word. The line break or space at a cut is dropped; the parts read in order
+give the whole text.
 
 Tags across a cut: a tag still open at a cut is closed at the end of the part and opened again,
 with its attributes, at the start of the next one, so each part parses on its own and reads
@@ -83,6 +86,7 @@ class _Cut:
     end: int  # the part is atoms[start:end]
     resume: int  # the next part starts here (past a dropped line break or space)
     open_tags: tuple[_Atom, ...]
+    used: int  # how much of the limit the part takes
 
 
 def _next_cut(atoms: list[_Atom], start: int, carried: tuple[_Atom, ...], limit: int) -> _Cut:
@@ -99,20 +103,20 @@ def _next_cut(atoms: list[_Atom], start: int, carried: tuple[_Atom, ...], limit:
             _close(stack, atom.name)
             continue
         if used + atom.width > limit:
-            best = line or word
-            if best is not None:
-                return best
+            for best in (line, word):
+                if best is not None and best.used * 2 >= limit:
+                    return best
             if index == start:  # one character wider than the limit: take it, or never end
-                return _Cut(index + 1, index + 1, tuple(stack))
-            return _Cut(index, index, tuple(stack))
+                return _Cut(index + 1, index + 1, tuple(stack), atom.width)
+            return _Cut(index, index, tuple(stack), used)
         used += atom.width
         if atom.raw == "\n":
-            line = _Cut(index, index + 1, tuple(stack))
+            line = _Cut(index, index + 1, tuple(stack), used)
         elif atom.raw == " ":
-            word = _Cut(index, index + 1, tuple(stack))
+            word = _Cut(index, index + 1, tuple(stack), used)
         elif atom.raw in _AFTER_MARK:
-            word = _Cut(index + 1, index + 1, tuple(stack))
-    return _Cut(len(atoms), len(atoms), tuple(stack))
+            word = _Cut(index + 1, index + 1, tuple(stack), used)
+    return _Cut(len(atoms), len(atoms), tuple(stack), used)
 
 
 def _visible(atoms: list[_Atom]) -> bool:

@@ -8,15 +8,17 @@ from pathlib import Path
 
 import pytest
 from conftest import linked
-from sqlmodel import select
+from sqlmodel import col, select
 from test_attendance import at, clock_in_here, local
 
 from bot.clock import MovableClock
 from bot.config import settings_from_mapping
-from bot.models import AuditEntry, ClockEvent
+from bot.message_parts import split_html, visible_length
+from bot.models import AuditEntry, ClockEvent, OutboxMessage, Person
 from bot.sandbox.html import utf16_len
 from bot.sandbox.stack import LocalStack
-from bot.services import roster
+from bot.services import outbox, roster
+from bot.services.outbox import Button
 
 LOG_LENGTH = 12_290
 SCHOOL_SIZE = 126
@@ -174,3 +176,50 @@ async def test_unit_of_a_school_of_126_pages_with_buttons_and_lists_everyone_onc
             await uow.session.exec(select(AuditEntry).where(AuditEntry.action == "unit.view"))
         ).all()
     assert [r.allowed for r in refused] == [False]
+
+
+async def test_a_long_outbox_message_arrives_in_order_with_its_buttons_under_the_last_part(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    await at(day, clock, local(1, 7))
+    he = await linked(day, clock, "SB01-02", 9180, "何丽")
+    text = "\n".join(f"<b>{n:04d}</b> 东门 &amp; 操场：正常。" for n in range(1, 750))
+    assert visible_length(text) > 12_000
+    assert day.db is not None
+    async with day.db.uow() as uow:
+        person = (await uow.session.exec(select(Person).where(Person.staff_no == "SB01-02"))).one()
+        first = await outbox.enqueue(
+            uow.session,
+            now=clock.now(),
+            text=text,
+            person_id=person.id,
+            buttons=[[Button("OK", "x:1")]],
+        )
+        page = await outbox.enqueue(
+            uow.session,
+            now=clock.now(),
+            text="🚨 <b>" + "长" * 5000 + "</b>",
+            person_id=person.id,
+            kind="page",
+        )
+        await uow.commit()
+        rows = (
+            await uow.session.exec(
+                select(OutboxMessage)
+                .where(OutboxMessage.person_id == person.id, col(OutboxMessage.id) >= first.id)
+                .order_by(col(OutboxMessage.id))
+            )
+        ).all()
+    count = len(split_html(text))
+    assert count >= 3 and len(rows) == count + 1
+    assert rows[0].id == first.id and rows[-1].id == page.id
+    assert [bool(r.body["buttons"]) for r in rows] == [False] * (count - 1) + [True, False]
+    assert rows[-1].body["text"].endswith("</b>…")
+    await at(day, clock, local(1, 7, 1))
+    shown = he.messages()[-(count + 1) :]
+    assert "\n".join(m.text for m in shown[:count]).split("\n") == [
+        f"{n:04d} 东门 & 操场：正常。" for n in range(1, 750)
+    ]
+    assert [m.labels for m in shown] == [[]] * (count - 1) + [["OK"], []]
+    assert all(e["type"] == "bold" for m in shown[:count] for e in m.entities)
+    assert utf16_len(shown[-1].text) == 4096 and shown[-1].text.endswith("…")
