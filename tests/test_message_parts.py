@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
 import pytest
 
+from bot.i18n import translator
 from bot.message_parts import (
     CAPTION_LIMIT,
     MESSAGE_LIMIT,
@@ -13,6 +17,7 @@ from bot.message_parts import (
     visible_length,
 )
 from bot.sandbox.html import parse_html, utf16_len
+from bot.services.page_text import ACKNOWLEDGED_BY, PageSubject, closed_text, page_text
 
 DUTY_LINE = "22:15 巡查东门，门锁完好；操场照明正常。Patrol of the east gate & playground: ok."
 
@@ -138,3 +143,23 @@ def test_plain_text_keeps_its_angle_brackets_and_ampersands() -> None:
     assert len(parts) == 3
     assert all(len(p) <= MESSAGE_LIMIT for p in parts)
     assert " ".join(parts).split() == text.split()
+
+
+def test_a_page_shortens_its_free_text_and_keeps_where_and_what_is_asked() -> None:
+    tr, tz = translator("zh"), ZoneInfo("Asia/Shanghai")
+    moment = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+    subject = PageSubject(
+        what="Post unmanned: {post} has nobody assigned",
+        what_params={"post": "门<岗>" * 3000},
+        ask="Make sure someone is on duty. Press Covered once someone has taken the post.",
+    )
+    text = page_text(tr, tz, subject=subject, unit_name="石坝小学", started_at=moment, now=moment)
+    lines = read(text).split("\n")
+    assert lines[0].endswith("…") and lines[1] == "📍 地点：石坝小学"
+    assert lines[-1].startswith("👉 ")
+    assert utf16_len(read(text)) <= MESSAGE_LIMIT - 256
+    closed = closed_text(
+        tr, tz, original=text + "x" * 300, outcome=ACKNOWLEDGED_BY, by="何丽", at=moment
+    )
+    assert utf16_len(read(closed)) <= MESSAGE_LIMIT
+    assert read(closed).endswith("✅ 何丽已于10:00接报。")
