@@ -271,7 +271,7 @@ async def invite_command(update: Update, context: ZhibanContext) -> None:
             issued_by=context.me,
         )
     except ZhibanError as error:
-        await message.reply_text(error.render(tr))
+        await reply(message, error.render(tr), parse_mode=None)
         return
     if not invites:
         await message.reply_text(tr._("Everyone there already has an account."))
@@ -299,6 +299,6 @@ async def bindgroup_command(update: Update, context: ZhibanContext) -> None:
             runtime.db, me=context.me, chat_id=chat.id, code=code, now=runtime.clock.now()
         )
     except ZhibanError as error:
-        await message.reply_text(error.render(tr))
+        await reply(message, error.render(tr), parse_mode=None)
         return
     await message.reply_text(tr._("This group is now the duty group of {unit}.", unit=escape(name)))
