@@ -138,6 +138,7 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         application.add_handler(CommandHandler(name, callback, filters=filters.ChatType.PRIVATE))
     application.add_handler(CommandHandler("bindgroup", people.bindgroup_command))
     application.add_handler(CallbackQueryHandler(people.on_language_button, pattern=r"^lang:"))
+    application.add_handler(CallbackQueryHandler(people.on_unit_page_button, pattern=r"^unit:"))
     application.add_handler(
         CallbackQueryHandler(attendance_handlers.on_clock_in_button, pattern=r"^sh:in:")
     )

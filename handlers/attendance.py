@@ -22,6 +22,7 @@ from bot.services import attendance, drafts
 from bot.services.attendance import ClockedIn, Location, NeedLocation, ShiftLine
 from handlers.context import ZhibanContext
 from handlers.render import escape
+from handlers.replies import reply, send
 
 OUT = "out"
 OUT_COLLECTING = 1
@@ -171,7 +172,7 @@ async def shifts_command(update: Update, context: ZhibanContext) -> None:
         )
         if day:
             units.append((day[0].unit_name, day))
-    await message.reply_text(shifts_text(tr, mine, units, tz, now), parse_mode=ParseMode.HTML)
+    await reply(message, shifts_text(tr, mine, units, tz, now))
 
 
 async def _clock_in(
@@ -205,11 +206,9 @@ async def _clock_in(
         return
     if result.closed_pages:
         runtime.wake()  # the pages about this shift are to be edited
-    await context.bot.send_message(
-        chat.id,
-        clocked_in_text(tr, result, tz),
-        parse_mode=ParseMode.HTML,
-        reply_markup=ReplyKeyboardRemove(),
+    # A long handover goes out over several messages, in order, before its photos.
+    await send(
+        context.bot, chat.id, clocked_in_text(tr, result, tz), reply_markup=ReplyKeyboardRemove()
     )
     if result.handover is not None:
         for file_id in result.handover.attachments:

@@ -17,6 +17,7 @@ from bot.services.escalation.phone import AGO_CHOICES, Callee
 from bot.services.outbox import Button
 from handlers.context import ZhibanContext
 from handlers.render import role_name
+from handlers.replies import edit, send
 
 CALLBACK_PATTERN = re.compile(r"^pg:([aurdxp]):(\d{1,12})$")
 
@@ -126,11 +127,7 @@ async def on_page_button(update: Update, context: ZhibanContext) -> None:
             )
             await query.answer()
             if query.message is not None:
-                await context.bot.send_message(
-                    query.message.chat.id,
-                    details_text(tr, view, context),
-                    parse_mode=ParseMode.HTML,
-                )
+                await send(context.bot, query.message.chat.id, details_text(tr, view, context))
             return
         outcome = await escalation.press(
             runtime.db,
@@ -286,7 +283,4 @@ async def on_phone_confirm(update: Update, context: ZhibanContext) -> None:
     )
     await query.answer(answer)
     if isinstance(query.message, Message) and query.message.text is not None:
-        await query.edit_message_text(
-            query.message.text_html + "\n\n" + html.escape(answer, quote=False),
-            parse_mode=ParseMode.HTML,
-        )
+        await edit(query, query.message.text_html + "\n\n" + html.escape(answer, quote=False))

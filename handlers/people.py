@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import re
+
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
+from telegram.error import BadRequest
 
 from bot.errors import ZhibanError
 from bot.i18n import Translator, translator
 from bot.invite_sheet import invite_link
-from bot.services import accounts
+from bot.message_parts import MESSAGE_LIMIT, split_html, visible_length
+from bot.services import accounts, unit_listing
 from bot.services.accounts import IssuedInvite, Me, UnitView
 from handlers.context import ZhibanContext
 from handlers.menu import publish_menu
 from handlers.render import escape, role_name
+from handlers.replies import reply
 
-MAX_TEXT = 4000  # below Telegram's 4,096 characters, leaving room for a header
+UNIT_PAGE = "unit"
+_UNIT_PAGE_DATA = re.compile(r"unit:([0-9]{1,9}):([0-9]{1,3})")
+# Within PostgreSQL's integer ids; a page number no unit listing comes near.
+MAX_UNIT_ID = 999_999_999
+MAX_UNIT_PAGE = 999
 
 
 def me_text(tr: Translator, me: Me, scope: list[tuple[str, str, int]]) -> str:
@@ -40,9 +49,13 @@ def me_text(tr: Translator, me: Me, scope: list[tuple[str, str, int]]) -> str:
     return "\n".join(lines)
 
 
-def unit_text(tr: Translator, view: UnitView) -> str:
-    """A unit's people, roles and phones, and the units below it."""
-    lines = [f"<b>{escape(view.name)}</b> ({escape(view.code)})"]
+def unit_pages(tr: Translator, view: UnitView) -> list[str]:
+    """A unit's people, roles and phones, and the units below it, as pages of one message each.
+
+    Every page starts with the unit's name; the rest is cut by the one splitter, at lines.
+    """
+    header = f"<b>{escape(view.name)}</b> ({escape(view.code)})"
+    lines = []
     for member in view.members:
         roles = tr.list_text([role_name(tr, role) for role in member.roles])
         phone = f" ☎ {escape(member.phone)}" if member.phone else ""
@@ -57,15 +70,59 @@ def unit_text(tr: Translator, view: UnitView) -> str:
                 ),
             )
         )
-    return "\n".join(lines)
+    if not lines:
+        return [header]
+    room = MESSAGE_LIMIT - visible_length(header) - 1  # the header's line break
+    return [f"{header}\n{part}" for part in split_html("\n".join(lines), room)]
+
+
+def unit_page_data(unit_id: int, page: int) -> str:
+    """The callback data of a /unit page button."""
+    return f"{UNIT_PAGE}:{unit_id}:{page}"
+
+
+def parse_unit_page(data: str) -> tuple[int, int] | None:
+    """The unit id and page of a /unit page button, or None for anything else.
+
+    ASCII digits only, within bounds: a forged press must not reach the database with a number
+    it cannot hold.
+    """
+    match = _UNIT_PAGE_DATA.fullmatch(data)
+    if match is None:
+        return None
+    unit_id, page = int(match.group(1)), int(match.group(2))
+    if not 1 <= unit_id <= MAX_UNIT_ID or page > MAX_UNIT_PAGE:
+        return None
+    return unit_id, page
+
+
+def unit_page_buttons(unit_id: int, page: int, count: int) -> InlineKeyboardMarkup | None:
+    """◀ and ▶ (round the end) with where the reader is, e.g. 2/5; none for a single page."""
+    if count <= 1:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    "◀", callback_data=unit_page_data(unit_id, (page - 1) % count)
+                ),
+                InlineKeyboardButton(
+                    f"{page + 1}/{count}", callback_data=unit_page_data(unit_id, page)
+                ),
+                InlineKeyboardButton(
+                    "▶", callback_data=unit_page_data(unit_id, (page + 1) % count)
+                ),
+            ]
+        ]
+    )
 
 
 def invites_text(
     tr: Translator, invites: list[IssuedInvite], bot_username: str, ctx: ZhibanContext
-) -> list[str]:
-    """Invite links, one line each, split into messages under Telegram's length limit."""
+) -> str:
+    """Invite links, one line each (sent over as many messages as they need)."""
     tz = ctx.runtime.settings.bot.tz
-    lines = [
+    return "\n".join(
         tr._(
             "{name} ({staff_no}): {link} — valid until {time}",
             name=escape(i.name),
@@ -74,14 +131,7 @@ def invites_text(
             time=tr.datetime_text(i.expires_at, tz),
         )
         for i in invites
-    ]
-    chunks, current = [], ""
-    for line in lines:
-        if len(current) + len(line) + 1 > MAX_TEXT:
-            chunks.append(current)
-            current = ""
-        current = f"{current}\n{line}" if current else line
-    return [*chunks, current] if current else chunks
+    )
 
 
 async def me_command(update: Update, context: ZhibanContext) -> None:
@@ -89,9 +139,7 @@ async def me_command(update: Update, context: ZhibanContext) -> None:
     if update.effective_message is None or context.me is None:
         return
     scope = await accounts.scope_units(context.runtime.db, me=context.me)
-    await update.effective_message.reply_text(
-        me_text(context.tr_for(update), context.me, scope), parse_mode=ParseMode.HTML
-    )
+    await reply(update.effective_message, me_text(context.tr_for(update), context.me, scope))
 
 
 async def lang_command(update: Update, context: ZhibanContext) -> None:
@@ -143,13 +191,55 @@ async def unit_command(update: Update, context: ZhibanContext) -> None:
         return
     runtime = context.runtime
     try:
-        view = await accounts.view_unit(
+        listing = await unit_listing.by_code(
             runtime.db, me=context.me, code=(context.args or [""])[0], now=runtime.clock.now()
         )
     except ZhibanError as error:
-        await message.reply_text(error.render(tr))
+        await reply(message, error.render(tr), parse_mode=None)
         return
-    await message.reply_text(unit_text(tr, view), parse_mode=ParseMode.HTML)
+    pages = unit_pages(tr, listing.view)
+    await message.reply_text(
+        pages[0],
+        parse_mode=ParseMode.HTML,
+        reply_markup=unit_page_buttons(listing.unit_id, 0, len(pages)),
+    )
+
+
+async def on_unit_page_button(update: Update, context: ZhibanContext) -> None:
+    """Turn a page of /unit, after checking again that the unit lies in the presser's area."""
+    query, chat = update.callback_query, update.effective_chat
+    if query is None or chat is None or context.me is None:
+        return
+    tr = context.tr_for(update)
+    if chat.type != chat.PRIVATE:
+        # Phones and names must not be edited into a group by a press on a forged button.
+        await query.answer(tr._("This button works only in my private chat."), show_alert=True)
+        return
+    parsed = parse_unit_page(query.data or "")
+    if parsed is None:
+        await query.answer(tr._("This button is no longer valid."), show_alert=True)
+        return
+    unit_id, page = parsed
+    runtime = context.runtime
+    try:
+        listing = await unit_listing.by_id(
+            runtime.db, me=context.me, unit_id=unit_id, now=runtime.clock.now()
+        )
+    except ZhibanError as error:
+        await query.answer(error.render(tr), show_alert=True)
+        return
+    pages = unit_pages(tr, listing.view)
+    page = min(page, len(pages) - 1)  # the unit may have lost people since the list was sent
+    await query.answer()
+    try:
+        await query.edit_message_text(
+            pages[page],
+            parse_mode=ParseMode.HTML,
+            reply_markup=unit_page_buttons(unit_id, page, len(pages)),
+        )
+    except BadRequest as error:
+        if "not modified" not in error.message:
+            raise  # the page indicator was pressed: the reader is on that page already
 
 
 async def invite_command(update: Update, context: ZhibanContext) -> None:
@@ -181,13 +271,16 @@ async def invite_command(update: Update, context: ZhibanContext) -> None:
             issued_by=context.me,
         )
     except ZhibanError as error:
-        await message.reply_text(error.render(tr))
+        await reply(message, error.render(tr), parse_mode=None)
         return
     if not invites:
         await message.reply_text(tr._("Everyone there already has an account."))
         return
-    for chunk in invites_text(tr, invites, context.bot.username, context):
-        await message.reply_text(chunk, parse_mode=ParseMode.HTML, disable_web_page_preview=True)
+    await reply(
+        message,
+        invites_text(tr, invites, context.bot.username, context),
+        disable_web_page_preview=True,
+    )
 
 
 async def bindgroup_command(update: Update, context: ZhibanContext) -> None:
@@ -206,6 +299,6 @@ async def bindgroup_command(update: Update, context: ZhibanContext) -> None:
             runtime.db, me=context.me, chat_id=chat.id, code=code, now=runtime.clock.now()
         )
     except ZhibanError as error:
-        await message.reply_text(error.render(tr))
+        await reply(message, error.render(tr), parse_mode=None)
         return
     await message.reply_text(tr._("This group is now the duty group of {unit}.", unit=escape(name)))

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.message_parts import split_html, truncate_html
 from bot.models import OutboxMessage, OutboxStatus, Page, Person, Unit
 from bot.services.sql import lock_for_update
 
@@ -53,25 +54,39 @@ async def enqueue(
     late: bool = False,
     not_before: datetime | None = None,
 ) -> OutboxMessage:
-    """Queue a text message (HTML) to a roster person or a chat."""
+    """Queue a text message (HTML) to a roster person or a chat; return its (first) row.
+
+    A text longer than one Telegram message becomes several rows, cut by
+    bot/message_parts.split_html and sent in order (a sender takes a chat's rows oldest first).
+    The buttons ride on the last row, under the whole text; only the first row quotes
+    `reply_to` and carries `dedupe_key`. A page is never split: its repeats quote it and its
+    edits replace it as one message, so a page's text that could exceed is cut short with an
+    ellipsis instead (page_text shortens the free text it carries before it comes to that).
+    """
     if (person_id is None) == (chat_id is None):
         raise ValueError("address a message to exactly one of person_id and chat_id")
-    message = OutboxMessage(
-        created_at=now,
-        not_before=not_before or now,
-        person_id=person_id,
-        chat_id=chat_id,
-        kind=kind,
-        page_id=page_id,
-        method="sendMessage",
-        body={"text": text, "buttons": _keyboard(buttons or [])},
-        reply_to_outbox_id=reply_to.id if reply_to else None,
-        dedupe_key=dedupe_key,
-        late=late,
-    )
-    session.add(message)
-    await session.flush()
-    return message
+    parts = [truncate_html(text)] if kind == "page" else split_html(text)
+    rows = []
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        message = OutboxMessage(
+            created_at=now,
+            not_before=not_before or now,
+            person_id=person_id,
+            chat_id=chat_id,
+            kind=kind,
+            page_id=page_id,
+            method="sendMessage",
+            body={"text": part, "buttons": _keyboard(buttons or []) if last else []},
+            reply_to_outbox_id=reply_to.id if reply_to and index == 0 else None,
+            dedupe_key=dedupe_key if index == 0 else None,
+            late=late,
+        )
+        session.add(message)
+        # One flush per row: ids, and so the order rows are sent in, follow the text.
+        await session.flush()
+        rows.append(message)
+    return rows[0]
 
 
 async def enqueue_edit(
@@ -82,7 +97,10 @@ async def enqueue_edit(
     text: str,
     buttons: list[list[Button]] | None = None,
 ) -> OutboxMessage:
-    """Queue an edit of a message the outbox sent (or will send) before."""
+    """Queue an edit of a message the outbox sent (or will send) before.
+
+    An edit replaces one message, so a text that could exceed is cut short with an ellipsis.
+    """
     message = OutboxMessage(
         created_at=now,
         not_before=now,
@@ -91,7 +109,11 @@ async def enqueue_edit(
         kind="edit",
         page_id=target.page_id,
         method="editMessageText",
-        body={"text": text, "buttons": _keyboard(buttons or []), "target": target.id},
+        body={
+            "text": truncate_html(text),
+            "buttons": _keyboard(buttons or []),
+            "target": target.id,
+        },
     )
     session.add(message)
     await session.flush()

@@ -9,7 +9,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.i18n import N_, Translator
+from bot.message_parts import MESSAGE_LIMIT, truncate_html, visible_length
 from bot.services.outbox import Button
+
+# A page's own text stays this far below one message, for the line its edits add.
+PAGE_LIMIT = MESSAGE_LIMIT - 256
+# The least of a page's free text kept when the rest of the page is long.
+MIN_WHAT = 64
 
 ACK = "a"
 PASS_UP = "u"
@@ -85,6 +91,7 @@ def page_text(
         lines.append(tr._("【DRILL 演练】 This is an exercise."))
     if reminder:
         lines.append(tr._("⏰ Reminder {number}: still not acknowledged.", number=reminder))
+    what_line = len(lines)
     lines.append("🚨 <b>" + tr._(subject.what, **params) + "</b>")
     lines.append(tr._("📍 Where: {unit}", unit=html.escape(unit_name, quote=False)))
     lines.append(
@@ -107,7 +114,23 @@ def page_text(
         ]
         lines.append(tr._("☎ Call first: {people}", people=tr.list_text(people)))
     lines.append("👉 " + tr._(subject.ask))
-    return "\n".join(lines)
+    return _within_limit(lines, what_line)
+
+
+def _within_limit(lines: list[str], what_line: int) -> str:
+    """The page's lines, its free text (the "what" line) cut short if the page would not fit.
+
+    A page is one message (its repeats quote it, its edits replace it), so it is never split:
+    what a person wrote is shortened with an ellipsis, and the lines that say where, since when
+    and what is asked stay whole. Room is left for the line an edit adds (who acknowledged).
+    """
+    text = "\n".join(lines)
+    over = visible_length(text) - PAGE_LIMIT
+    if over > 0:
+        what = lines[what_line]
+        lines[what_line] = truncate_html(what, max(visible_length(what) - over, MIN_WHAT))
+        text = "\n".join(lines)
+    return text
 
 
 def page_buttons(
@@ -148,11 +171,10 @@ def closed_text(
     tr: Translator, tz: ZoneInfo, *, original: str, outcome: str, by: str, at: datetime
 ) -> str:
     """A page after someone acknowledged or resolved it: the original plus who and when."""
-    return (
-        original
-        + "\n\n"
-        + tr._(outcome, name=html.escape(by, quote=False), time=tr.time_text(at, tz))
-    )
+    closing = tr._(outcome, name=html.escape(by, quote=False), time=tr.time_text(at, tz))
+    # Who closed the page matters more than the end of a long original.
+    room = MESSAGE_LIMIT - visible_length(closing) - 2
+    return truncate_html(original, max(room, MIN_WHAT)) + "\n\n" + closing
 
 
 RESOLVED_LABEL = N_("✔️ Resolved")
