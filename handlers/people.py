@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 
+from bot.callbacks import Language
 from bot.errors import ZhibanError
 from bot.i18n import Translator, translator
 from bot.invite_sheet import invite_link
@@ -13,6 +16,9 @@ from bot.services.accounts import IssuedInvite, Me, UnitView
 from handlers.context import ZhibanContext
 from handlers.menu import publish_menu
 from handlers.render import escape, role_name
+
+if TYPE_CHECKING:
+    from handlers.buttons import Press
 
 MAX_TEXT = 4000  # below Telegram's 4,096 characters, leaving room for a header
 
@@ -101,8 +107,8 @@ async def lang_command(update: Update, context: ZhibanContext) -> None:
     keyboard = InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton("中文", callback_data="lang:zh"),
-                InlineKeyboardButton("English", callback_data="lang:en"),
+                InlineKeyboardButton("中文", callback_data=Language("zh").data),
+                InlineKeyboardButton("English", callback_data=Language("en").data),
             ]
         ]
     )
@@ -110,22 +116,24 @@ async def lang_command(update: Update, context: ZhibanContext) -> None:
     await update.effective_message.reply_text(tr._("Choose your language:"), reply_markup=keyboard)
 
 
-async def on_language_button(update: Update, context: ZhibanContext) -> None:
+async def on_language_button(
+    update: Update, context: ZhibanContext, press: Press[Language]
+) -> None:
     """Switch the person's language and their command menu."""
-    query = update.callback_query
-    if query is None or context.me is None or update.effective_chat is None:
+    query = press.query
+    if context.me is None or update.effective_chat is None:
         return
-    language = (query.data or "").removeprefix("lang:")
+    language = press.button.language
     runtime = context.runtime
     try:
         context.me = await accounts.set_language(
             runtime.db, me=context.me, language=language, now=runtime.clock.now()
         )
     except ZhibanError as error:
-        await query.answer(error.render(context.tr_for(update)), show_alert=True)
+        await press.answer(error.render(context.tr_for(update)), alert=True)
         return
     tr = translator(language)
-    await query.answer()
+    await press.answer()
     await publish_menu(context.bot, chat_id=update.effective_chat.id, me=context.me, tr=tr)
     await query.edit_message_text(tr._("Zhiban will talk to you in English from now on."))
 
