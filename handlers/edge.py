@@ -38,7 +38,7 @@ def _utf16_length(character: str) -> int:
     return 2 if ord(character) > 0xFFFF else 1
 
 
-def _clean_text(text: str, entities: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+def clean_text(text: str, entities: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     """The text without refused characters, its entities moved to where their text now is."""
     removed: list[int] = []  # UTF-16 offsets of the characters taken out
     kept: list[str] = []
@@ -74,7 +74,7 @@ def _clean(value: Any) -> Any:
     for text_key, entities_key in _TEXT_WITH_ENTITIES:
         text = value.get(text_key)
         if isinstance(text, str) and isinstance(value.get(entities_key), list):
-            cleaned[text_key], cleaned[entities_key] = _clean_text(text, value[entities_key])
+            cleaned[text_key], cleaned[entities_key] = clean_text(text, value[entities_key])
     return cleaned
 
 
