@@ -31,7 +31,7 @@ from bot.services import attendance, escalation
 from bot.services.engine import DeadlineHandler
 from bot.uow import Database
 from handlers import attendance as attendance_handlers
-from handlers import fallback, gate, menu, pages, people
+from handlers import buttons, edge, fallback, gate, menu, people
 from handlers import start as start_handlers
 from handlers import swaps as swap_handlers
 from handlers.context import BotData, Runtime, Sender, ZhibanApplication, ZhibanContext
@@ -120,6 +120,7 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
     application.bot_data.runtime = runtime
     application.bot_data.engine = engine
     application.bot_data.sender = sender
+    application.add_handler(TypeHandler(Update, edge.clean), group=-3)
     application.add_handler(TypeHandler(Update, _log_update), group=-2)
     application.add_handler(TypeHandler(Update, gate.gate), group=-1)
     for name, callback in (
@@ -137,24 +138,17 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         # Private chats only: invite links, phones and pages do not belong in a group.
         application.add_handler(CommandHandler(name, callback, filters=filters.ChatType.PRIVATE))
     application.add_handler(CommandHandler("bindgroup", people.bindgroup_command))
-    application.add_handler(CallbackQueryHandler(people.on_language_button, pattern=r"^lang:"))
-    application.add_handler(CallbackQueryHandler(people.on_unit_page_button, pattern=r"^unit:"))
+    # One handler for every press: bot/callbacks.py decodes it, handlers/buttons.py routes it.
+    application.add_handler(CallbackQueryHandler(buttons.on_button))
     application.add_handler(
-        CallbackQueryHandler(attendance_handlers.on_clock_in_button, pattern=r"^sh:in:")
+        MessageHandler(
+            filters.LOCATION & filters.ChatType.PRIVATE & edge.IMPLAUSIBLE_LOCATION_FILTER,
+            edge.refuse_location,
+        )
     )
-    application.add_handler(
-        CallbackQueryHandler(attendance_handlers.on_out_button, pattern=r"^out:")
-    )
-    application.add_handler(
-        CallbackQueryHandler(attendance_handlers.on_clock_out_button, pattern=r"^sh:out:")
-    )
-    application.add_handler(CallbackQueryHandler(swap_handlers.on_swap_button, pattern=r"^sw:"))
     application.add_handler(
         MessageHandler(filters.LOCATION & filters.ChatType.PRIVATE, attendance_handlers.on_location)
     )
-    application.add_handler(CallbackQueryHandler(pages.on_phone_button, pattern=r"^ph:"))
-    application.add_handler(CallbackQueryHandler(pages.on_phone_confirm, pattern=r"^phc:"))
-    application.add_handler(CallbackQueryHandler(pages.on_page_button))
     application.add_handler(
         MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, fallback.not_understood)
     )

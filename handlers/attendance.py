@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from telegram import (
@@ -16,6 +17,7 @@ from telegram import (
 from telegram.constants import ParseMode
 
 from bot.authz import Action
+from bot.callbacks import ClockIn, ClockOut, DutyLogStep
 from bot.errors import ZhibanError
 from bot.i18n import Translator
 from bot.services import attendance, drafts
@@ -23,6 +25,9 @@ from bot.services.attendance import ClockedIn, Location, NeedLocation, ShiftLine
 from handlers.context import ZhibanContext
 from handlers.render import escape
 from handlers.replies import reply, send
+
+if TYPE_CHECKING:
+    from handlers.buttons import Press
 
 OUT = "out"
 OUT_COLLECTING = 1
@@ -133,10 +138,12 @@ def out_buttons(tr: Translator) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton(tr._("✅ Done"), callback_data="out:done"),
-                InlineKeyboardButton(tr._("Nothing to report"), callback_data="out:none"),
+                InlineKeyboardButton(tr._("✅ Done"), callback_data=DutyLogStep("done").data),
+                InlineKeyboardButton(
+                    tr._("Nothing to report"), callback_data=DutyLogStep("none").data
+                ),
             ],
-            [InlineKeyboardButton(tr._("✖ Cancel"), callback_data="out:cancel")],
+            [InlineKeyboardButton(tr._("✖ Cancel"), callback_data=DutyLogStep("cancel").data)],
         ]
     )
 
@@ -220,14 +227,10 @@ async def in_command(update: Update, context: ZhibanContext) -> None:
     await _clock_in(update, context, location=None, shift_id=None)
 
 
-async def on_clock_in_button(update: Update, context: ZhibanContext) -> None:
+async def on_clock_in_button(update: Update, context: ZhibanContext, press: Press[ClockIn]) -> None:
     """The Clock in button on a shift reminder."""
-    query = update.callback_query
-    if query is None:
-        return
-    await query.answer()
-    raw = (query.data or "").removeprefix("sh:in:")
-    await _clock_in(update, context, location=None, shift_id=int(raw) if raw.isdigit() else None)
+    await press.answer()
+    await _clock_in(update, context, location=None, shift_id=press.button.shift_id)
 
 
 async def on_location(update: Update, context: ZhibanContext) -> None:
@@ -245,10 +248,11 @@ async def on_location(update: Update, context: ZhibanContext) -> None:
     await _clock_in(update, context, location=location, shift_id=None)
 
 
-async def on_clock_out_button(update: Update, context: ZhibanContext) -> None:
+async def on_clock_out_button(
+    update: Update, context: ZhibanContext, press: Press[ClockOut]
+) -> None:
     """The Clock out button on the end-of-shift reminder: the same as /out."""
-    if update.callback_query is not None:
-        await update.callback_query.answer()
+    await press.answer()
     await out_command(update, context)
 
 
@@ -325,11 +329,11 @@ async def on_draft_input(update: Update, context: ZhibanContext) -> bool:
     return True
 
 
-async def on_out_button(update: Update, context: ZhibanContext) -> None:
+async def on_out_button(update: Update, context: ZhibanContext, press: Press[DutyLogStep]) -> None:
     """Done, nothing to report, or cancel."""
-    query, chat, me = update.callback_query, update.effective_chat, context.me
+    query, chat, me = press.query, update.effective_chat, context.me
     user = update.effective_user
-    if query is None or chat is None or me is None or user is None:
+    if chat is None or me is None or user is None:
         return
     runtime = context.runtime
     tr = context.tr_for(update)
@@ -337,23 +341,23 @@ async def on_out_button(update: Update, context: ZhibanContext) -> None:
     now = runtime.clock.now()
     draft = await drafts.current(runtime.db, chat_id=chat.id, user_id=user.id, now=now)
     if not isinstance(draft, drafts.Draft) or draft.conversation != OUT:
-        await query.answer(
+        await press.answer(
             tr._("This clock-out was already finished or has timed out. Send /out to start again."),
-            show_alert=True,
+            alert=True,
         )
         return
-    choice = (query.data or "").removeprefix("out:")
+    choice = press.button.choice
     if choice == "cancel":
         await drafts.end(runtime.db, chat_id=chat.id, user_id=user.id)
-        await query.answer()
+        await press.answer()
         await query.edit_message_text(tr._("Cancelled. You are still clocked in."))
         return
     texts = [] if choice == "none" else list(draft.data.get("texts", []))
     photos = [] if choice == "none" else list(draft.data.get("photos", []))
     if choice == "done" and not texts and not photos:
-        await query.answer(
+        await press.answer(
             tr._("The duty log is empty: write something, or press Nothing to report."),
-            show_alert=True,
+            alert=True,
         )
         return
     try:
@@ -367,10 +371,10 @@ async def on_out_button(update: Update, context: ZhibanContext) -> None:
         )
     except ZhibanError as error:
         await drafts.end(runtime.db, chat_id=chat.id, user_id=user.id)
-        await query.answer(error.render(tr, tz), show_alert=True)
+        await press.answer(error.render(tr, tz), alert=True)
         return
     await drafts.end(runtime.db, chat_id=chat.id, user_id=user.id)
-    await query.answer()
+    await press.answer()
     await query.edit_message_text(
         tr._(
             "👋 Clocked out at {time}. The duty log is saved; the next shift will see it "

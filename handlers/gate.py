@@ -4,7 +4,9 @@ Runs before every other handler. It reads, and puts the linked person on the con
 writes only to track reachability (a person who blocks the bot is unreachable until they
 unblock it or write again).
 Strangers get one short refusal in both languages to anything but /start; group chats are
-silent unless bound to a unit (or an admin is binding one).
+silent unless bound to a unit (or an admin is binding one). A button press is never dropped
+unanswered here: presses outside a private chat go on to handlers/buttons.py, which refuses
+them with one sentence.
 """
 
 from __future__ import annotations
@@ -41,13 +43,13 @@ def _command(update: Update) -> str | None:
 
 async def gate(update: Update, context: ZhibanContext) -> None:
     """Identify the sender; answer strangers and unbound groups here and stop."""
-    user, chat = update.effective_user, update.effective_chat
-    if user is None or chat is None or user.is_bot:
+    user, chat, query = update.effective_user, update.effective_chat, update.callback_query
+    if user is None or user.is_bot or (chat is None and query is None):
         raise ApplicationHandlerStop
     runtime = context.runtime
     context.me = await accounts.identify(runtime.db, external_id=user.id)
     if update.my_chat_member is not None:
-        if chat.type == chat.PRIVATE and context.me is not None:
+        if chat is not None and chat.type == chat.PRIVATE and context.me is not None:
             # The person blocked or unblocked the bot: pages go elsewhere, or to them again.
             blocked = update.my_chat_member.new_chat_member.status == "kicked"
             await accounts.set_reachable(
@@ -59,7 +61,9 @@ async def gate(update: Update, context: ZhibanContext) -> None:
             runtime.db, external_id=user.id, reachable=True, now=runtime.clock.now()
         )
     command = _command(update)
-    if chat.type != chat.PRIVATE:
+    if query is not None and (chat is None or chat.type != chat.PRIVATE):
+        return  # a press in a group or on an inline message: refused with a word in buttons.py
+    if chat is not None and chat.type != chat.PRIVATE:
         me = context.me
         if command == "bindgroup" and me is not None and me.can_anywhere(Action.ROSTER_MANAGE):
             return
@@ -71,8 +75,8 @@ async def gate(update: Update, context: ZhibanContext) -> None:
     if context.me is not None or command in ("start", "help"):
         return
     text = refusal(user.language_code)
-    if update.callback_query is not None:
-        await update.callback_query.answer(text[:200], show_alert=True)
+    if query is not None:
+        await query.answer(text[:200], show_alert=True)
     elif update.effective_message is not None:
         await update.effective_message.reply_text(text)
     raise ApplicationHandlerStop

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import html
-import re
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 
+from bot.callbacks import PageButton, PhoneButton, PhoneCallee, PhoneConfirm, PhoneWhen
 from bot.errors import ZhibanError
 from bot.i18n import N_, Translator
 from bot.services import escalation
@@ -19,7 +20,8 @@ from handlers.context import ZhibanContext
 from handlers.render import role_name
 from handlers.replies import edit, send
 
-CALLBACK_PATTERN = re.compile(r"^pg:([aurdxp]):(\d{1,12})$")
+if TYPE_CHECKING:
+    from handlers.buttons import Press
 
 
 def outcome_text(tr: Translator, outcome: Outcome, ctx: ZhibanContext) -> str:
@@ -105,27 +107,21 @@ def level_line(tr: Translator, level: LevelLine, tz: ZoneInfo) -> str:
     return "• " + reached + " — " + tr._("not acknowledged yet")
 
 
-async def on_page_button(update: Update, context: ZhibanContext) -> None:
+async def on_page_button(update: Update, context: ZhibanContext, press: Press[PageButton]) -> None:
     """Check and carry out a press on a page's button, then answer it."""
-    query = update.callback_query
-    if query is None or query.from_user is None:
-        return
+    query = press.query
     tr = context.tr_for(update)
     runtime = context.runtime
-    match = CALLBACK_PATTERN.match(query.data or "")
-    if match is None:
-        await query.answer(tr._("This button is no longer valid."), show_alert=True)
-        return
-    action, page_id = match.group(1), int(match.group(2))
+    action, page_id = press.button.action, press.button.page_id
     try:
         if action == "p":
-            await _ask_whom(update, context, page_id)
+            await _ask_whom(update, context, press)
             return
         if action == "d":
             view = await escalation.view(
                 runtime.db, external_id=query.from_user.id, page_id=page_id
             )
-            await query.answer()
+            await press.answer()
             if query.message is not None:
                 await send(context.bot, query.message.chat.id, details_text(tr, view, context))
             return
@@ -138,14 +134,11 @@ async def on_page_button(update: Update, context: ZhibanContext) -> None:
             ctx=runtime.paging,
         )
     except ZhibanError as error:
-        await query.answer(error.render(tr), show_alert=True)
+        await press.answer(error.render(tr), alert=True)
         return
     runtime.wake()
-    await query.answer(outcome_text(tr, outcome, context), show_alert=not outcome.done_now)
+    await press.answer(outcome_text(tr, outcome, context), alert=not outcome.done_now)
 
-
-PHONE_PATTERN = re.compile(r"^ph:(\d{1,12}):(\d{1,12})(?::(\d{1,2}))?$")
-CONFIRM_PATTERN = re.compile(r"^phc:([yn]):(\d{1,12})$")
 
 _AGO_LABELS = {
     0: N_("just now"),
@@ -163,7 +156,7 @@ def callee_buttons(tr: Translator, page_id: int, people: list[Callee]) -> list[l
         [
             Button(
                 f"{person.name} · {role_name(tr, person.role)}",
-                f"ph:{page_id}:{person.person_id}",
+                PhoneCallee(page_id, person.person_id).data,
             )
         ]
         for person in people
@@ -173,7 +166,7 @@ def callee_buttons(tr: Translator, page_id: int, people: list[Callee]) -> list[l
 def when_buttons(tr: Translator, page_id: int, callee_id: int) -> list[list[Button]]:
     """When the call was made, in a few coarse choices (the timeline keeps the exact press)."""
     choices = [
-        Button(tr._(_AGO_LABELS[minutes]), f"ph:{page_id}:{callee_id}:{minutes}")
+        Button(tr._(_AGO_LABELS[minutes]), PhoneWhen(page_id, callee_id, minutes).data)
         for minutes in AGO_CHOICES
     ]
     return [choices[:3], choices[3:]]
@@ -185,18 +178,17 @@ def _markup(rows: list[list[Button]]) -> InlineKeyboardMarkup:
     )
 
 
-async def _ask_whom(update: Update, context: ZhibanContext, page_id: int) -> None:
+async def _ask_whom(update: Update, context: ZhibanContext, press: Press[PageButton]) -> None:
     """Start "reported by phone": ask whom at the level above the leader called."""
-    query = update.callback_query
-    assert query is not None and query.from_user is not None
+    query, page_id = press.query, press.button.page_id
     tr = context.tr_for(update)
     people = await phone.callees(
         context.runtime.db, external_id=query.from_user.id, page_id=page_id
     )
     if not people:
-        await query.answer(tr._("Nobody at the level above is on the roster."), show_alert=True)
+        await press.answer(tr._("Nobody at the level above is on the roster."), alert=True)
         return
-    await query.answer()
+    await press.answer()
     if query.message is not None:
         await context.bot.send_message(
             query.message.chat.id,
@@ -205,40 +197,35 @@ async def _ask_whom(update: Update, context: ZhibanContext, page_id: int) -> Non
         )
 
 
-async def on_phone_button(update: Update, context: ZhibanContext) -> None:
+async def on_phone_button(
+    update: Update, context: ZhibanContext, press: Press[PhoneButton]
+) -> None:
     """The taps of "reported by phone": whom, then when; the last one records it."""
-    query = update.callback_query
-    if query is None or query.from_user is None:
-        return
+    query, button = press.query, press.button
     tr = context.tr_for(update)
     runtime = context.runtime
-    match = PHONE_PATTERN.match(query.data or "")
-    if match is None:
-        await query.answer(tr._("This button is no longer valid."), show_alert=True)
-        return
-    page_id, callee_id = int(match.group(1)), int(match.group(2))
     try:
-        if match.group(3) is None:
-            await query.answer()
+        if isinstance(button, PhoneCallee):
+            await press.answer()
             await query.edit_message_text(
                 tr._("📞 When was the call?"),
-                reply_markup=_markup(when_buttons(tr, page_id, callee_id)),
+                reply_markup=_markup(when_buttons(tr, button.page_id, button.callee_id)),
             )
             return
         outcome = await phone.press_record(
             runtime.db,
             external_id=query.from_user.id,
-            page_id=page_id,
-            callee_id=callee_id,
-            minutes_ago=int(match.group(3)),
+            page_id=button.page_id,
+            callee_id=button.callee_id,
+            minutes_ago=button.minutes_ago,
             now=runtime.clock.now(),
             ctx=runtime.paging,
         )
     except ZhibanError as error:
-        await query.answer(error.render(tr), show_alert=True)
+        await press.answer(error.render(tr), alert=True)
         return
     runtime.wake()
-    await query.answer()
+    await press.answer()
     await query.edit_message_text(
         tr._(
             "📞 Recorded: you called {name} at {time}. They are asked to confirm it.",
@@ -249,38 +236,34 @@ async def on_phone_button(update: Update, context: ZhibanContext) -> None:
     )
 
 
-async def on_phone_confirm(update: Update, context: ZhibanContext) -> None:
+async def on_phone_confirm(
+    update: Update, context: ZhibanContext, press: Press[PhoneConfirm]
+) -> None:
     """The person phoned answers whether the call reached them."""
-    query = update.callback_query
-    if query is None or query.from_user is None:
-        return
+    query = press.query
     tr = context.tr_for(update)
     runtime = context.runtime
-    match = CONFIRM_PATTERN.match(query.data or "")
-    if match is None:
-        await query.answer(tr._("This button is no longer valid."), show_alert=True)
-        return
     try:
         outcome = await phone.press_confirm(
             runtime.db,
             external_id=query.from_user.id,
-            event_id=int(match.group(2)),
-            received=match.group(1) == "y",
+            event_id=press.button.event_id,
+            received=press.button.received,
             now=runtime.clock.now(),
             ctx=runtime.paging,
         )
     except ZhibanError as error:
-        await query.answer(error.render(tr), show_alert=True)
+        await press.answer(error.render(tr), alert=True)
         return
     runtime.wake()
     if outcome.kind == "already":
-        await query.answer(tr._("You have answered this already."), show_alert=True)
+        await press.answer(tr._("You have answered this already."), alert=True)
         return
     answer = (
         tr._("Thank you: the phone report is confirmed and counts as acknowledged.")
         if outcome.kind == "confirmed"
         else tr._("Noted: the caller has been told.")
     )
-    await query.answer(answer)
+    await press.answer(answer)
     if isinstance(query.message, Message) and query.message.text is not None:
         await edit(query, query.message.text_html + "\n\n" + html.escape(answer, quote=False))

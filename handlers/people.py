@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
+from typing import TYPE_CHECKING
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
+from bot.callbacks import Language, UnitPage
 from bot.errors import ZhibanError
 from bot.i18n import Translator, translator
 from bot.invite_sheet import invite_link
@@ -19,11 +20,9 @@ from handlers.menu import publish_menu
 from handlers.render import escape, role_name
 from handlers.replies import reply
 
-UNIT_PAGE = "unit"
-_UNIT_PAGE_DATA = re.compile(r"unit:([0-9]{1,9}):([0-9]{1,3})")
-# Within PostgreSQL's integer ids; a page number no unit listing comes near.
-MAX_UNIT_ID = 999_999_999
-MAX_UNIT_PAGE = 999
+if TYPE_CHECKING:
+    from handlers.buttons import Press
+
 
 
 def me_text(tr: Translator, me: Me, scope: list[tuple[str, str, int]]) -> str:
@@ -76,26 +75,6 @@ def unit_pages(tr: Translator, view: UnitView) -> list[str]:
     return [f"{header}\n{part}" for part in split_html("\n".join(lines), room)]
 
 
-def unit_page_data(unit_id: int, page: int) -> str:
-    """The callback data of a /unit page button."""
-    return f"{UNIT_PAGE}:{unit_id}:{page}"
-
-
-def parse_unit_page(data: str) -> tuple[int, int] | None:
-    """The unit id and page of a /unit page button, or None for anything else.
-
-    ASCII digits only, within bounds: a forged press must not reach the database with a number
-    it cannot hold.
-    """
-    match = _UNIT_PAGE_DATA.fullmatch(data)
-    if match is None:
-        return None
-    unit_id, page = int(match.group(1)), int(match.group(2))
-    if not 1 <= unit_id <= MAX_UNIT_ID or page > MAX_UNIT_PAGE:
-        return None
-    return unit_id, page
-
-
 def unit_page_buttons(unit_id: int, page: int, count: int) -> InlineKeyboardMarkup | None:
     """◀ and ▶ (round the end) with where the reader is, e.g. 2/5; none for a single page."""
     if count <= 1:
@@ -104,13 +83,13 @@ def unit_page_buttons(unit_id: int, page: int, count: int) -> InlineKeyboardMark
         [
             [
                 InlineKeyboardButton(
-                    "◀", callback_data=unit_page_data(unit_id, (page - 1) % count)
+                    "◀", callback_data=UnitPage(unit_id, (page - 1) % count).data
                 ),
                 InlineKeyboardButton(
-                    f"{page + 1}/{count}", callback_data=unit_page_data(unit_id, page)
+                    f"{page + 1}/{count}", callback_data=UnitPage(unit_id, page).data
                 ),
                 InlineKeyboardButton(
-                    "▶", callback_data=unit_page_data(unit_id, (page + 1) % count)
+                    "▶", callback_data=UnitPage(unit_id, (page + 1) % count).data
                 ),
             ]
         ]
@@ -149,8 +128,8 @@ async def lang_command(update: Update, context: ZhibanContext) -> None:
     keyboard = InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton("中文", callback_data="lang:zh"),
-                InlineKeyboardButton("English", callback_data="lang:en"),
+                InlineKeyboardButton("中文", callback_data=Language("zh").data),
+                InlineKeyboardButton("English", callback_data=Language("en").data),
             ]
         ]
     )
@@ -158,22 +137,24 @@ async def lang_command(update: Update, context: ZhibanContext) -> None:
     await update.effective_message.reply_text(tr._("Choose your language:"), reply_markup=keyboard)
 
 
-async def on_language_button(update: Update, context: ZhibanContext) -> None:
+async def on_language_button(
+    update: Update, context: ZhibanContext, press: Press[Language]
+) -> None:
     """Switch the person's language and their command menu."""
-    query = update.callback_query
-    if query is None or context.me is None or update.effective_chat is None:
+    query = press.query
+    if context.me is None or update.effective_chat is None:
         return
-    language = (query.data or "").removeprefix("lang:")
+    language = press.button.language
     runtime = context.runtime
     try:
         context.me = await accounts.set_language(
             runtime.db, me=context.me, language=language, now=runtime.clock.now()
         )
     except ZhibanError as error:
-        await query.answer(error.render(context.tr_for(update)), show_alert=True)
+        await press.answer(error.render(context.tr_for(update)), alert=True)
         return
     tr = translator(language)
-    await query.answer()
+    await press.answer()
     await publish_menu(context.bot, chat_id=update.effective_chat.id, me=context.me, tr=tr)
     await query.edit_message_text(tr._("Zhiban will talk to you in English from now on."))
 
@@ -205,32 +186,26 @@ async def unit_command(update: Update, context: ZhibanContext) -> None:
     )
 
 
-async def on_unit_page_button(update: Update, context: ZhibanContext) -> None:
+async def on_unit_page_button(
+    update: Update, context: ZhibanContext, press: Press[UnitPage]
+) -> None:
     """Turn a page of /unit, after checking again that the unit lies in the presser's area."""
-    query, chat = update.callback_query, update.effective_chat
-    if query is None or chat is None or context.me is None:
+    query = press.query
+    if context.me is None:
         return
     tr = context.tr_for(update)
-    if chat.type != chat.PRIVATE:
-        # Phones and names must not be edited into a group by a press on a forged button.
-        await query.answer(tr._("This button works only in my private chat."), show_alert=True)
-        return
-    parsed = parse_unit_page(query.data or "")
-    if parsed is None:
-        await query.answer(tr._("This button is no longer valid."), show_alert=True)
-        return
-    unit_id, page = parsed
+    unit_id, page = press.button.unit_id, press.button.page
     runtime = context.runtime
     try:
         listing = await unit_listing.by_id(
             runtime.db, me=context.me, unit_id=unit_id, now=runtime.clock.now()
         )
     except ZhibanError as error:
-        await query.answer(error.render(tr), show_alert=True)
+        await press.answer(error.render(tr), alert=True)
         return
     pages = unit_pages(tr, listing.view)
     page = min(page, len(pages) - 1)  # the unit may have lost people since the list was sent
-    await query.answer()
+    await press.answer()
     try:
         await query.edit_message_text(
             pages[page],
@@ -238,7 +213,7 @@ async def on_unit_page_button(update: Update, context: ZhibanContext) -> None:
             reply_markup=unit_page_buttons(unit_id, page, len(pages)),
         )
     except BadRequest as error:
-        if "not modified" not in error.message:
+        if "not modified" not in error.message.lower():
             raise  # the page indicator was pressed: the reader is on that page already
 
 

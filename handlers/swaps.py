@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-import re
+from typing import TYPE_CHECKING
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
+from bot.callbacks import (
+    SwapAnswer,
+    SwapButton,
+    SwapCancel,
+    SwapDecision,
+    SwapOffer,
+    SwapShift,
+)
 from bot.errors import ZhibanError
 from bot.services import swaps
 from handlers.context import ZhibanContext
 
-PATTERN = re.compile(r"^sw:(x|s:\d{1,12}|p:\d{1,12}:\d{1,12}|[adyn]:\d{1,12})$")
+if TYPE_CHECKING:
+    from handlers.buttons import Press
 
 
 def _keyboard(rows: list[tuple[str, str]], cancel: str) -> InlineKeyboardMarkup:
     """One button a row, and Cancel last."""
     buttons = [[InlineKeyboardButton(label, callback_data=data)] for label, data in rows]
-    return InlineKeyboardMarkup([*buttons, [InlineKeyboardButton(cancel, callback_data="sw:x")]])
+    return InlineKeyboardMarkup(
+        [*buttons, [InlineKeyboardButton(cancel, callback_data=SwapCancel().data)]]
+    )
 
 
 async def swap_command(update: Update, context: ZhibanContext) -> None:
@@ -34,77 +45,76 @@ async def swap_command(update: Update, context: ZhibanContext) -> None:
         return
     await message.reply_text(
         tr._("Which shift do you want to hand over?"),
-        reply_markup=_keyboard([(c.label, f"sw:s:{c.id}") for c in choices], tr._("✖ Cancel")),
+        reply_markup=_keyboard(
+            [(c.label, SwapShift(c.id).data) for c in choices], tr._("✖ Cancel")
+        ),
     )
 
 
-async def on_swap_button(update: Update, context: ZhibanContext) -> None:
+async def on_swap_button(update: Update, context: ZhibanContext, press: Press[SwapButton]) -> None:
     """Every step of a swap, checked again on the server at each press."""
-    query, me = update.callback_query, context.me
-    if query is None or me is None:
+    query, me = press.query, context.me
+    if me is None:
         return
     runtime = context.runtime
     tr = context.tr_for(update)
     now = runtime.clock.now()
-    match = PATTERN.match(query.data or "")
-    if match is None:
-        await query.answer(tr._("This button is no longer valid."), show_alert=True)
-        return
-    kind, *numbers = match.group(1).split(":")
-    if kind == "x":
-        await query.answer()
-        await query.edit_message_text(tr._("Cancelled; nothing was changed."))
-        return
-    ids = [int(n) for n in numbers]
+    button = press.button
     try:
-        if kind == "s":
-            people = await swaps.colleagues(
-                runtime.db, person_id=me.person_id, shift_id=ids[0], now=now
-            )
-            await query.answer()
-            if not people:
-                await query.edit_message_text(tr._("Nobody in your unit is free at that time."))
+        match button:
+            case SwapCancel():
+                await press.answer()
+                await query.edit_message_text(tr._("Cancelled; nothing was changed."))
                 return
-            await query.edit_message_text(
-                tr._("Who should take it?"),
-                reply_markup=_keyboard(
-                    [(p.label, f"sw:p:{ids[0]}:{p.id}") for p in people], tr._("✖ Cancel")
-                ),
-            )
-            return
-        if kind == "p":
-            await swaps.offer(
-                runtime.db,
-                person_id=me.person_id,
-                shift_id=ids[0],
-                to_person_id=ids[1],
-                now=now,
-                ctx=runtime.paging,
-            )
-            text = tr._("Asked. You will hear when they answer and the duty leader decides.")
-        elif kind in ("a", "d"):
-            await swaps.answer(
-                runtime.db,
-                person_id=me.person_id,
-                swap_id=ids[0],
-                accept=kind == "a",
-                now=now,
-                ctx=runtime.paging,
-            )
-            text = tr._("Thank you; your answer was passed on.")
-        else:
-            await swaps.decide(
-                runtime.db,
-                person_id=me.person_id,
-                swap_id=ids[0],
-                approve=kind == "y",
-                now=now,
-                ctx=runtime.paging,
-            )
-            text = tr._("Done; everyone involved has been told.")
+            case SwapShift(shift_id=shift_id):
+                people = await swaps.colleagues(
+                    runtime.db, person_id=me.person_id, shift_id=shift_id, now=now
+                )
+                await press.answer()
+                if not people:
+                    await query.edit_message_text(tr._("Nobody in your unit is free at that time."))
+                    return
+                await query.edit_message_text(
+                    tr._("Who should take it?"),
+                    reply_markup=_keyboard(
+                        [(p.label, SwapOffer(shift_id, p.id).data) for p in people],
+                        tr._("✖ Cancel"),
+                    ),
+                )
+                return
+            case SwapOffer():
+                await swaps.offer(
+                    runtime.db,
+                    person_id=me.person_id,
+                    shift_id=button.shift_id,
+                    to_person_id=button.to_person_id,
+                    now=now,
+                    ctx=runtime.paging,
+                )
+                text = tr._("Asked. You will hear when they answer and the duty leader decides.")
+            case SwapAnswer():
+                await swaps.answer(
+                    runtime.db,
+                    person_id=me.person_id,
+                    swap_id=button.swap_id,
+                    accept=button.accept,
+                    now=now,
+                    ctx=runtime.paging,
+                )
+                text = tr._("Thank you; your answer was passed on.")
+            case SwapDecision():
+                await swaps.decide(
+                    runtime.db,
+                    person_id=me.person_id,
+                    swap_id=button.swap_id,
+                    approve=button.approve,
+                    now=now,
+                    ctx=runtime.paging,
+                )
+                text = tr._("Done; everyone involved has been told.")
     except ZhibanError as error:
-        await query.answer(error.render(tr, runtime.settings.bot.tz), show_alert=True)
+        await press.answer(error.render(tr, runtime.settings.bot.tz), alert=True)
         return
     runtime.wake()
-    await query.answer()
+    await press.answer()
     await query.edit_message_text(text)

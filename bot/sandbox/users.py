@@ -269,10 +269,13 @@ class SimUser(_ChatReader):
             raise AssertionError(f"no message {message_id} in the chat of {self.name}")
         return await self._callback(stored, data, data)
 
-    async def _callback(self, stored: StoredMessage, data: str, label: str) -> SimCallbackQuery:
+    async def _callback(
+        self, stored: StoredMessage, data: str, label: str, chat: ChatState | None = None
+    ) -> SimCallbackQuery:
+        target = chat or self._chat
         query = SimCallbackQuery(
             query_id=self._world.new_query_id(),
-            chat_id=self._chat.chat_id,
+            chat_id=target.chat_id,
             message_id=stored.message_id,
             user_id=self.user_id,
             data=data,
@@ -281,13 +284,13 @@ class SimUser(_ChatReader):
         )
         self._world.callbacks[query.query_id] = query
         self._queries.append(query)
-        self._chat.mark = len(self._chat.outputs)
-        self._world.record(self._chat, kind="press", text=label, from_bot=False, sender=self.name)
+        target.mark = len(target.outputs)
+        self._world.record(target, kind="press", text=label, from_bot=False, sender=self.name)
         payload = {
             "id": query.query_id,
             "from": self.profile.to_json(),
             "message": stored.payload,
-            "chat_instance": str(-abs(hash((self._world.bot_id, self._chat.chat_id)))),
+            "chat_instance": str(-abs(hash((self._world.bot_id, target.chat_id)))),
             "data": data,
         }
         await self._world.enqueue("callback_query", payload)
@@ -353,6 +356,16 @@ class SimGroup(_ChatReader):
     async def send(self, user: SimUser, text: str) -> SentMessage:
         """Post ``text`` in the group as ``user`` (privacy mode decides if the bot sees it)."""
         return await user._post(_text_content(text), kind="message", text=text, chat=self._chat)
+
+    async def press_data(self, user: SimUser, message_id: int, data: str) -> SimCallbackQuery:
+        """Send ``user``'s callback query with arbitrary (possibly forged) data for a message here.
+
+        The answer is read with ``user.wait_for_answer()``.
+        """
+        stored = self._chat.messages.get(message_id)
+        if stored is None:
+            raise AssertionError(f"no message {message_id} in {self._chat.display_name!r}")
+        return await user._callback(stored, data, data, chat=self._chat)
 
     async def add_bot(self, *, by: SimUser) -> None:
         """Add the bot to the group (the bot gets a my_chat_member update)."""

@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import callbacks, plausible
 from bot.config import EscalationStep, Level, ShiftSettings
 from bot.errors import InvalidInput, ZhibanError
 from bot.i18n import N_, Translator, translator
@@ -113,12 +114,21 @@ class ClockedOut:
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres (haversine)."""
+    """Great-circle distance in metres (haversine); ValueError for a point not on Earth."""
+    if not (plausible.location(lat1, lon1) and plausible.location(lat2, lon2)):
+        # NaN compares false with every radius, so it would sit "inside" any geofence.
+        raise ValueError("coordinates must be finite latitudes and longitudes")
     radius = 6_371_000.0
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * radius * math.asin(math.sqrt(a))
+    # Rounding can push `a` just past 1 for nearly antipodal points, outside asin's domain.
+    return 2 * radius * math.asin(math.sqrt(min(1.0, a)))
+
+
+IMPLAUSIBLE_LOCATION = N_(
+    "That location cannot be right. Share your location again with the 📍 button."
+)
 
 
 def check_location(unit: Unit, location: Location | None, settings: ShiftSettings) -> None:
@@ -131,6 +141,8 @@ def check_location(unit: Unit, location: Location | None, settings: ShiftSetting
             radius=int(unit.radius_m),
             unit=unit.name,
         )
+    if not plausible.location(location.latitude, location.longitude, location.accuracy_m):
+        raise InvalidInput(IMPLAUSIBLE_LOCATION)
     if settings.require_live_location and not location.live:
         raise InvalidInput("Please share your live location (📎 → Location → Share live location).")
     if location.accuracy_m is not None and location.accuracy_m > settings.max_location_accuracy_m:
@@ -372,7 +384,8 @@ async def clock_out(
                 person_id=person_id,
                 kind="out",
                 at=now,
-                duty_log=duty_log,
+                # A draft written before the edge cleaned input may still hold a NUL.
+                duty_log=plausible.storable(duty_log),
                 attachments=attachments or None,
             )
         )
@@ -531,7 +544,7 @@ def _who(person: Person, ctx: PagingContext) -> Translator:
 
 def clock_in_button(tr: Translator, shift_id: int) -> list[list[Button]]:
     """The button on a shift reminder."""
-    return [[Button(tr._(CLOCK_IN_LABEL), f"sh:in:{shift_id}")]]
+    return [[Button(tr._(CLOCK_IN_LABEL), callbacks.ClockIn(shift_id).data)]]
 
 
 async def _nudge(
@@ -647,7 +660,7 @@ async def _unclosed(
             unit=html.escape(unit.name, quote=False),
             time=tr.time_text(shift.end, ctx.tz),
         )
-        buttons = [[Button(tr._(CLOCK_OUT_LABEL), f"sh:out:{shift.id}")]]
+        buttons = [[Button(tr._(CLOCK_OUT_LABEL), callbacks.ClockOut(deadline.subject_id).data)]]
         await outbox.enqueue(session, now=now, text=text, person_id=person.id, buttons=buttons)
         return
     for leader_person in await contacts.holders(

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.callbacks import PageButton
 from bot.i18n import N_, Translator
 from bot.message_parts import MESSAGE_LIMIT, truncate_html, visible_length
 from bot.services.outbox import Button
@@ -147,21 +148,21 @@ def page_buttons(
     The phone and skip-level buttons are for matters with a report deadline (serious and
     above), where reaching the levels above in time is what the regulation checks.
     """
-    first = [Button(tr._("✅ Acknowledge"), f"pg:{ACK}:{page_id}")]
+    first = [Button(tr._("✅ Acknowledge"), PageButton(ACK, page_id).data)]
     if can_pass_up:
-        first.append(Button(tr._("⬆️ Pass up"), f"pg:{PASS_UP}:{page_id}"))
+        first.append(Button(tr._("⬆️ Pass up"), PageButton(PASS_UP, page_id).data))
     rows = [first]
     if can_pass_up and under_deadline:
-        second = [Button(tr._("📞 Reported by phone"), f"pg:{PHONED}:{page_id}")]
+        second = [Button(tr._("📞 Reported by phone"), PageButton(PHONED, page_id).data)]
         if can_report_direct:
             second.append(
-                Button(tr._("⏫ Report straight to the county"), f"pg:{DIRECT}:{page_id}")
+                Button(tr._("⏫ Report straight to the county"), PageButton(DIRECT, page_id).data)
             )
         rows.append(second)
     rows.append(
         [
-            Button(tr._(resolve_label or RESOLVED_LABEL), f"pg:{RESOLVE}:{page_id}"),
-            Button(tr._("ℹ️ Details"), f"pg:{DETAILS}:{page_id}"),
+            Button(tr._(resolve_label or RESOLVED_LABEL), PageButton(RESOLVE, page_id).data),
+            Button(tr._("ℹ️ Details"), PageButton(DETAILS, page_id).data),
         ]
     )
     return rows

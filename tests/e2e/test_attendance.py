@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -363,3 +364,52 @@ async def test_a_national_holiday_uses_the_holiday_pattern(database_url: str) ->
         ],
         "10-01": ["• 10-01 08:00–08:00 值班室", "• 10-01 08:00–08:00 带班"],
     }
+
+
+async def test_a_nul_in_the_duty_log_is_dropped_and_the_clock_out_goes_through(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    await at(day, clock, local(1, 7, 50))
+    ma = await linked(day, clock, "SB01-05", 9300, "Jun")
+    await clock_in_here(ma)
+    await at(day, clock, local(1, 20, 1))
+    await ma.send("/out")
+    await ma.wait_for()
+    await ma.send("东门\x00门锁损坏")
+    assert (await ma.wait_for()).text == "Added to the duty log. Send more, or press Done."
+    await ma.press("✅ Done")
+    assert (await ma.wait_for()).text.startswith("👋 Clocked out at 20:01.")
+    assert day.db is not None
+    async with day.db.uow() as uow:
+        out = (await uow.session.exec(select(ClockEvent).where(ClockEvent.kind == "out"))).one()
+    assert out.duty_log == "东门门锁损坏"
+
+
+IMPLAUSIBLE = "这个位置不可能正确。请用📍按钮重新共享您的位置。"
+IMPOSSIBLE = [
+    (math.nan, SCHOOL[1], 10.0),  # NaN passed every comparison and clocked in
+    (SCHOOL[0], math.nan, None),
+    (math.inf, SCHOOL[1], 10.0),  # infinity ended in "math domain error"
+    (SCHOOL[0], -math.inf, 10.0),
+    (90.5, SCHOOL[1], 10.0),
+    (SCHOOL[0], 180.5, 10.0),
+    (SCHOOL[0], SCHOOL[1], -5.0),
+    (SCHOOL[0], SCHOOL[1], math.nan),
+    (SCHOOL[0], SCHOOL[1], math.inf),
+]
+
+
+async def test_a_location_no_phone_sends_is_refused_and_nobody_clocks_in(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    await at(day, clock, local(2, 7, 45))
+    zheng = await linked(day, clock, "SB01-03", 9310, "郑强")
+    for latitude, longitude, accuracy in IMPOSSIBLE:
+        await zheng.send_location(latitude, longitude, horizontal_accuracy=accuracy)
+        refused = await zheng.wait_for()
+        assert refused.text == IMPLAUSIBLE, (latitude, longitude, accuracy)
+        assert len(refused.keyboard) == 1  # the one-tap location button, to try again
+    assert day.db is not None
+    async with day.db.uow() as uow:
+        assert (await uow.session.exec(select(ClockEvent))).all() == []
+    assert (await clock_in_here(zheng)).startswith("✅ 已于07:45签到")

@@ -1,0 +1,353 @@
+"""The callback data of every inline button: one typed codec per prefix, written and read here.
+
+A button's data is `prefix:field:…`. Each prefix has one frozen dataclass per kind of press; its
+`data` property writes the string that goes on the button, and `decode` reads a press back into
+it, so the format and the parser cannot drift apart.
+
+Callback data is input like any other: a client can send any string for any message of ours.
+`decode` accepts exactly what the `data` properties write and raises `InvalidButton` (the
+catalog's "This button is no longer valid.") for anything else:
+- numbers are database ids written in ASCII digits without a leading zero, 1 to 2**31 - 1,
+  the range of an INTEGER column on both SQLite and PostgreSQL (`str.isdigit` and a regex's
+  digit class also take "²" and other Unicode digits; forty nines overflow SQLite, twelve
+  digits PostgreSQL);
+- words come from a fixed set (languages, page actions, swap steps);
+- the whole is at most 64 bytes, Telegram's limit.
+
+This module is a leaf, like the clock and the catalog: the services that put buttons on
+outgoing messages and the handlers that read presses both use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from bot.errors import InvalidInput
+from bot.i18n import LANGUAGES
+
+MAX_ID = 2**31 - 1
+MAX_BYTES = 64
+MAX_MINUTES_AGO = 99
+MAX_UNIT_PAGE = 999
+PAGE_ACTIONS = ("a", "u", "r", "d", "x", "p")
+
+
+class InvalidButton(InvalidInput):
+    """Callback data that no button of ours carries (forged, stale, or from an old version)."""
+
+    def __init__(self) -> None:
+        super().__init__("This button is no longer valid.")
+
+
+def _number(text: str, high: int = MAX_ID, low: int = 1) -> int:
+    # isdigit() is true for "²" and "٣" too; only ASCII digits are ours.
+    if not text or len(text) > len(str(high)) or not all("0" <= c <= "9" for c in text):
+        raise InvalidButton
+    if text != "0" and text.startswith("0"):
+        raise InvalidButton
+    value = int(text)
+    if not low <= value <= high:
+        raise InvalidButton
+    return value
+
+
+@dataclass(frozen=True)
+class Language:
+    """`lang:<code>`: switch my language."""
+
+    language: str
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"lang:{self.language}"
+
+
+@dataclass(frozen=True)
+class ClockIn:
+    """`sh:in:<shift>`: the Clock in button on a shift reminder."""
+
+    shift_id: int
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"sh:in:{self.shift_id}"
+
+
+@dataclass(frozen=True)
+class ClockOut:
+    """`sh:out:<shift>`: the Clock out button on the end-of-shift reminder."""
+
+    shift_id: int
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"sh:out:{self.shift_id}"
+
+
+OutChoice = Literal["done", "none", "cancel"]
+_OUT_CHOICES: tuple[OutChoice, ...] = ("done", "none", "cancel")
+
+
+@dataclass(frozen=True)
+class DutyLogStep:
+    """`out:<choice>`: Done, Nothing to report or Cancel while writing the duty log."""
+
+    choice: OutChoice
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"out:{self.choice}"
+
+
+@dataclass(frozen=True)
+class SwapCancel:
+    """`sw:x`: stop choosing a swap."""
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return "sw:x"
+
+
+@dataclass(frozen=True)
+class SwapShift:
+    """`sw:s:<shift>`: the shift to hand over."""
+
+    shift_id: int
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"sw:s:{self.shift_id}"
+
+
+@dataclass(frozen=True)
+class SwapOffer:
+    """`sw:p:<shift>:<person>`: the colleague asked to take the shift."""
+
+    shift_id: int
+    to_person_id: int
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"sw:p:{self.shift_id}:{self.to_person_id}"
+
+
+@dataclass(frozen=True)
+class SwapAnswer:
+    """`sw:a:<swap>` or `sw:d:<swap>`: the colleague accepts or declines."""
+
+    swap_id: int
+    accept: bool
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"sw:{'a' if self.accept else 'd'}:{self.swap_id}"
+
+
+@dataclass(frozen=True)
+class SwapDecision:
+    """`sw:y:<swap>` or `sw:n:<swap>`: the duty leader approves or refuses."""
+
+    swap_id: int
+    approve: bool
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"sw:{'y' if self.approve else 'n'}:{self.swap_id}"
+
+
+SwapButton = SwapCancel | SwapShift | SwapOffer | SwapAnswer | SwapDecision
+
+
+@dataclass(frozen=True)
+class PageButton:
+    """`pg:<action>:<page>`: acknowledge, pass up, resolve, details, direct report, by phone."""
+
+    action: str
+    page_id: int
+
+    def __post_init__(self) -> None:
+        if self.action not in PAGE_ACTIONS:
+            raise ValueError(f"unknown page action {self.action!r}")
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"pg:{self.action}:{self.page_id}"
+
+
+@dataclass(frozen=True)
+class PhoneCallee:
+    """`ph:<page>:<person>`: whom at the level above the leader called."""
+
+    page_id: int
+    callee_id: int
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"ph:{self.page_id}:{self.callee_id}"
+
+
+@dataclass(frozen=True)
+class PhoneWhen:
+    """`ph:<page>:<person>:<minutes>`: how long ago the call was made."""
+
+    page_id: int
+    callee_id: int
+    minutes_ago: int
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"ph:{self.page_id}:{self.callee_id}:{self.minutes_ago}"
+
+
+PhoneButton = PhoneCallee | PhoneWhen
+
+
+@dataclass(frozen=True)
+class PhoneConfirm:
+    """`phc:y:<event>` or `phc:n:<event>`: the person phoned confirms the call or denies it."""
+
+    event_id: int
+    received: bool
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"phc:{'y' if self.received else 'n'}:{self.event_id}"
+
+
+@dataclass(frozen=True)
+class UnitPage:
+    """`unit:<unit>:<page>`: turn to another page of /unit (pages count from 0)."""
+
+    unit_id: int
+    page: int
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"unit:{self.unit_id}:{self.page}"
+
+
+ButtonData = (
+    Language
+    | ClockIn
+    | ClockOut
+    | DutyLogStep
+    | SwapButton
+    | PageButton
+    | PhoneButton
+    | PhoneConfirm
+    | UnitPage
+)
+
+
+def _language(fields: list[str]) -> ButtonData:
+    match fields:
+        case [code] if code in LANGUAGES:
+            return Language(code)
+    raise InvalidButton
+
+
+def _shift(fields: list[str]) -> ButtonData:
+    match fields:
+        case ["in", shift]:
+            return ClockIn(_number(shift))
+        case ["out", shift]:
+            return ClockOut(_number(shift))
+    raise InvalidButton
+
+
+def _duty_log(fields: list[str]) -> ButtonData:
+    match fields:
+        case ["done"]:
+            return DutyLogStep("done")
+        case ["none"]:
+            return DutyLogStep("none")
+        case ["cancel"]:
+            return DutyLogStep("cancel")
+    raise InvalidButton
+
+
+def _swap(fields: list[str]) -> ButtonData:
+    match fields:
+        case ["x"]:
+            return SwapCancel()
+        case ["s", shift]:
+            return SwapShift(_number(shift))
+        case ["p", shift, person]:
+            return SwapOffer(_number(shift), _number(person))
+        case ["a" | "d" as kind, swap]:
+            return SwapAnswer(_number(swap), accept=kind == "a")
+        case ["y" | "n" as kind, swap]:
+            return SwapDecision(_number(swap), approve=kind == "y")
+    raise InvalidButton
+
+
+def _page(fields: list[str]) -> ButtonData:
+    match fields:
+        case [action, page] if action in PAGE_ACTIONS:
+            return PageButton(action, _number(page))
+    raise InvalidButton
+
+
+def _phone(fields: list[str]) -> ButtonData:
+    match fields:
+        case [page, callee]:
+            return PhoneCallee(_number(page), _number(callee))
+        case [page, callee, minutes]:
+            return PhoneWhen(
+                _number(page), _number(callee), _number(minutes, MAX_MINUTES_AGO, low=0)
+            )
+    raise InvalidButton
+
+
+def _phone_confirm(fields: list[str]) -> ButtonData:
+    match fields:
+        case ["y" | "n" as answer, event]:
+            return PhoneConfirm(_number(event), received=answer == "y")
+    raise InvalidButton
+
+
+def _unit(fields: list[str]) -> ButtonData:
+    match fields:
+        case [unit, page]:
+            return UnitPage(_number(unit), _number(page, MAX_UNIT_PAGE, low=0))
+    raise InvalidButton
+
+
+# One reader per prefix; a prefix not listed here is not ours.
+_READERS: dict[str, Callable[[list[str]], ButtonData]] = {
+    "lang": _language,
+    "sh": _shift,
+    "out": _duty_log,
+    "sw": _swap,
+    "pg": _page,
+    "ph": _phone,
+    "phc": _phone_confirm,
+    "unit": _unit,
+}
+
+
+def decode(data: str | None) -> ButtonData:
+    """Read a press's callback data; raise InvalidButton unless one of our buttons wrote it."""
+    if not data or len(data.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise InvalidButton
+    prefix, *fields = data.split(":")
+    reader = _READERS.get(prefix)
+    if reader is None:
+        raise InvalidButton
+    return reader(fields)

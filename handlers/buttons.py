@@ -1,0 +1,144 @@
+"""Every button press: decoded once, refused outside the presser's own chat, answered once.
+
+Which chat a button acts in: every button Zhiban sends today is personal — a reminder, a page,
+a swap request, a step of /lang, /out or /swap — and goes to one person's private chat. So a
+press acts only when it comes from the message's own private chat, `query.message.chat.id ==
+query.from_user.id`. A press on a message in a group (someone can forge `lang:en` on the bot's
+message in a duty group), on an inline message (no chat), or on a chat that is not the
+presser's own is refused with one sentence and changes nothing. A button meant for a group
+would need its own rule here.
+
+Every press gets exactly one answer (`answerCallbackQuery`), so no client is left with a
+spinning button: `Answer` gives it once, and anything said later goes to the chat as a message;
+a press the handler left unanswered is answered empty at the end; when a handler raises, the
+person reads the apology here (as the answer, or as a message once the answer was given) and
+the error handler only logs.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from telegram import CallbackQuery, Update
+from telegram.error import TelegramError
+
+from bot import callbacks
+from bot.callbacks import (
+    ButtonData,
+    ClockIn,
+    ClockOut,
+    DutyLogStep,
+    InvalidButton,
+    Language,
+    PageButton,
+    PhoneCallee,
+    PhoneConfirm,
+    PhoneWhen,
+    SwapAnswer,
+    SwapCancel,
+    SwapDecision,
+    SwapOffer,
+    SwapShift,
+    UnitPage,
+)
+from bot.i18n import Translator
+from handlers import attendance, pages, people, swaps
+from handlers.context import ZhibanContext
+from handlers.errors import AlreadyTold, apology
+
+B = TypeVar("B")
+
+
+class Answer:
+    """The one answer a press gets; whatever is said after it goes to the chat as a message."""
+
+    def __init__(self, query: CallbackQuery) -> None:
+        self._query = query
+        self.given = False
+
+    async def __call__(self, text: str | None = None, *, alert: bool = False) -> None:
+        """Answer the press (a toast, or an alert to dismiss), or write to the chat if answered."""
+        if not self.given:
+            self.given = True
+            await self._query.answer(text, show_alert=alert)
+            return
+        message = self._query.message
+        if text and message is not None:
+            await self._query.get_bot().send_message(message.chat.id, text)
+
+
+@dataclass(frozen=True)
+class Press(Generic[B]):
+    """A press on one of Zhiban's buttons: the query, what the button says, and its answer."""
+
+    query: CallbackQuery
+    button: B
+    answer: Answer
+
+
+def own_chat(query: CallbackQuery) -> bool:
+    """Whether the press comes from the presser's own private chat with the bot."""
+    return query.message is not None and query.message.chat.id == query.from_user.id
+
+
+async def on_button(update: Update, context: ZhibanContext) -> None:
+    """Decode a press, check where it was made, and hand it to its handler."""
+    query = update.callback_query
+    if query is None:
+        return
+    tr = context.tr_for(update)
+    answer = Answer(query)
+    if not own_chat(query):
+        await answer(tr._("This button works only in your own chat with Zhiban."), alert=True)
+        return
+    try:
+        button = callbacks.decode(query.data)
+    except InvalidButton as error:
+        await answer(error.render(tr), alert=True)
+        return
+    try:
+        await _dispatch(update, context, query, button, answer)
+        if not answer.given:
+            await answer()
+    except Exception as error:
+        await _apologise(answer, tr)
+        raise AlreadyTold from error
+
+
+async def _apologise(answer: Answer, tr: Translator) -> None:
+    # The error handler logs the cause; the chat itself may be what is failing.
+    with suppress(TelegramError):
+        await answer(apology(tr), alert=True)
+
+
+async def _dispatch(
+    update: Update,
+    context: ZhibanContext,
+    query: CallbackQuery,
+    button: ButtonData,
+    answer: Answer,
+) -> None:
+    def press(data: B) -> Press[B]:
+        return Press(query, data, answer)
+
+    match button:
+        case Language():
+            await people.on_language_button(update, context, press(button))
+        case ClockIn():
+            await attendance.on_clock_in_button(update, context, press(button))
+        case ClockOut():
+            await attendance.on_clock_out_button(update, context, press(button))
+        case DutyLogStep():
+            await attendance.on_out_button(update, context, press(button))
+        case SwapCancel() | SwapShift() | SwapOffer() | SwapAnswer() | SwapDecision():
+            await swaps.on_swap_button(update, context, press(button))
+        case PageButton():
+            await pages.on_page_button(update, context, press(button))
+        case PhoneCallee() | PhoneWhen():
+            await pages.on_phone_button(update, context, press(button))
+        case PhoneConfirm():
+            await pages.on_phone_confirm(update, context, press(button))
+        case UnitPage():
+            await people.on_unit_page_button(update, context, press(button))

@@ -1,0 +1,172 @@
+"""Callback data: every button's data reads back as itself, and nothing else reads at all."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bot import callbacks, plausible
+from bot.callbacks import (
+    MAX_ID,
+    ButtonData,
+    ClockIn,
+    ClockOut,
+    DutyLogStep,
+    InvalidButton,
+    Language,
+    PageButton,
+    PhoneCallee,
+    PhoneConfirm,
+    PhoneWhen,
+    SwapAnswer,
+    SwapCancel,
+    SwapDecision,
+    SwapOffer,
+    SwapShift,
+)
+from bot.config import ShiftSettings
+from bot.errors import InvalidInput
+from bot.models import Unit
+from bot.services.attendance import Location, check_location, distance_m
+from handlers.edge import clean_text
+
+EVERY_KIND: list[ButtonData] = [
+    Language("zh"),
+    Language("en"),
+    ClockIn(1),
+    ClockOut(MAX_ID),
+    DutyLogStep("done"),
+    DutyLogStep("none"),
+    DutyLogStep("cancel"),
+    SwapCancel(),
+    SwapShift(7),
+    SwapOffer(7, 8),
+    SwapAnswer(9, accept=True),
+    SwapAnswer(9, accept=False),
+    SwapDecision(9, approve=True),
+    SwapDecision(9, approve=False),
+    *(PageButton(action, 12) for action in callbacks.PAGE_ACTIONS),
+    PhoneCallee(3, 4),
+    PhoneWhen(3, 4, 0),
+    PhoneWhen(3, 4, 60),
+    PhoneConfirm(5, received=True),
+    PhoneConfirm(5, received=False),
+]
+
+
+@pytest.mark.parametrize("button", EVERY_KIND, ids=lambda b: b.data)
+def test_every_button_reads_back_as_itself(button: ButtonData) -> None:
+    assert len(button.data.encode()) <= 64
+    assert callbacks.decode(button.data) == button
+
+
+def test_the_data_other_services_write_reads_back() -> None:
+    # bot/services/swaps.py and bot/services/escalation/phone.py write these by hand
+    assert callbacks.decode("sw:a:3") == SwapAnswer(3, accept=True)
+    assert callbacks.decode("sw:n:3") == SwapDecision(3, approve=False)
+    assert callbacks.decode("phc:y:11") == PhoneConfirm(11, received=True)
+
+
+FORGED = [
+    None,
+    "",
+    ":",
+    "sh:in:",
+    "sh:in:²",  # str.isdigit() says yes, int() says no
+    "sh:in:１",  # a fullwidth one
+    "sh:in:٣",  # an Arabic-Indic three: int() would take it
+    "sh:in:" + "9" * 40,  # OverflowError on SQLite
+    "sh:in:" + "9" * 12,  # out of int32 on PostgreSQL
+    f"sh:in:{MAX_ID + 1}",
+    "sh:in:0",
+    "sh:in:-1",
+    "sh:in:+1",
+    "sh:in: 1",
+    "sh:in:01",
+    "sh:in:1:2",
+    "sh:over:1",
+    "lang:fr",
+    "lang:",
+    "lang:zh:en",
+    "out:maybe",
+    "out:done:1",
+    "sw:x:1",
+    "sw:p:1",
+    "sw:q:1",
+    "pg:z:1",
+    "pg:a:1:2",
+    "ph:1",
+    "ph:1:2:100",
+    "ph:1:2:05",
+    "phc:m:1",
+    "nope:1",
+    "SH:IN:1",
+    "sh:in:1\x00",
+    "pg:a:" + "1" * 70,
+]
+
+
+@pytest.mark.parametrize("data", FORGED, ids=repr)
+def test_forged_data_is_refused_with_the_catalog_sentence(data: str | None) -> None:
+    with pytest.raises(InvalidButton) as refused:
+        callbacks.decode(data)
+    assert refused.value.message == "This button is no longer valid."
+    assert isinstance(refused.value, InvalidInput)
+
+
+def test_the_largest_id_both_databases_hold_is_accepted() -> None:
+    assert callbacks.decode(f"pg:a:{MAX_ID}") == PageButton("a", MAX_ID)
+
+
+SCHOOL = Unit(code="S", name="S", kind="school", latitude=32.48, longitude=105.15, radius_m=400)
+
+
+@pytest.mark.parametrize(
+    ("latitude", "longitude", "accuracy"),
+    [
+        (math.nan, 105.15, None),
+        (32.48, math.nan, 10.0),
+        (math.inf, 105.15, None),
+        (32.48, -math.inf, None),
+        (90.5, 105.15, None),
+        (32.48, 180.5, None),
+        (32.48, 105.15, -1.0),
+        (32.48, 105.15, math.nan),
+        (32.48, 105.15, math.inf),
+    ],
+)
+def test_the_geofence_refuses_a_location_no_phone_sends(
+    latitude: float, longitude: float, accuracy: float | None
+) -> None:
+    assert not plausible.location(latitude, longitude, accuracy)
+    with pytest.raises(InvalidInput) as refused:
+        check_location(SCHOOL, Location(latitude, longitude, accuracy), ShiftSettings())
+    assert refused.value.message.startswith("That location cannot be right.")
+    with pytest.raises(ValueError, match="finite"):
+        distance_m(32.48, 105.15, latitude if accuracy is None else math.nan, longitude)
+
+
+def test_distance_holds_at_the_antipode_and_the_poles() -> None:
+    assert distance_m(0.0, 0.0, 0.0, 180.0) == pytest.approx(math.pi * 6_371_000.0)
+    assert distance_m(90.0, 0.0, -90.0, 0.0) == pytest.approx(math.pi * 6_371_000.0)
+
+
+def test_storable_text_loses_only_nul_and_lone_surrogates() -> None:
+    assert plausible.storable("东门\x00门锁\ud800坏了 😀") == "东门门锁坏了 😀"
+
+
+def test_entities_move_with_the_text_when_characters_are_removed() -> None:
+    text = "\x00😀\x00 @zhiban_bot /in\x00"
+    entities = [
+        {"type": "mention", "offset": 5, "length": 11},
+        {"type": "bot_command", "offset": 17, "length": 4},
+    ]
+    cleaned, moved = clean_text(text, entities)
+    assert cleaned == "😀 @zhiban_bot /in"
+    assert [
+        cleaned.encode("utf-16-le")[2 * e["offset"] : 2 * (e["offset"] + e["length"])].decode(
+            "utf-16-le"
+        )
+        for e in moved
+    ] == ["@zhiban_bot", "/in"]
