@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from handlers.buttons import Press
 
 
-
 def me_text(tr: Translator, me: Me, scope: list[tuple[str, str, int]]) -> str:
     """Who I am: name, staff number, unit, roles, language and the units I cover."""
     lines = [
@@ -82,15 +81,11 @@ def unit_page_buttons(unit_id: int, page: int, count: int) -> InlineKeyboardMark
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton(
-                    "◀", callback_data=UnitPage(unit_id, (page - 1) % count).data
-                ),
+                InlineKeyboardButton("◀", callback_data=UnitPage(unit_id, (page - 1) % count).data),
                 InlineKeyboardButton(
                     f"{page + 1}/{count}", callback_data=UnitPage(unit_id, page).data
                 ),
-                InlineKeyboardButton(
-                    "▶", callback_data=UnitPage(unit_id, (page + 1) % count).data
-                ),
+                InlineKeyboardButton("▶", callback_data=UnitPage(unit_id, (page + 1) % count).data),
             ]
         ]
     )
