@@ -56,10 +56,15 @@ async def on_swap_button(update: Update, context: ZhibanContext) -> None:
         await query.edit_message_text(tr._("Cancelled; nothing was changed."))
         return
     ids = [int(n) for n in numbers]
+    leader_roles = runtime.settings.rota.leader_roles
     try:
         if kind == "s":
             people = await swaps.colleagues(
-                runtime.db, person_id=me.person_id, shift_id=ids[0], now=now
+                runtime.db,
+                person_id=me.person_id,
+                shift_id=ids[0],
+                now=now,
+                leader_roles=leader_roles,
             )
             await query.answer()
             if not people:
@@ -73,15 +78,23 @@ async def on_swap_button(update: Update, context: ZhibanContext) -> None:
             )
             return
         if kind == "p":
-            await swaps.offer(
+            offered = await swaps.offer(
                 runtime.db,
                 person_id=me.person_id,
                 shift_id=ids[0],
                 to_person_id=ids[1],
                 now=now,
                 ctx=runtime.paging,
+                leader_roles=leader_roles,
             )
-            text = tr._("Asked. You will hear when they answer and the duty leader decides.")
+            text = (
+                tr._(
+                    "You already asked {name}; their answer is awaited.",
+                    name=offered.to_name,
+                )
+                if offered.already
+                else tr._("Asked. You will hear when they answer and the duty leader decides.")
+            )
         elif kind in ("a", "d"):
             await swaps.answer(
                 runtime.db,
@@ -100,6 +113,7 @@ async def on_swap_button(update: Update, context: ZhibanContext) -> None:
                 approve=kind == "y",
                 now=now,
                 ctx=runtime.paging,
+                leader_roles=leader_roles,
             )
             text = tr._("Done; everyone involved has been told.")
     except ZhibanError as error:
