@@ -87,14 +87,13 @@ async def on_swap_button(update: Update, context: ZhibanContext) -> None:
                 ctx=runtime.paging,
                 leader_roles=leader_roles,
             )
-            text = (
-                tr._(
-                    "You already asked {name}; their answer is awaited.",
-                    name=offered.to_name,
+            if offered.already:
+                # The message already says "Asked": a toast, so a repeated press edits nothing.
+                await query.answer(
+                    tr._("You already asked {name}; their answer is awaited.", name=offered.to_name)
                 )
-                if offered.already
-                else tr._("Asked. You will hear when they answer and the duty leader decides.")
-            )
+                return
+            text = tr._("Asked. You will hear when they answer and the duty leader decides.")
         elif kind in ("a", "d"):
             await swaps.answer(
                 runtime.db,
