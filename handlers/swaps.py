@@ -90,7 +90,10 @@ async def on_swap_button(update: Update, context: ZhibanContext) -> None:
             if offered.already:
                 # The message already says "Asked": a toast, so a repeated press edits nothing.
                 await query.answer(
-                    tr._("You already asked {name}; their answer is awaited.", name=offered.to_name)
+                    tr._(
+                        "You already asked {name} to take this shift; nothing more was sent.",
+                        name=offered.to_name,
+                    )
                 )
                 return
             text = tr._("Asked. You will hear when they answer and the duty leader decides.")

@@ -599,6 +599,24 @@ async def bind_group(
             )
         )
         previous = bound.all()
+        if any(not me.can(Action.ROSTER_MANAGE, other.path) for other in previous):
+            # Moving the group takes it from its unit: only someone who manages that unit too.
+            await audit.record(
+                session,
+                at=now,
+                action="group.bind",
+                actor_person_id=me.person_id,
+                subject_type="unit",
+                subject_id=unit.id,
+                unit_id=unit.id,
+                allowed=False,
+                detail={"chat": chat_id, "held_by": [other.id for other in previous]},
+            )
+            await uow.commit()
+            raise NotAllowed(
+                "This group is the duty group of a unit outside your area; "
+                "an administrator there has to move it."
+            )
         for other in previous:
             other.duty_chat_id = None
         unit.duty_chat_id = chat_id

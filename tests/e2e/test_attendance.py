@@ -340,7 +340,7 @@ async def test_pressing_a_colleague_again_keeps_one_offer_and_a_shift_never_goes
     tang_id = await person_id(day, "SB01-06")
     for _ in range(2):
         await sun.press_data(who.message_id, f"sw:p:{shift_id}:{tang_id}")
-        assert (await sun.wait_for_answer()).text == "您已请唐磊接班，正在等待对方答复。"
+        assert (await sun.wait_for_answer()).text == "您已请唐磊接替该班次，未重复发送。"
     await sun.press_data(who.message_id, f"sw:p:{shift_id}:{await person_id(day, 'SB01-04')}")
     assert (await sun.wait_for_answer()).text == "不能把班次交给自己，请选择一位同事。"
     await day.settle()

@@ -8,7 +8,7 @@ from conftest import invite, linked
 from sqlmodel import col, select
 
 from bot.clock import MovableClock
-from bot.models import Account, AuditEntry, Invite, Unit
+from bot.models import Account, AuditEntry, Invite, Person, RoleGrant, Unit
 from bot.sandbox.stack import LocalStack
 
 REFUSAL = (
@@ -343,6 +343,23 @@ async def test_a_group_serves_one_unit_and_a_second_bind_moves_it(
     )
     await group.send(admin, "/bindgroup MY01")
     assert (await group.wait_for()).text == "您的职责范围内没有单位 MY01。"
+    # an administrator of another township, in the group, cannot take it from 石坝小学
+    async with sample.db.uow() as uow:
+        uow.session.add(
+            RoleGrant(
+                person_id=(
+                    await uow.session.exec(select(Person.id).where(Person.staff_no == "MY002"))
+                ).one(),
+                role="admin",
+                unit_id=(await uow.session.exec(select(Unit.id).where(Unit.code == "MY"))).one(),
+            )
+        )
+        await uow.commit()
+    my_admin = await linked(sample, clock, "MY002", 8084, "高云")
+    await group.send(my_admin, "/bindgroup MY01")
+    assert (await group.wait_for()).text == (
+        "本群是您职责范围以外某单位的值班群，须由该单位的管理员迁移。"
+    )
     async with sample.db.uow() as uow:
         bound = (
             await uow.session.exec(select(Unit.code).where(Unit.duty_chat_id == -100501))
@@ -358,6 +375,7 @@ async def test_a_group_serves_one_unit_and_a_second_bind_moves_it(
     assert [(b.allowed, (b.detail or {}).get("moved_from")) for b in binds] == [
         (True, None),
         (True, [binds[0].subject_id]),
+        (False, None),
         (False, None),
     ]
 
