@@ -30,6 +30,7 @@ KEYWORDS = {
     "NotAllowed": None,
     "InvalidInput": None,
     "NeedLocation": None,
+    "EmptyDutyLog": None,
 }
 LOCALES = ROOT / "bot" / "locales"
 _BABEL_LOCALE = {"zh": "zh_Hans_CN", "en": "en_GB"}

@@ -391,7 +391,7 @@ async def clock_out(
             )
             await uow.commit()  # the refusal is recorded; the person is still clocked in
             raise EmptyDutyLog(
-                N_("The duty log is empty: write something, or press Nothing to report.")
+                "The duty log is empty: write something, or press Nothing to report."
             )
         session.add(
             ClockEvent(
