@@ -31,6 +31,7 @@ KEYWORDS = {
     "InvalidInput": None,
     "NeedLocation": None,
     "InvalidButton": None,
+    "EmptyDutyLog": None,
 }
 LOCALES = ROOT / "bot" / "locales"
 _BABEL_LOCALE = {"zh": "zh_Hans_CN", "en": "en_GB"}

@@ -162,9 +162,11 @@ class TelegramSettings(_Section):
 
 
 class InviteSettings(_Section):
-    """`[invites]`: one-time join links."""
+    """`[invites]`: one-time join links, and how many an admin may issue in the chat."""
 
     valid_for: Duration = timedelta(days=7)
+    per_person_per_hour: int = Field(default=5, ge=1)
+    per_admin_per_hour: int = Field(default=60, ge=1)
 
 
 class ShiftSettings(_Section):

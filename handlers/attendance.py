@@ -21,7 +21,7 @@ from bot.callbacks import ClockIn, ClockOut, DutyLogStep
 from bot.errors import ZhibanError
 from bot.i18n import Translator
 from bot.services import attendance, drafts
-from bot.services.attendance import ClockedIn, Location, NeedLocation, ShiftLine
+from bot.services.attendance import ClockedIn, EmptyDutyLog, Location, NeedLocation, ShiftLine
 from handlers.context import ZhibanContext
 from handlers.render import escape
 from handlers.replies import reply, send
@@ -352,23 +352,19 @@ async def on_out_button(update: Update, context: ZhibanContext, press: Press[Dut
         await press.answer()
         await query.edit_message_text(tr._("Cancelled. You are still clocked in."))
         return
-    texts = [] if choice == "none" else list(draft.data.get("texts", []))
-    photos = [] if choice == "none" else list(draft.data.get("photos", []))
-    if choice == "done" and not texts and not photos:
-        await press.answer(
-            tr._("The duty log is empty: write something, or press Nothing to report."),
-            alert=True,
-        )
-        return
     try:
         result = await attendance.clock_out(
             runtime.db,
             person_id=me.person_id,
             shift_id=int(draft.data["shift_id"]),
             now=now,
-            duty_log="\n".join(texts),
-            attachments=photos,
+            duty_log="\n".join(draft.data.get("texts", [])),
+            attachments=list(draft.data.get("photos", [])),
+            nothing_to_report=choice == "none",
         )
+    except EmptyDutyLog as error:
+        await press.answer(error.render(tr, tz), alert=True)  # the draft stays open
+        return
     except ZhibanError as error:
         await drafts.end(runtime.db, chat_id=chat.id, user_id=user.id)
         await press.answer(error.render(tr, tz), alert=True)

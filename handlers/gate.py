@@ -33,12 +33,20 @@ def refusal(language: str | None) -> str:
     )
 
 
-def _command(update: Update) -> str | None:
+# What `_command` returns for `/cmd@another_bot`: in a group it is for that bot, not us; in a
+# private chat Telegram delivers it only if typed, and it is answered like any unknown input.
+ELSEWHERE = "@"
+
+
+def _command(update: Update, bot_username: str) -> str | None:
     message = update.effective_message
     text = message.text if message is not None and message.text else ""
     if not text.startswith("/"):
         return None
-    return text.split()[0][1:].split("@")[0].lower()
+    name, _, addressee = text.split()[0][1:].partition("@")
+    if addressee and addressee.lower() != bot_username.lower():
+        return ELSEWHERE
+    return name.lower()
 
 
 async def gate(update: Update, context: ZhibanContext) -> None:
@@ -60,10 +68,12 @@ async def gate(update: Update, context: ZhibanContext) -> None:
         await accounts.set_reachable(
             runtime.db, external_id=user.id, reachable=True, now=runtime.clock.now()
         )
-    command = _command(update)
+    command = _command(update, context.bot.username)
     if query is not None and (chat is None or chat.type != chat.PRIVATE):
         return  # a press in a group or on an inline message: refused with a word in buttons.py
     if chat is not None and chat.type != chat.PRIVATE:
+        if command == ELSEWHERE:
+            raise ApplicationHandlerStop
         me = context.me
         if command == "bindgroup" and me is not None and me.can_anywhere(Action.ROSTER_MANAGE):
             return

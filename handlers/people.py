@@ -8,13 +8,14 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
+from bot.authz import Action
 from bot.callbacks import Language, UnitPage
 from bot.errors import ZhibanError
 from bot.i18n import Translator, translator
 from bot.invite_sheet import invite_link
 from bot.message_parts import MESSAGE_LIMIT, split_html, visible_length
 from bot.services import accounts, unit_listing
-from bot.services.accounts import IssuedInvite, Me, UnitView
+from bot.services.accounts import BoundGroup, IssuedInvite, Me, UnitView
 from handlers.context import ZhibanContext
 from handlers.menu import publish_menu
 from handlers.render import escape, role_name
@@ -105,6 +106,17 @@ def invites_text(
             time=tr.datetime_text(i.expires_at, tz),
         )
         for i in invites
+    )
+
+
+def bound_text(tr: Translator, bound: BoundGroup) -> str:
+    """The answer to /bindgroup, saying so when the group moved from another unit."""
+    if bound.moved_from is None:
+        return tr._("This group is now the duty group of {unit}.", unit=escape(bound.unit_name))
+    return tr._(
+        "This group is now the duty group of {unit}, no longer of {previous}.",
+        unit=escape(bound.unit_name),
+        previous=escape(bound.moved_from),
     )
 
 
@@ -219,9 +231,11 @@ async def invite_command(update: Update, context: ZhibanContext) -> None:
         return
     tr = context.tr_for(update)
     args = context.args or []
-    unit_code = args[1] if len(args) == 2 and args[0].lower() == "unit" else None
-    staff_nos = [] if unit_code else args
-    if not staff_nos and unit_code is None:
+    by_unit = bool(args) and args[0].lower() == "unit"
+    unit_code = args[1] if by_unit and len(args) == 2 else None
+    staff_nos = [] if by_unit else args
+    # Anyone but an admin goes straight to the service's refusal, whatever they typed.
+    if not staff_nos and unit_code is None and context.me.can_anywhere(Action.INVITE_ISSUE):
         await message.reply_text(
             tr._(
                 "Send /invite followed by staff numbers, or /invite unit CODE for everyone "
@@ -239,6 +253,7 @@ async def invite_command(update: Update, context: ZhibanContext) -> None:
             now=runtime.clock.now(),
             valid_for=settings.invites.valid_for,
             issued_by=context.me,
+            limits=settings.invites,
         )
     except ZhibanError as error:
         await reply(message, error.render(tr), parse_mode=None)
@@ -265,10 +280,10 @@ async def bindgroup_command(update: Update, context: ZhibanContext) -> None:
     runtime = context.runtime
     code = context.args[0] if context.args else None
     try:
-        name = await accounts.bind_group(
+        bound = await accounts.bind_group(
             runtime.db, me=context.me, chat_id=chat.id, code=code, now=runtime.clock.now()
         )
     except ZhibanError as error:
         await reply(message, error.render(tr), parse_mode=None)
         return
-    await message.reply_text(tr._("This group is now the duty group of {unit}.", unit=escape(name)))
+    await message.reply_text(bound_text(tr, bound), parse_mode=ParseMode.HTML)

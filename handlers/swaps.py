@@ -60,6 +60,7 @@ async def on_swap_button(update: Update, context: ZhibanContext, press: Press[Sw
     tr = context.tr_for(update)
     now = runtime.clock.now()
     button = press.button
+    leader_roles = runtime.settings.rota.leader_roles
     try:
         match button:
             case SwapCancel():
@@ -68,7 +69,11 @@ async def on_swap_button(update: Update, context: ZhibanContext, press: Press[Sw
                 return
             case SwapShift(shift_id=shift_id):
                 people = await swaps.colleagues(
-                    runtime.db, person_id=me.person_id, shift_id=shift_id, now=now
+                    runtime.db,
+                    person_id=me.person_id,
+                    shift_id=shift_id,
+                    now=now,
+                    leader_roles=leader_roles,
                 )
                 await press.answer()
                 if not people:
@@ -83,14 +88,24 @@ async def on_swap_button(update: Update, context: ZhibanContext, press: Press[Sw
                 )
                 return
             case SwapOffer():
-                await swaps.offer(
+                offered = await swaps.offer(
                     runtime.db,
                     person_id=me.person_id,
                     shift_id=button.shift_id,
                     to_person_id=button.to_person_id,
                     now=now,
                     ctx=runtime.paging,
+                    leader_roles=leader_roles,
                 )
+                if offered.already:
+                    # The message already says "Asked": a toast, so a repeated press edits nothing.
+                    await press.answer(
+                        tr._(
+                            "You already asked {name} to take this shift; nothing more was sent.",
+                            name=offered.to_name,
+                        )
+                    )
+                    return
                 text = tr._("Asked. You will hear when they answer and the duty leader decides.")
             case SwapAnswer():
                 await swaps.answer(
@@ -110,6 +125,7 @@ async def on_swap_button(update: Update, context: ZhibanContext, press: Press[Sw
                     approve=button.approve,
                     now=now,
                     ctx=runtime.paging,
+                    leader_roles=leader_roles,
                 )
                 text = tr._("Done; everyone involved has been told.")
     except ZhibanError as error:

@@ -13,22 +13,31 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.authz import Action, Grant, allowed, covers
+from bot.config import InviteSettings
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import LANGUAGES, N_
 from bot.models import Account, Invite, Person, Role, RoleGrant, Unit
 from bot.services import audit, contacts
 from bot.services.sql import lock_for_update
-from bot.uow import Database
+from bot.uow import Database, UnitOfWork
 
 _ROLE_ORDER = {role.value: index for index, role in enumerate(Role)}
-# One sentence for unknown and out-of-scope staff numbers: nothing leaks about other areas.
+# One sentence for unknown and out-of-scope staff numbers and units: nothing leaks about other
+# areas (whether a code exists, who is linked there).
 OUTSIDE_AREA = N_("There is no staff number {staff_no} in your area of responsibility.")
+OUTSIDE_UNITS = N_("There is no unit {code} in your area of responsibility.")
+ADMINS_ONLY = N_("Only an administrator can issue invites.")
+ADMIN_RATE = N_("You may issue at most {limit} invites an hour; please try again later.")
+PERSON_RATE = N_(
+    "At most {limit} invites an hour may be issued for {staff_no}; please try again later."
+)
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,77 @@ async def _issue(
     return IssuedInvite(person.staff_no, person.name, invite.code, invite.expires_at)
 
 
+async def _refuse_invite(
+    uow: UnitOfWork,
+    *,
+    me: Me,
+    now: datetime,
+    subject_type: str | None = None,
+    subject_id: int | None = None,
+    unit_id: int | None = None,
+    **detail: Any,
+) -> None:
+    """Record a refused /invite; nothing else of the use case was written."""
+    await audit.record(
+        uow.session,
+        at=now,
+        action="invite.issue",
+        actor_person_id=me.person_id,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        unit_id=unit_id,
+        allowed=False,
+        detail=detail or None,
+    )
+    await uow.commit()
+
+
+async def _check_rate(
+    uow: UnitOfWork, *, me: Me, people: list[Person], now: datetime, limits: InviteSettings
+) -> None:
+    """Refuse the whole batch if it would go over the hourly limits per admin or per person."""
+    session = uow.session
+    since = now - timedelta(hours=1)
+    by_admin = (
+        await session.exec(
+            select(sa.func.count())
+            .select_from(Invite)
+            .where(Invite.created_by_id == me.person_id, col(Invite.created_at) > since)
+        )
+    ).one()
+    if by_admin + len(people) > limits.per_admin_per_hour:
+        await _refuse_invite(
+            uow, me=me, now=now, limit="per_admin", issued=by_admin, asked=len(people)
+        )
+        raise NotAllowed(ADMIN_RATE, limit=limits.per_admin_per_hour)
+    counts = dict(
+        (
+            await session.exec(
+                select(Invite.person_id, sa.func.count())
+                .where(
+                    col(Invite.person_id).in_([person.id for person in people]),
+                    col(Invite.created_at) > since,
+                )
+                .group_by(col(Invite.person_id))
+            )
+        ).all()
+    )
+    for person in people:
+        if counts.get(person.id or 0, 0) >= limits.per_person_per_hour:
+            await _refuse_invite(
+                uow,
+                me=me,
+                now=now,
+                subject_type="person",
+                subject_id=person.id,
+                unit_id=person.unit_id,
+                limit="per_person",
+            )
+            raise NotAllowed(
+                PERSON_RATE, limit=limits.per_person_per_hour, staff_no=person.staff_no
+            )
+
+
 async def issue_invites(
     db: Database,
     *,
@@ -126,17 +206,36 @@ async def issue_invites(
     now: datetime,
     valid_for: timedelta,
     issued_by: Me | None = None,
+    limits: InviteSettings | None = None,
 ) -> list[IssuedInvite]:
     """Issue invites for the named people, or for everyone unlinked in a unit and below.
 
-    With `issued_by` (an admin in the chat) every person must lie in the admin's scope; the
-    command line (`issued_by=None`) may invite anyone.
+    With `issued_by` (an admin in the chat) every person and unit must lie in the admin's scope,
+    and `limits` caps how many an hour; unknown and foreign staff numbers and units get the same
+    sentence, so a refusal tells nothing about other areas. The command line (`issued_by=None`)
+    may invite anyone.
     """
     async with db.uow() as uow:
         session = uow.session
+        if issued_by is not None and not issued_by.can_anywhere(Action.INVITE_ISSUE):
+            # Refused before any lookup: the answer cannot depend on what exists elsewhere.
+            await _refuse_invite(uow, me=issued_by, now=now, reason="not an administrator")
+            raise NotAllowed(ADMINS_ONLY)
         people: list[tuple[Person, str]] = []
         if unit_code is not None:
             unit = (await session.exec(select(Unit).where(Unit.code == unit_code))).first()
+            if issued_by is not None and (
+                unit is None or not issued_by.can(Action.INVITE_ISSUE, unit.path)
+            ):
+                await _refuse_invite(
+                    uow,
+                    me=issued_by,
+                    now=now,
+                    subject_type="unit",
+                    subject_id=unit.id if unit else None,
+                    code=unit_code,
+                )
+                raise NotAllowed(OUTSIDE_UNITS, code=unit_code)
             if unit is None:
                 raise NotFound("unknown unit {code}", code=unit_code)
             linked = select(Account.person_id).where(col(Account.unlinked_at).is_(None))
@@ -161,24 +260,30 @@ async def issue_invites(
             ).first()
             if row is None:
                 if issued_by is not None:  # the same sentence as for someone elsewhere
+                    await _refuse_invite(uow, me=issued_by, now=now, staff_no=staff_no)
                     raise NotAllowed(OUTSIDE_AREA, staff_no=staff_no)
                 raise NotFound("unknown staff number {staff_no}", staff_no=staff_no)
             people.append((row[0], row[1]))
         if issued_by is not None:
             for person, path in people:
                 if not issued_by.can(Action.INVITE_ISSUE, path):
-                    await audit.record(
-                        session,
-                        at=now,
-                        action="invite.issue",
-                        actor_person_id=issued_by.person_id,
+                    await _refuse_invite(
+                        uow,
+                        me=issued_by,
+                        now=now,
                         subject_type="person",
                         subject_id=person.id,
                         unit_id=person.unit_id,
-                        allowed=False,
                     )
-                    await uow.commit()  # the refusal is recorded, nothing else was written
                     raise NotAllowed(OUTSIDE_AREA, staff_no=person.staff_no)
+            if limits is not None and people:
+                await _check_rate(
+                    uow,
+                    me=issued_by,
+                    people=[person for person, _path in people],
+                    now=now,
+                    limits=limits,
+                )
         issued = [
             await _issue(
                 session,
@@ -407,7 +512,7 @@ async def view_unit(db: Database, *, me: Me, code: str, now: datetime) -> UnitVi
             )
             await uow.commit()
             # The same sentence for unknown and foreign units: nothing leaks about other areas.
-            raise NotAllowed("There is no unit {code} in your area of responsibility.", code=code)
+            raise NotAllowed(OUTSIDE_UNITS, code=code)
         children = await session.exec(
             select(Unit.code, Unit.name).where(Unit.parent_id == unit.id).order_by(col(Unit.code))
         )
@@ -450,26 +555,70 @@ async def scope_units(db: Database, *, me: Me) -> list[tuple[str, str, int]]:
     return result
 
 
-async def bind_group(db: Database, *, me: Me, chat_id: int, code: str | None, now: datetime) -> str:
-    """Make a group chat the duty group of a unit in the admin's scope; return the unit's name."""
+@dataclass(frozen=True)
+class BoundGroup:
+    """The unit a group now serves, and the unit it served before if the bind moved it."""
+
+    unit_name: str
+    moved_from: str | None
+
+
+async def bind_group(
+    db: Database, *, me: Me, chat_id: int, code: str | None, now: datetime
+) -> BoundGroup:
+    """Make a group chat the duty group of a unit in the admin's scope (one unit per group).
+
+    Binding a group that already serves another unit moves it: a group's messages and buttons
+    act for one unit only, so two units sharing a group would answer for each other.
+    """
     async with db.uow() as uow:
         session = uow.session
         admin_units = [g for g in me.grants if g.role == "admin"]
         if code is None:
             if len(admin_units) != 1:
                 raise InvalidInput("Name the unit: /bindgroup CODE")
-            unit = await contacts.unit(session, admin_units[0].unit_id)
+            unit: Unit | None = await contacts.unit(session, admin_units[0].unit_id)
         else:
-            found = (await session.exec(select(Unit).where(Unit.code == code))).first()
-            if found is None:
-                raise NotAllowed(
-                    "There is no unit {code} in your area of responsibility.", code=code
-                )
-            unit = found
-        if not me.can(Action.ROSTER_MANAGE, unit.path):
-            raise NotAllowed(
-                "There is no unit {code} in your area of responsibility.", code=unit.code
+            unit = (await session.exec(select(Unit).where(Unit.code == code))).first()
+        if unit is None or not me.can(Action.ROSTER_MANAGE, unit.path):
+            await audit.record(
+                session,
+                at=now,
+                action="group.bind",
+                actor_person_id=me.person_id,
+                subject_type="unit",
+                subject_id=unit.id if unit else None,
+                allowed=False,
+                detail={"chat": chat_id, "code": code},
             )
+            await uow.commit()
+            raise NotAllowed(OUTSIDE_UNITS, code=code or (unit.code if unit else ""))
+        bound = await session.exec(
+            lock_for_update(
+                select(Unit).where(Unit.duty_chat_id == chat_id, Unit.id != unit.id), session
+            )
+        )
+        previous = bound.all()
+        if any(not me.can(Action.ROSTER_MANAGE, other.path) for other in previous):
+            # Moving the group takes it from its unit: only someone who manages that unit too.
+            await audit.record(
+                session,
+                at=now,
+                action="group.bind",
+                actor_person_id=me.person_id,
+                subject_type="unit",
+                subject_id=unit.id,
+                unit_id=unit.id,
+                allowed=False,
+                detail={"chat": chat_id, "held_by": [other.id for other in previous]},
+            )
+            await uow.commit()
+            raise NotAllowed(
+                "This group is the duty group of a unit outside your area; "
+                "an administrator there has to move it."
+            )
+        for other in previous:
+            other.duty_chat_id = None
         unit.duty_chat_id = chat_id
         await audit.record(
             session,
@@ -479,10 +628,10 @@ async def bind_group(db: Database, *, me: Me, chat_id: int, code: str | None, no
             subject_type="unit",
             subject_id=unit.id,
             unit_id=unit.id,
-            detail={"chat": chat_id},
+            detail={"chat": chat_id, "moved_from": [other.id for other in previous] or None},
         )
         await uow.commit()
-        return unit.name
+        return BoundGroup(unit.name, ", ".join(other.name for other in previous) or None)
 
 
 async def bound_unit(db: Database, *, chat_id: int) -> Unit | None:

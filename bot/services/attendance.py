@@ -58,6 +58,10 @@ class NeedLocation(ZhibanError):
     """The unit has a geofence: ask for the person's location."""
 
 
+class EmptyDutyLog(InvalidInput):
+    """A clock-out with nothing written and without choosing "Nothing to report"."""
+
+
 @dataclass(frozen=True)
 class Location:
     """A location shared from the phone."""
@@ -366,8 +370,15 @@ async def clock_out(
     now: datetime,
     duty_log: str,
     attachments: list[str],
+    nothing_to_report: bool = False,
 ) -> ClockedOut:
-    """Clock out (签退) with the duty log and handover note."""
+    """Clock out (签退) with the duty log and handover note.
+
+    The next shift reads the log at its clock-in, so an empty one is taken only as the explicit
+    answer "nothing to report" (which then stores no text even if some was sent).
+    """
+    if nothing_to_report:
+        duty_log, attachments = "", []
     async with db.uow() as uow:
         session = uow.session
         shift = (await session.exec(select(Shift).where(Shift.id == shift_id))).first()
@@ -378,6 +389,22 @@ async def clock_out(
             raise InvalidInput("You are not clocked in to any shift.")
         if out is not None:
             raise InvalidInput("You already clocked out of this shift.")
+        if not nothing_to_report and not duty_log.strip() and not attachments:
+            await audit.record(
+                session,
+                at=now,
+                action="shift.clock_out",
+                actor_person_id=person_id,
+                subject_type=SUBJECT,
+                subject_id=shift.id,
+                unit_id=shift.unit_id,
+                allowed=False,
+                detail={"reason": "empty duty log"},
+            )
+            await uow.commit()  # the refusal is recorded; the person is still clocked in
+            raise EmptyDutyLog(
+                "The duty log is empty: write something, or press Nothing to report."
+            )
         session.add(
             ClockEvent(
                 shift_id=shift.id,
@@ -398,7 +425,7 @@ async def clock_out(
             subject_type=SUBJECT,
             subject_id=shift.id,
             unit_id=shift.unit_id,
-            detail={"photos": len(attachments)},
+            detail={"photos": len(attachments), "nothing_to_report": nothing_to_report},
         )
         await session.flush()
         result = ClockedOut(await _line(session, shift), now)

@@ -3,11 +3,18 @@
 All three are told and the shift changes hands. The shift's deadlines (reminders, missed-shift
 paging) read the shift as it is when they fire, so once approved they follow the new person
 without being rescheduled.
+
+The rules, checked here at every step rather than trusted from the buttons:
+- a shift goes to an active colleague of its unit who is free then, never back to its owner;
+- one open offer per shift and colleague: pressing the colleague again returns that offer;
+- a leader-on-duty (带班) shift goes only to someone holding a leader role at that very unit
+  (`[rota] leader_roles`, or principal), so a swap never makes plain staff the leader of the day.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,12 +25,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.authz import Action, allowed
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_, Translator, translator
-from bot.models import ClockEvent, Person, Shift, ShiftSwap, Unit
+from bot.models import ClockEvent, Person, RoleGrant, Shift, ShiftKind, ShiftSwap, Unit
 from bot.services import audit, contacts, outbox
 from bot.services.escalation import PagingContext
 from bot.services.outbox import Button
 from bot.services.sql import lock_for_update
 from bot.uow import Database, UnitOfWork
+
+DEFAULT_LEADER_ROLES = ("duty_leader",)
+# Whoever heads the unit may always lead its duty, whatever the rota's pool says.
+_ALWAYS_LEADS = "principal"
+OPEN = ("offered", "accepted")
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,32 @@ async def _on_duty_then(session: AsyncSession, person_id: int, shift: Shift) -> 
     return overlapping.first() is not None
 
 
+async def _may_lead(
+    session: AsyncSession, person_id: int, shift: Shift, leader_roles: Sequence[str]
+) -> bool:
+    """Tell whether the person may take this shift: anyone for staff, leaders for 带班."""
+    if shift.kind != ShiftKind.LEADER:
+        return True
+    roles = {*leader_roles, _ALWAYS_LEADS}
+    held = await session.exec(
+        select(RoleGrant.id).where(
+            RoleGrant.person_id == person_id,
+            RoleGrant.unit_id == shift.unit_id,
+            col(RoleGrant.role).in_(sorted(roles)),
+        )
+    )
+    return held.first() is not None
+
+
+@dataclass(frozen=True)
+class Offered:
+    """The open offer of a shift to a colleague; `already` when an earlier press made it."""
+
+    swap_id: int
+    to_name: str
+    already: bool
+
+
 async def my_swappable(
     db: Database, *, person_id: int, now: datetime, ctx: PagingContext, tr: Translator
 ) -> list[Choice]:
@@ -74,8 +112,15 @@ async def my_swappable(
         return [Choice(shift.id or 0, _span(tr, shift, ctx)) for shift in rows.all()]
 
 
-async def colleagues(db: Database, *, person_id: int, shift_id: int, now: datetime) -> list[Choice]:
-    """Colleagues of the same unit who are free during the shift."""
+async def colleagues(
+    db: Database,
+    *,
+    person_id: int,
+    shift_id: int,
+    now: datetime,
+    leader_roles: Sequence[str] = DEFAULT_LEADER_ROLES,
+) -> list[Choice]:
+    """Colleagues of the same unit who are free during the shift and may take it."""
     async with db.uow() as uow:
         session = uow.session
         shift = await _own_shift(session, person_id=person_id, shift_id=shift_id)
@@ -89,6 +134,7 @@ async def colleagues(db: Database, *, person_id: int, shift_id: int, now: dateti
             Choice(person.id or 0, person.name)
             for person in people.all()
             if not await _on_duty_then(session, person.id or 0, shift)
+            and await _may_lead(session, person.id or 0, shift, leader_roles)
         ]
 
 
@@ -132,16 +178,44 @@ async def offer(
     to_person_id: int,
     now: datetime,
     ctx: PagingContext,
-) -> None:
-    """Offer one of my shifts to a colleague; they are asked to accept."""
+    leader_roles: Sequence[str] = DEFAULT_LEADER_ROLES,
+) -> Offered:
+    """Offer one of my shifts to a colleague; they are asked to accept (once per open offer)."""
     async with db.uow() as uow:
         session = uow.session
-        shift = await _own_shift(session, person_id=person_id, shift_id=shift_id)
+        # Locked first so that two presses at once queue here and the second finds the offer.
+        shift = (
+            await session.exec(lock_for_update(select(Shift).where(Shift.id == shift_id), session))
+        ).first()
+        if shift is None or shift.person_id != person_id:
+            raise NotFound("That shift is not yours (any more).")
         await _free(session, shift, now)
+        if to_person_id == person_id:
+            await _refused(uow, person_id=person_id, shift=shift, action="swap.offer", now=now)
+            raise InvalidInput("You cannot hand a shift to yourself; choose a colleague.")
         me = await contacts.person(session, person_id)
         other = (await session.exec(select(Person).where(Person.id == to_person_id))).first()
         if other is None or other.unit_id != shift.unit_id or not other.active:
+            await _refused(uow, person_id=person_id, shift=shift, action="swap.offer", now=now)
             raise InvalidInput("You can only swap with a colleague of your own unit.")
+        if not await _may_lead(session, to_person_id, shift, leader_roles):
+            await _refused(uow, person_id=person_id, shift=shift, action="swap.offer", now=now)
+            raise InvalidInput(
+                "{name} holds no leader role at this unit and cannot lead the duty.",
+                name=other.name,
+            )
+        existing = (
+            await session.exec(
+                select(ShiftSwap).where(
+                    ShiftSwap.shift_id == shift_id,
+                    ShiftSwap.from_person_id == person_id,
+                    ShiftSwap.to_person_id == to_person_id,
+                    col(ShiftSwap.status).in_(OPEN),
+                )
+            )
+        ).first()
+        if existing is not None:
+            return Offered(existing.id or 0, other.name, already=True)
         if await _on_duty_then(session, to_person_id, shift):
             raise InvalidInput("{name} is already on duty at that time.", name=other.name)
         swap = ShiftSwap(
@@ -161,6 +235,7 @@ async def offer(
         )
         await _record(session, "swap.offer", person_id, shift, now, to=to_person_id, swap=swap.id)
         await uow.commit()
+    return Offered(swap.id or 0, other.name, already=False)
 
 
 async def _record(
@@ -295,6 +370,7 @@ async def decide(
     approve: bool,
     now: datetime,
     ctx: PagingContext,
+    leader_roles: Sequence[str] = DEFAULT_LEADER_ROLES,
 ) -> str:
     """The duty leader approves (the shift changes hands) or refuses; all three are told."""
     async with db.uow() as uow:
@@ -314,13 +390,22 @@ async def decide(
         if approve:
             if await _on_duty_then(session, taker.id or 0, shift):
                 raise InvalidInput("{name} is already on duty at that time.", name=taker.name)
+            # Checked again: the taker's leader role may have been withdrawn since the offer.
+            if not await _may_lead(session, taker.id or 0, shift, leader_roles):
+                await _refused(
+                    uow, person_id=person_id, shift=shift, action="swap.approve", now=now
+                )
+                raise InvalidInput(
+                    "{name} holds no leader role at this unit and cannot lead the duty.",
+                    name=taker.name,
+                )
             shift.person_id = taker.id
             swap.status = "approved"
             others = await session.exec(
                 select(ShiftSwap).where(
                     ShiftSwap.shift_id == shift.id,
                     ShiftSwap.id != swap.id,
-                    col(ShiftSwap.status).in_(["offered", "accepted"]),
+                    col(ShiftSwap.status).in_(OPEN),
                 )
             )
             for other in others.all():

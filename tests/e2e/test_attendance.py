@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import linked
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.clock import MovableClock
 from bot.config import settings_from_mapping
-from bot.models import ClockEvent
+from bot.models import AuditEntry, ClockEvent, Shift, ShiftSwap
 from bot.sandbox import SimUser
 from bot.sandbox.stack import LocalStack
 from bot.services import roster, rota
@@ -323,6 +323,94 @@ async def test_a_swap_outside_the_unit_or_onto_someone_on_duty_is_refused(
     assert (await sun.wait_for_answer()).text == "此按钮已失效。"
     await sun.press("✖ 取消", message_id=menu.message_id)
     assert (await sun.wait_for()).text == "已取消，没有任何改动。"
+
+
+async def test_pressing_a_colleague_again_keeps_one_offer_and_a_shift_never_goes_to_its_owner(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    await at(day, clock, local(2, 6))
+    sun = await linked(day, clock, "SB01-04", 9120, "孙小红")
+    tang = await linked(day, clock, "SB01-06", 9121, "唐磊")
+    await sun.send("/swap")
+    menu = await sun.wait_for()
+    shift_id = int(menu.data_for("12-02 20:00–08:00 值班室").split(":")[2])
+    await sun.press("12-02 20:00–08:00 值班室")
+    who = await sun.wait_for()
+    await sun.press("唐磊")
+    await sun.wait_for_answer()
+    tang_id = await person_id(day, "SB01-06")
+    for _ in range(2):
+        await sun.press_data(who.message_id, f"sw:p:{shift_id}:{tang_id}")
+        assert (await sun.wait_for_answer()).text == "您已请唐磊接替该班次，未重复发送。"
+    await sun.press_data(who.message_id, f"sw:p:{shift_id}:{await person_id(day, 'SB01-04')}")
+    assert (await sun.wait_for_answer()).text == "不能把班次交给自己，请选择一位同事。"
+    await day.settle()
+    assert [t for t in texts(tang) if t.startswith("🔁")] == [
+        "🔁 孙小红请您接替其班次12-02 20:00–08:00 值班室。您愿意吗？"
+    ]
+    assert day.db is not None
+    async with day.db.uow() as uow:
+        offers = (await uow.session.exec(select(ShiftSwap))).all()
+        refused = (
+            await uow.session.exec(select(AuditEntry).where(col(AuditEntry.allowed).is_(False)))
+        ).all()
+    assert [(o.shift_id, o.to_person_id, o.status) for o in offers] == [
+        (shift_id, tang_id, "offered")
+    ]
+    assert [r.action for r in refused] == ["swap.offer"]
+
+
+async def test_a_leader_shift_goes_only_to_someone_who_may_lead_the_duty(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    await at(day, clock, local(2, 6))
+    he = await linked(day, clock, "SB01-02", 9130, "何丽")  # leader of the day 12-02
+    await he.send("/swap")
+    menu = await he.wait_for()
+    label = next(label for label in menu.labels if label.endswith("带班"))
+    shift_id = int(menu.data_for(label).split(":")[2])
+    await he.press(label)
+    who = await he.wait_for()
+    assert "杨光明" in who.labels  # principal and duty leader of 石坝小学
+    assert not {"郑强", "孙小红", "马俊", "唐磊"} & set(who.labels)
+    tang_id = await person_id(day, "SB01-06")
+    await he.press_data(who.message_id, f"sw:p:{shift_id}:{tang_id}")
+    assert (await he.wait_for_answer()).text == "唐磊在本单位没有领导职务，不能带班。"
+    assert day.db is not None
+    async with day.db.uow() as uow:
+        offers = (await uow.session.exec(select(ShiftSwap))).all()
+        shift = (await uow.session.exec(select(Shift).where(Shift.id == shift_id))).one()
+    assert offers == []
+    assert shift.person_id == await person_id(day, "SB01-02")
+
+
+async def test_a_forged_clock_out_button_cannot_skip_the_duty_log(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    await at(day, clock, local(1, 7, 50))
+    ma = await linked(day, clock, "SB01-05", 9140, "Jun")
+    await clock_in_here(ma)
+    await at(day, clock, local(1, 20, 2))
+    await ma.send("/out")
+    ask = await ma.wait_for()
+    for data in ("out:", "out:x", "out:done"):
+        await ma.press_data(ask.message_id, data)
+        assert (await ma.wait_for_answer()).text == (
+            "The duty log is empty: write something, or press Nothing to report."
+        )
+    assert day.db is not None
+    async with day.db.uow() as uow:
+        outs = (await uow.session.exec(select(ClockEvent).where(ClockEvent.kind == "out"))).all()
+        refused = (
+            await uow.session.exec(select(AuditEntry).where(col(AuditEntry.allowed).is_(False)))
+        ).all()
+    assert outs == []
+    assert [r.action for r in refused] == ["shift.clock_out"] * 3
+    await ma.press("Nothing to report", message_id=ask.message_id)
+    assert (await ma.wait_for()).text.startswith("👋 Clocked out at 20:02.")
+    async with day.db.uow() as uow:
+        out = (await uow.session.exec(select(ClockEvent).where(ClockEvent.kind == "out"))).one()
+    assert out.duty_log == ""
 
 
 async def test_a_national_holiday_uses_the_holiday_pattern(database_url: str) -> None:

@@ -8,7 +8,7 @@ from conftest import invite, linked
 from sqlmodel import col, select
 
 from bot.clock import MovableClock
-from bot.models import Account, AuditEntry, Invite
+from bot.models import Account, AuditEntry, Invite, Person, RoleGrant, Unit
 from bot.sandbox.stack import LocalStack
 
 REFUSAL = (
@@ -157,8 +157,88 @@ async def test_staff_cannot_look_at_units_or_invite(
     teacher = await linked(sample, clock, "SB01-06", 8040, "唐磊")
     await teacher.send("/unit SB01")
     assert (await teacher.wait_for()).text == "您的职责范围内没有单位 SB01。"
-    await teacher.send("/invite SB01-05")
-    assert (await teacher.wait_for()).text == "您的职责范围内没有工号 SB01-05。"
+    # staff are refused before anything is looked up, so the answer cannot tell what exists
+    for text in (
+        "/invite SB01-05",
+        "/invite MY01-04",
+        "/invite unit MY01",
+        "/invite unit NOPE",
+        "/invite unit SB01",
+        "/invite unit",
+        "/invite",
+    ):
+        await teacher.send(text)
+        assert (await teacher.wait_for()).text == "只有管理员可以发放邀请。", text
+    assert sample.db is not None
+    async with sample.db.uow() as uow:
+        refused = (
+            await uow.session.exec(
+                select(AuditEntry).where(
+                    AuditEntry.action == "invite.issue", col(AuditEntry.allowed).is_(False)
+                )
+            )
+        ).all()
+        issued = (await uow.session.exec(select(Invite))).all()
+    assert [(r.subject_id, r.detail) for r in refused] == [
+        (None, {"reason": "not an administrator"})
+    ] * 7
+    assert len(issued) == 1  # the teacher's own
+
+
+async def test_invite_by_unit_tells_nothing_about_units_outside_the_area(
+    sample: LocalStack, clock: MovableClock
+) -> None:
+    admin = await linked(sample, clock, "SB002", 8045, "吴静")
+    # MY01 exists, has unlinked people, and lies in another township; NOPE does not exist
+    for code in ("MY01", "NOPE"):
+        await admin.send(f"/invite unit {code}")
+        assert (await admin.wait_for()).text == f"您的职责范围内没有单位 {code}。"
+    await admin.send("/invite unit")
+    assert (await admin.wait_for()).text.startswith("请发送 /invite 加工号")
+    await admin.send("/invite unit SB02")
+    links = (await admin.wait_for()).text.splitlines()
+    assert [line.split("：")[0] for line in links] == [
+        "冯志刚（SB02-01）",
+        "曹丽娟（SB02-02）",
+        "彭勇（SB02-03）",
+        "董慧（SB02-04）",
+    ]
+    assert sample.db is not None
+    async with sample.db.uow() as uow:
+        refused = (
+            await uow.session.exec(select(AuditEntry).where(col(AuditEntry.allowed).is_(False)))
+        ).all()
+    assert [(r.action, r.subject_type, r.detail) for r in refused] == [
+        ("invite.issue", "unit", {"code": "MY01"}),
+        ("invite.issue", "unit", {"code": "NOPE"}),
+    ]
+
+
+async def test_invites_for_one_person_are_limited_per_hour(
+    sample: LocalStack, clock: MovableClock
+) -> None:
+    admin = await linked(sample, clock, "SB002", 8046, "吴静")
+    for _ in range(5):
+        await admin.send("/invite SB01-05")
+        assert (await admin.wait_for()).text.startswith("马俊（SB01-05）：https://t.me/")
+    for _ in range(3):
+        await admin.send("/invite SB01-05")
+        assert (await admin.wait_for()).text == (
+            "每小时最多可为工号 SB01-05 发放5个邀请，请稍后再试。"
+        )
+    clock.advance(timedelta(hours=1))
+    await admin.send("/invite SB01-05")
+    assert (await admin.wait_for()).text.startswith("马俊（SB01-05）：https://t.me/")
+    assert sample.db is not None
+    async with sample.db.uow() as uow:
+        refused = (
+            await uow.session.exec(select(AuditEntry).where(col(AuditEntry.allowed).is_(False)))
+        ).all()
+        issued = (
+            await uow.session.exec(select(Invite).where(col(Invite.created_by_id).is_not(None)))
+        ).all()
+    assert [r.detail for r in refused] == [{"limit": "per_person"}] * 3
+    assert len(issued) == 6
 
 
 async def test_an_admin_invites_within_their_area_only(
@@ -181,9 +261,13 @@ async def test_an_admin_invites_within_their_area_only(
     async with sample.db.uow() as uow:
         refused = (
             await uow.session.exec(select(AuditEntry).where(col(AuditEntry.allowed).is_(False)))
-        ).one()
+        ).all()
         issued = (await uow.session.exec(select(Invite))).all()
-    assert refused.action == "invite.issue"
+    # both refusals are audited, the unknown one as well as the foreign one
+    assert [(r.action, r.subject_type) for r in refused] == [
+        ("invite.issue", "person"),
+        ("invite.issue", None),
+    ]
     assert len(issued) == 3  # her own and the two she issued: the refused one was not created
     await admin.send("/invite")
     assert (await admin.wait_for()).text.startswith("请发送 /invite 加工号")
@@ -238,3 +322,74 @@ async def test_groups_are_silent_until_an_admin_binds_them(
     await group.send(admin, "/bindgroup")
     assert (await group.wait_for()).text == bound.text
     assert [m.text for m in group.messages()] == [bound.text, bound.text]
+
+
+async def test_a_group_serves_one_unit_and_a_second_bind_moves_it(
+    sample: LocalStack, clock: MovableClock
+) -> None:
+    admin = await linked(sample, clock, "SB002", 8082, "吴静")
+    assert sample.db is not None
+    async with sample.db.uow() as uow:
+        school = (await uow.session.exec(select(Unit).where(Unit.code == "SB01"))).one()
+        school.name = "石坝<小学>&"  # the answer must show this as written, not as entities
+        await uow.commit()
+    group = sample.emulator.group(-100501, "石坝值班群")
+    await group.add_bot(by=admin)
+    await group.send(admin, "/bindgroup SB")
+    assert (await group.wait_for()).text == "本群现在是石坝乡中心校的值班群。"
+    await group.send(admin, "/bindgroup SB01")
+    assert (await group.wait_for()).text == (
+        "本群现在是石坝<小学>&的值班群，不再是石坝乡中心校的值班群。"
+    )
+    await group.send(admin, "/bindgroup MY01")
+    assert (await group.wait_for()).text == "您的职责范围内没有单位 MY01。"
+    # an administrator of another township, in the group, cannot take it from 石坝小学
+    async with sample.db.uow() as uow:
+        uow.session.add(
+            RoleGrant(
+                person_id=(
+                    await uow.session.exec(select(Person.id).where(Person.staff_no == "MY002"))
+                ).one(),
+                role="admin",
+                unit_id=(await uow.session.exec(select(Unit.id).where(Unit.code == "MY"))).one(),
+            )
+        )
+        await uow.commit()
+    my_admin = await linked(sample, clock, "MY002", 8084, "高云")
+    await group.send(my_admin, "/bindgroup MY01")
+    assert (await group.wait_for()).text == (
+        "本群是您职责范围以外某单位的值班群，须由该单位的管理员迁移。"
+    )
+    async with sample.db.uow() as uow:
+        bound = (
+            await uow.session.exec(select(Unit.code).where(Unit.duty_chat_id == -100501))
+        ).all()
+        binds = (
+            await uow.session.exec(
+                select(AuditEntry)
+                .where(AuditEntry.action == "group.bind")
+                .order_by(col(AuditEntry.id))
+            )
+        ).all()
+    assert bound == ["SB01"]
+    assert [(b.allowed, (b.detail or {}).get("moved_from")) for b in binds] == [
+        (True, None),
+        (True, [binds[0].subject_id]),
+        (False, None),
+        (False, None),
+    ]
+
+
+async def test_a_command_for_another_bot_gets_strangers_the_refusal(
+    sample: LocalStack, clock: MovableClock
+) -> None:
+    stranger = sample.emulator.user(8090, "路人", language_code="zh")
+    await stranger.send("/help@other_bot")
+    assert (await stranger.wait_for()).text == REFUSAL
+    await stranger.send("/start@other_bot")
+    assert (await stranger.wait_for()).text == REFUSAL
+    teacher = await linked(sample, clock, "SB01-06", 8091, "唐磊")
+    await teacher.send("/help@other_bot")
+    assert (await teacher.wait_for()).text == "没有这个命令。发送 /help 查看可用功能。"
+    await teacher.send("/me@zhiban_demo_bot")
+    assert (await teacher.wait_for()).text.startswith("唐磊 (SB01-06)")
