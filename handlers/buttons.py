@@ -44,6 +44,7 @@ from bot.callbacks import (
     UnitPage,
 )
 from bot.i18n import Translator
+from bot.services import refusals
 from handlers import attendance, pages, people, swaps
 from handlers.context import ZhibanContext
 from handlers.errors import AlreadyTold, apology
@@ -90,13 +91,28 @@ async def on_button(update: Update, context: ZhibanContext) -> None:
         return
     tr = context.tr_for(update)
     answer = Answer(query)
+    runtime = context.runtime
     if not own_chat(query):
         await answer(tr._("This button works only in your own chat with Zhiban."), alert=True)
+        await refusals.press_refused(
+            runtime.db,
+            external_id=query.from_user.id,
+            data=query.data,
+            reason="not the presser's own chat",
+            now=runtime.clock.now(),
+        )
         return
     try:
         button = callbacks.decode(query.data)
     except InvalidButton as error:
         await answer(error.render(tr), alert=True)
+        await refusals.press_refused(
+            runtime.db,
+            external_id=query.from_user.id,
+            data=query.data,
+            reason="not a button of ours",
+            now=runtime.clock.now(),
+        )
         return
     try:
         await _dispatch(update, context, query, button, answer)

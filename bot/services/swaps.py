@@ -23,6 +23,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.authz import Action, allowed
+from bot.callbacks import SwapAnswer, SwapDecision
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_, Translator, translator
 from bot.models import ClockEvent, Person, RoleGrant, Shift, ShiftKind, ShiftSwap, Unit
@@ -231,7 +232,10 @@ async def offer(
             now,
             shift=shift,
             name=me.name,
-            buttons=[(N_("✅ Accept"), f"sw:a:{swap.id}"), (N_("✖ Decline"), f"sw:d:{swap.id}")],
+            buttons=[
+                (N_("✅ Accept"), SwapAnswer(swap.id or 0, accept=True).data),
+                (N_("✖ Decline"), SwapAnswer(swap.id or 0, accept=False).data),
+            ],
         )
         await _record(session, "swap.offer", person_id, shift, now, to=to_person_id, swap=swap.id)
         await uow.commit()
@@ -340,8 +344,8 @@ async def answer(
                     giver=giver.name,
                     taker=taker.name,
                     buttons=[
-                        (N_("✅ Approve"), f"sw:y:{swap.id}"),
-                        (N_("✖ Refuse"), f"sw:n:{swap.id}"),
+                        (N_("✅ Approve"), SwapDecision(swap.id or 0, approve=True).data),
+                        (N_("✖ Refuse"), SwapDecision(swap.id or 0, approve=False).data),
                     ],
                 )
             await _tell(

@@ -39,11 +39,13 @@ FORGED = [
 
 
 async def everything(stack: LocalStack) -> dict[str, list[str]]:
-    """Every row of every table, to show that nothing changed."""
+    """Every row of every table but the audit log (refusals are audited), to show no change."""
     assert stack.db is not None
     rows: dict[str, list[str]] = {}
     async with stack.db.uow() as uow:
         for table in SQLModel.metadata.sorted_tables:
+            if table.name == "audit_log":
+                continue
             result = await uow.session.execute(sa.select(table))
             rows[table.name] = sorted(repr(tuple(row)) for row in result.all())
     return rows
@@ -79,6 +81,17 @@ async def test_forged_oversized_and_unicode_digit_buttons_get_one_sentence_and_c
         assert query.answer is not None and query.answer.show_alert
     assert await everything(sample) == before
     assert [m.text for m in teacher.messages()][-1] == menu.text  # no reply, no edit
+    assert await refused_presses(sample) == len(FORGED)
+
+
+async def refused_presses(stack: LocalStack) -> int:
+    """How many presses were audited as refused at the door."""
+    assert stack.db is not None
+    async with stack.db.uow() as uow:
+        rows = await uow.session.execute(
+            sa.text("SELECT count(*) FROM audit_log WHERE action = 'button.refused'")
+        )
+        return int(rows.scalar_one())
 
 
 async def test_a_handler_failing_after_its_answer_still_tells_the_person(

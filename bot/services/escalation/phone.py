@@ -18,6 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.authz import Action
+from bot.callbacks import PhoneConfirm
 from bot.config import Level
 from bot.errors import NotAllowed, NotFound
 from bot.i18n import N_, translator
@@ -199,8 +200,8 @@ async def record(
         person_id=callee_id,
         buttons=[
             [
-                Button(tr._("✅ Yes, I was called"), f"phc:y:{event.id}"),
-                Button(tr._("✖ No call"), f"phc:n:{event.id}"),
+                Button(tr._("✅ Yes, I was called"), PhoneConfirm(event.id or 0, True).data),
+                Button(tr._("✖ No call"), PhoneConfirm(event.id or 0, False).data),
             ]
         ],
     )
