@@ -97,6 +97,8 @@ class World:
     roster: tuple[Any, ...] = ()
     owners: dict[int, int | None] = field(default_factory=dict)
     presses: list[Any] = field(default_factory=list)
+    calls_seen: int = 0
+    transcript_seen: int = 0
 
 
 class ErrorLog(logging.Handler):
@@ -217,14 +219,20 @@ async def _idle(stack: LocalStack) -> None:
         await asyncio.sleep(0)
 
 
+def _recent(user: SimUser, count: int = 6) -> list[Any]:
+    """The bot's newest messages in a user's chat, raw (a view of every message costs too much)."""
+    chat = user._chat
+    newest = sorted(m for m in chat.messages if chat.messages[m].from_bot)[-count:]
+    return [chat.messages[m] for m in newest if not chat.messages[m].deleted]
+
+
 def _harvest(world: World) -> list[tuple[SimUser, int, str]]:
-    """Every button the bot has shown anyone: (who holds it, message id, callback data)."""
+    """Every button the bot shows anyone now: (who holds it, message id, callback data)."""
     found = []
     for user in [*world.people.values(), *world.strangers]:
-        for message in user.messages()[-6:]:
-            for row in (
-                message.reply_markup.get("inline_keyboard", []) if message.reply_markup else []
-            ):
+        for message in _recent(user):
+            markup = message.reply_markup or {}
+            for row in markup.get("inline_keyboard", []):
                 for button in row:
                     if "callback_data" in button:
                         found.append((user, message.message_id, button["callback_data"]))
@@ -324,9 +332,9 @@ async def _apply(world: World, step: tuple[str, Any]) -> None:
         if kind == "forge":
             data = _mutate(data, variant, junk)
             # a forged press may come from anyone who has a bot message to press on
-            everyone = [u for u in [*world.people.values(), *world.strangers] if u.messages()]
+            everyone = [u for u in [*world.people.values(), *world.strangers] if _recent(u, 1)]
             holder = everyone[pick % len(everyone)]
-            message_id = holder.messages()[-1].message_id
+            message_id = _recent(holder, 1)[-1].message_id
         world.presses.append(await holder.press_data(message_id, data))
     elif kind == "location":
         who, lat, lon, accuracy = args
@@ -356,19 +364,21 @@ TRACEBACK = re.compile(r"Traceback|File \"|Exception|Error:|sqlalchemy|asyncpg")
 async def _check(world: World) -> None:
     """The invariants of the module docstring."""
     await _idle(world.stack)
-    # every press answered exactly once
-    answers = Counter(
-        call.params.get("callback_query_id")
-        for call in world.stack.emulator.calls_of("answerCallbackQuery")
-    )
+    # every press answered exactly once (only this example's presses and calls are counted)
+    calls = world.stack.emulator.calls_of("answerCallbackQuery")
+    answers = Counter(call.params.get("callback_query_id") for call in calls[world.calls_seen :])
+    world.calls_seen = len(calls)
     for query in world.presses:
         assert answers[query.query_id] == 1, (
             f"press {query.data!r} answered {answers[query.query_id]}×"
         )
+    world.presses.clear()
     # no traceback reached a chat
-    for entry in world.stack.emulator.transcript():
+    transcript = world.stack.emulator.transcript()
+    for entry in transcript[world.transcript_seen :]:
         if entry.from_bot:
             assert not TRACEBACK.search(entry.text), entry.text
+    world.transcript_seen = len(transcript)
     db = world.db
     assert await _roster(db) == world.roster
     async with db.read() as uow:
