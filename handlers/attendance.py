@@ -14,7 +14,6 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.constants import ParseMode
 
 from bot.authz import Action
 from bot.callbacks import ClockIn, ClockOut, DutyLogStep
@@ -24,7 +23,7 @@ from bot.services import attendance, drafts
 from bot.services.attendance import ClockedIn, EmptyDutyLog, Location, NeedLocation, ShiftLine
 from handlers.context import ZhibanContext
 from handlers.render import escape
-from handlers.replies import reply, send
+from handlers.replies import edit, reply, send
 
 if TYPE_CHECKING:
     from handlers.buttons import Press
@@ -202,13 +201,21 @@ async def _clock_in(
             shift_id=shift_id,
         )
     except NeedLocation as error:
-        await context.bot.send_message(
-            chat.id, error.render(tr, tz), reply_markup=location_keyboard(tr)
+        await send(
+            context.bot,
+            chat.id,
+            error.render(tr, tz),
+            parse_mode=None,
+            reply_markup=location_keyboard(tr),
         )
         return
     except ZhibanError as error:
-        await context.bot.send_message(
-            chat.id, error.render(tr, tz), reply_markup=ReplyKeyboardRemove()
+        await send(
+            context.bot,
+            chat.id,
+            error.render(tr, tz),
+            parse_mode=None,
+            reply_markup=ReplyKeyboardRemove(),
         )
         return
     if result.closed_pages:
@@ -267,7 +274,7 @@ async def out_command(update: Update, context: ZhibanContext) -> None:
     now = runtime.clock.now()
     shift = await attendance.open_shift(runtime.db, person_id=me.person_id, now=now)
     if shift is None:
-        await message.reply_text(tr._("You are not clocked in to any shift."))
+        await reply(message, tr._("You are not clocked in to any shift."), parse_mode=None)
         return
     await drafts.begin(
         runtime.db,
@@ -278,14 +285,14 @@ async def out_command(update: Update, context: ZhibanContext) -> None:
         data={"shift_id": shift.shift_id, "texts": [], "photos": []},
         now=now,
     )
-    await message.reply_text(
+    await reply(
+        message,
         tr._(
             "Clocking out of {post}, {unit}. Write the duty log (值班记录): what happened and "
             "what the next shift should know. Send text or photos, then press Done.",
             post=escape(shift.post),
             unit=escape(shift.unit_name),
         ),
-        parse_mode=ParseMode.HTML,
         reply_markup=out_buttons(tr),
     )
 
@@ -301,8 +308,10 @@ async def on_draft_input(update: Update, context: ZhibanContext) -> bool:
     tr = context.tr_for(update)
     draft = await drafts.current(runtime.db, chat_id=chat.id, user_id=user.id, now=now)
     if isinstance(draft, drafts.Expired):
-        await message.reply_text(
-            tr._("Your unfinished duty log timed out and was dropped. Send /out to start again.")
+        await reply(
+            message,
+            tr._("Your unfinished duty log timed out and was dropped. Send /out to start again."),
+            parse_mode=None,
         )
         return True
     if draft is None or draft.conversation != OUT:
@@ -315,16 +324,21 @@ async def on_draft_input(update: Update, context: ZhibanContext) -> bool:
     elif message.text:
         data["texts"].append(message.text)
     else:
-        await message.reply_text(
+        await reply(
+            message,
             tr._("Send text or photos for the duty log, or press Done."),
+            parse_mode=None,
             reply_markup=out_buttons(tr),
         )
         return True
     await drafts.save(
         runtime.db, chat_id=chat.id, user_id=user.id, state=OUT_COLLECTING, data=data, now=now
     )
-    await message.reply_text(
-        tr._("Added to the duty log. Send more, or press Done."), reply_markup=out_buttons(tr)
+    await reply(
+        message,
+        tr._("Added to the duty log. Send more, or press Done."),
+        parse_mode=None,
+        reply_markup=out_buttons(tr),
     )
     return True
 
@@ -350,7 +364,7 @@ async def on_out_button(update: Update, context: ZhibanContext, press: Press[Dut
     if choice == "cancel":
         await drafts.end(runtime.db, chat_id=chat.id, user_id=user.id)
         await press.answer()
-        await query.edit_message_text(tr._("Cancelled. You are still clocked in."))
+        await edit(query, tr._("Cancelled. You are still clocked in."), parse_mode=None)
         return
     try:
         result = await attendance.clock_out(
@@ -371,10 +385,12 @@ async def on_out_button(update: Update, context: ZhibanContext, press: Press[Dut
         return
     await drafts.end(runtime.db, chat_id=chat.id, user_id=user.id)
     await press.answer()
-    await query.edit_message_text(
+    await edit(
+        query,
         tr._(
             "👋 Clocked out at {time}. The duty log is saved; the next shift will see it "
             "when they clock in.",
             time=tr.time_text(result.at, tz),
-        )
+        ),
+        parse_mode=None,
     )

@@ -48,6 +48,7 @@ from bot.services import refusals
 from handlers import attendance, pages, people, swaps
 from handlers.context import ZhibanContext
 from handlers.errors import AlreadyTold, apology
+from handlers.replies import send
 
 B = TypeVar("B")
 
@@ -67,7 +68,7 @@ class Answer:
             return
         message = self._query.message
         if text and message is not None:
-            await self._query.get_bot().send_message(message.chat.id, text)
+            await send(self._query.get_bot(), message.chat.id, text, parse_mode=None)
 
 
 @dataclass(frozen=True)

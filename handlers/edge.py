@@ -27,6 +27,7 @@ from bot import plausible
 from bot.services.attendance import IMPLAUSIBLE_LOCATION
 from handlers.attendance import location_keyboard
 from handlers.context import ZhibanContext
+from handlers.replies import reply
 
 log = logging.getLogger(__name__)
 
@@ -120,4 +121,6 @@ async def refuse_location(update: Update, context: ZhibanContext) -> None:
         return
     log.info("update %s: refused an implausible location", update.update_id)
     tr = context.tr_for(update)
-    await message.reply_text(tr._(IMPLAUSIBLE_LOCATION), reply_markup=location_keyboard(tr))
+    await reply(
+        message, tr._(IMPLAUSIBLE_LOCATION), parse_mode=None, reply_markup=location_keyboard(tr)
+    )

@@ -9,6 +9,7 @@ from telegram.error import TelegramError
 
 from bot.i18n import Translator
 from handlers.context import ZhibanContext
+from handlers.replies import send
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,6 @@ async def on_error(update: object, context: ZhibanContext) -> None:
     if chat is None:
         return
     try:
-        await context.bot.send_message(chat.id, text)
+        await send(context.bot, chat.id, text, parse_mode=None)
     except TelegramError:
         log.warning("could not tell the chat about the error", exc_info=True)

@@ -6,6 +6,7 @@ from telegram import Update
 
 from handlers import attendance
 from handlers.context import ZhibanContext
+from handlers.replies import reply
 
 
 async def free_input(update: Update, context: ZhibanContext) -> None:
@@ -22,8 +23,14 @@ async def not_understood(update: Update, context: ZhibanContext) -> None:
         return
     tr = context.tr_for(update)
     if message.text and message.text.startswith("/"):
-        await message.reply_text(
-            tr._("I don't know that command. Send /help to see what I can do.")
+        await reply(
+            message,
+            tr._("I don't know that command. Send /help to see what I can do."),
+            parse_mode=None,
         )
     else:
-        await message.reply_text(tr._("I didn't understand that. Send /help to see what I can do."))
+        await reply(
+            message,
+            tr._("I didn't understand that. Send /help to see what I can do."),
+            parse_mode=None,
+        )

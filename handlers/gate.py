@@ -18,6 +18,7 @@ from bot.authz import Action
 from bot.i18n import translator
 from bot.services import accounts
 from handlers.context import ZhibanContext
+from handlers.replies import reply
 
 
 def refusal(language: str | None) -> str:
@@ -88,5 +89,5 @@ async def gate(update: Update, context: ZhibanContext) -> None:
     if query is not None:
         await query.answer(text[:200], show_alert=True)
     elif update.effective_message is not None:
-        await update.effective_message.reply_text(text)
+        await reply(update.effective_message, text, parse_mode=None)
     raise ApplicationHandlerStop

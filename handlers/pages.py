@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.constants import ParseMode
 
 from bot.callbacks import PageButton, PhoneButton, PhoneCallee, PhoneConfirm, PhoneWhen
 from bot.errors import ZhibanError
@@ -190,9 +189,11 @@ async def _ask_whom(update: Update, context: ZhibanContext, press: Press[PageBut
         return
     await press.answer()
     if query.message is not None:
-        await context.bot.send_message(
+        await send(
+            context.bot,
             query.message.chat.id,
             tr._("📞 Whom did you call?"),
+            parse_mode=None,
             reply_markup=_markup(callee_buttons(tr, page_id, people)),
         )
 
@@ -207,8 +208,10 @@ async def on_phone_button(
     try:
         if isinstance(button, PhoneCallee):
             await press.answer()
-            await query.edit_message_text(
+            await edit(
+                query,
                 tr._("📞 When was the call?"),
+                parse_mode=None,
                 reply_markup=_markup(when_buttons(tr, button.page_id, button.callee_id)),
             )
             return
@@ -226,13 +229,13 @@ async def on_phone_button(
         return
     runtime.wake()
     await press.answer()
-    await query.edit_message_text(
+    await edit(
+        query,
         tr._(
             "📞 Recorded: you called {name} at {time}. They are asked to confirm it.",
             name=html.escape(outcome.callee, quote=False),
             time=tr.time_text(outcome.at, runtime.settings.bot.tz),
         ),
-        parse_mode=ParseMode.HTML,
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from bot.authz import Action
@@ -19,7 +18,7 @@ from bot.services.accounts import BoundGroup, IssuedInvite, Me, UnitView
 from handlers.context import ZhibanContext
 from handlers.menu import publish_menu
 from handlers.render import escape, role_name
-from handlers.replies import reply
+from handlers.replies import edit, reply
 
 if TYPE_CHECKING:
     from handlers.buttons import Press
@@ -141,7 +140,12 @@ async def lang_command(update: Update, context: ZhibanContext) -> None:
         ]
     )
     tr = context.tr_for(update)
-    await update.effective_message.reply_text(tr._("Choose your language:"), reply_markup=keyboard)
+    await reply(
+        update.effective_message,
+        tr._("Choose your language:"),
+        parse_mode=None,
+        reply_markup=keyboard,
+    )
 
 
 async def on_language_button(
@@ -163,7 +167,7 @@ async def on_language_button(
     tr = translator(language)
     await press.answer()
     await publish_menu(context.bot, chat_id=update.effective_chat.id, me=context.me, tr=tr)
-    await query.edit_message_text(tr._("Zhiban will talk to you in English from now on."))
+    await edit(query, tr._("Zhiban will talk to you in English from now on."), parse_mode=None)
 
 
 async def unit_command(update: Update, context: ZhibanContext) -> None:
@@ -173,8 +177,10 @@ async def unit_command(update: Update, context: ZhibanContext) -> None:
         return
     tr = context.tr_for(update)
     if len(context.args or []) != 1:
-        await message.reply_text(
-            tr._("Send /unit followed by a unit code, for example /unit SB01.")
+        await reply(
+            message,
+            tr._("Send /unit followed by a unit code, for example /unit SB01."),
+            parse_mode=None,
         )
         return
     runtime = context.runtime
@@ -186,11 +192,7 @@ async def unit_command(update: Update, context: ZhibanContext) -> None:
         await reply(message, error.render(tr), parse_mode=None)
         return
     pages = unit_pages(tr, listing.view)
-    await message.reply_text(
-        pages[0],
-        parse_mode=ParseMode.HTML,
-        reply_markup=unit_page_buttons(listing.unit_id, 0, len(pages)),
-    )
+    await reply(message, pages[0], reply_markup=unit_page_buttons(listing.unit_id, 0, len(pages)))
 
 
 async def on_unit_page_button(
@@ -214,11 +216,7 @@ async def on_unit_page_button(
     page = min(page, len(pages) - 1)  # the unit may have lost people since the list was sent
     await press.answer()
     try:
-        await query.edit_message_text(
-            pages[page],
-            parse_mode=ParseMode.HTML,
-            reply_markup=unit_page_buttons(unit_id, page, len(pages)),
-        )
+        await edit(query, pages[page], reply_markup=unit_page_buttons(unit_id, page, len(pages)))
     except BadRequest as error:
         if "not modified" not in error.message.lower():
             raise  # the page indicator was pressed: the reader is on that page already
@@ -236,11 +234,13 @@ async def invite_command(update: Update, context: ZhibanContext) -> None:
     staff_nos = [] if by_unit else args
     # Anyone but an admin goes straight to the service's refusal, whatever they typed.
     if not staff_nos and unit_code is None and context.me.can_anywhere(Action.INVITE_ISSUE):
-        await message.reply_text(
+        await reply(
+            message,
             tr._(
                 "Send /invite followed by staff numbers, or /invite unit CODE for everyone "
                 "in a unit who has no account yet."
-            )
+            ),
+            parse_mode=None,
         )
         return
     runtime = context.runtime
@@ -259,7 +259,7 @@ async def invite_command(update: Update, context: ZhibanContext) -> None:
         await reply(message, error.render(tr), parse_mode=None)
         return
     if not invites:
-        await message.reply_text(tr._("Everyone there already has an account."))
+        await reply(message, tr._("Everyone there already has an account."), parse_mode=None)
         return
     await reply(
         message,
@@ -275,7 +275,9 @@ async def bindgroup_command(update: Update, context: ZhibanContext) -> None:
         return
     tr = context.tr_for(update)
     if chat.type == chat.PRIVATE:
-        await message.reply_text(tr._("Send /bindgroup in the unit's duty group, not here."))
+        await reply(
+            message, tr._("Send /bindgroup in the unit's duty group, not here."), parse_mode=None
+        )
         return
     runtime = context.runtime
     code = context.args[0] if context.args else None
@@ -286,4 +288,4 @@ async def bindgroup_command(update: Update, context: ZhibanContext) -> None:
     except ZhibanError as error:
         await reply(message, error.render(tr), parse_mode=None)
         return
-    await message.reply_text(bound_text(tr, bound), parse_mode=ParseMode.HTML)
+    await reply(message, bound_text(tr, bound))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from telegram import Update
-from telegram.constants import ParseMode
 
 from bot.errors import ZhibanError
 from bot.i18n import LANGUAGES, Translator, translator
@@ -12,6 +11,7 @@ from bot.services.accounts import Me
 from handlers.context import ZhibanContext
 from handlers.menu import help_text, publish_menu
 from handlers.render import escape, role_name
+from handlers.replies import reply
 
 
 def stranger_text(first: Translator, name: str) -> str:
@@ -54,13 +54,9 @@ async def start(update: Update, context: ZhibanContext) -> None:
     code = context.args[0] if context.args else None
     if code is None:
         if context.me is None:
-            await message.reply_text(
-                stranger_text(context.tr_for(update), user.full_name), parse_mode=ParseMode.HTML
-            )
+            await reply(message, stranger_text(context.tr_for(update), user.full_name))
         else:
-            await message.reply_text(
-                help_text(context.me, context.tr_for(update)), parse_mode=ParseMode.HTML
-            )
+            await reply(message, help_text(context.me, context.tr_for(update)))
         return
     try:
         me = await accounts.redeem(
@@ -74,19 +70,17 @@ async def start(update: Update, context: ZhibanContext) -> None:
     except ZhibanError as error:
         tr = context.tr_for(update)
         other = translator(next(c for c in LANGUAGES if c != tr.language))
-        await message.reply_text(error.render(tr) + "\n" + error.render(other))
+        await reply(message, error.render(tr) + "\n" + error.render(other), parse_mode=None)
         return
     context.me = me
     runtime.wake()
     tr = context.tr_for(update)
     await publish_menu(context.bot, chat_id=update.effective_chat.id, me=me, tr=tr)
-    await message.reply_text(welcome_text(tr, me), parse_mode=ParseMode.HTML)
+    await reply(message, welcome_text(tr, me))
 
 
 async def help_command(update: Update, context: ZhibanContext) -> None:
     """List the commands this person may use."""
     if update.effective_message is None:
         return
-    await update.effective_message.reply_text(
-        help_text(context.me, context.tr_for(update)), parse_mode=ParseMode.HTML
-    )
+    await reply(update.effective_message, help_text(context.me, context.tr_for(update)))

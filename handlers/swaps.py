@@ -17,6 +17,7 @@ from bot.callbacks import (
 from bot.errors import ZhibanError
 from bot.services import swaps
 from handlers.context import ZhibanContext
+from handlers.replies import edit, reply
 
 if TYPE_CHECKING:
     from handlers.buttons import Press
@@ -41,10 +42,12 @@ async def swap_command(update: Update, context: ZhibanContext) -> None:
         runtime.db, person_id=me.person_id, now=runtime.clock.now(), ctx=runtime.paging, tr=tr
     )
     if not choices:
-        await message.reply_text(tr._("You have no coming shift to swap."))
+        await reply(message, tr._("You have no coming shift to swap."), parse_mode=None)
         return
-    await message.reply_text(
+    await reply(
+        message,
         tr._("Which shift do you want to hand over?"),
+        parse_mode=None,
         reply_markup=_keyboard(
             [(c.label, SwapShift(c.id).data) for c in choices], tr._("✖ Cancel")
         ),
@@ -65,7 +68,7 @@ async def on_swap_button(update: Update, context: ZhibanContext, press: Press[Sw
         match button:
             case SwapCancel():
                 await press.answer()
-                await query.edit_message_text(tr._("Cancelled; nothing was changed."))
+                await edit(query, tr._("Cancelled; nothing was changed."), parse_mode=None)
                 return
             case SwapShift(shift_id=shift_id):
                 people = await swaps.colleagues(
@@ -77,10 +80,14 @@ async def on_swap_button(update: Update, context: ZhibanContext, press: Press[Sw
                 )
                 await press.answer()
                 if not people:
-                    await query.edit_message_text(tr._("Nobody in your unit is free at that time."))
+                    await edit(
+                        query, tr._("Nobody in your unit is free at that time."), parse_mode=None
+                    )
                     return
-                await query.edit_message_text(
+                await edit(
+                    query,
                     tr._("Who should take it?"),
+                    parse_mode=None,
                     reply_markup=_keyboard(
                         [(p.label, SwapOffer(shift_id, p.id).data) for p in people],
                         tr._("✖ Cancel"),
@@ -133,4 +140,4 @@ async def on_swap_button(update: Update, context: ZhibanContext, press: Press[Sw
         return
     runtime.wake()
     await press.answer()
-    await query.edit_message_text(text)
+    await edit(query, text, parse_mode=None)
