@@ -86,7 +86,14 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
             )
         )
         .post_init(_register_commands)
-        .persistence(DatabasePersistence(runtime.db, runtime.clock, max_age=drafts.TIMEOUT))
+        .persistence(
+            DatabasePersistence(
+                runtime.db,
+                runtime.clock,
+                max_age=drafts.TIMEOUT,
+                drafted=conversations.PROMPTS.keys(),
+            )
+        )
         .build()
     )
     worker = worker_name()

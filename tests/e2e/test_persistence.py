@@ -135,3 +135,11 @@ async def test_stale_conversations_are_not_resumed(db: Database) -> None:
     assert await _stored(db) == [("other", 7002, Step.PLACE), ("other", 7001, Step.NAME)]
     await persistence.update_conversation("other", (7001, 7001), None)
     assert await _stored(db) == [("other", 7002, Step.PLACE)]
+
+
+async def test_a_drafted_conversation_is_never_brought_back_by_a_late_write(db: Database) -> None:
+    clock = MovableClock(T0)
+    persistence = DatabasePersistence(db, clock, drafted={"out"})
+    # the draft timed out before the persistence job wrote the person's last step
+    await persistence.update_conversation("out", (7001, 7001), Step.NAME)
+    assert await _stored(db) == []
