@@ -11,9 +11,10 @@ seconds and at shutdown; the interval is kept short (1 s) so that a crash loses 
 second's step, and that step's draft is in the database already.
 
 A conversation named in `drafted` keeps a draft through bot/services/drafts.py, which creates
-its row and writes its state in each step's own transaction. For those, this class never
-creates a row: its write comes up to a second late, and by then the draft may have timed out
-or been replaced, and a row written then would bring back a draft nobody holds.
+its row and writes its state and time in each step's own transaction. For those, this class
+never moves the time nor creates a row: its write comes up to a second late, and by then the
+draft may have timed out or been replaced; a row written then would bring back a draft nobody
+holds, and a time moved then would push the draft's timeout.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
                 )
             else:
                 row.state = int(new_state)
-                row.updated_at = now
+                if name not in self._drafted:  # a draft's time is its own last step's
+                    row.updated_at = now
             await uow.commit()
 
     # Nothing but conversations is persisted: the other hooks keep nothing.

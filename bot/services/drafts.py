@@ -268,10 +268,11 @@ def deadline_handlers(
             return
         row, token = fresh
         prompt = prompts.get(row.conversation)
-        if prompt is None or now >= row.updated_at + TIMEOUT:
+        expires_at = deadline.due_at + WARN_BEFORE
+        if prompt is None or now >= expires_at:
             return  # the bot was down past the timeout: the timeout itself speaks
         tr = await _reader(session, row.user_id, default_language)
-        minutes = max(int((row.updated_at + TIMEOUT - now).total_seconds() // 60), 1)
+        minutes = max(int((expires_at - now).total_seconds() // 60), 1)
         await outbox.enqueue(
             session,
             now=now,
