@@ -27,11 +27,12 @@ from bot.db import create_engine
 from bot.delivery import OutboxSender, outbox_bot, worker_name
 from bot.i18n import LANGUAGES, translator
 from bot.migrate import upgrade
-from bot.services import attendance, escalation
+from bot.persistence import DatabasePersistence
+from bot.services import attendance, drafts, escalation
 from bot.services.engine import DeadlineHandler
 from bot.uow import Database
 from handlers import attendance as attendance_handlers
-from handlers import buttons, edge, fallback, gate, menu, people
+from handlers import buttons, conversations, edge, fallback, gate, menu, people
 from handlers import start as start_handlers
 from handlers import swaps as swap_handlers
 from handlers.context import BotData, Runtime, Sender, ZhibanApplication, ZhibanContext
@@ -85,6 +86,14 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
             )
         )
         .post_init(_register_commands)
+        .persistence(
+            DatabasePersistence(
+                runtime.db,
+                runtime.clock,
+                max_age=drafts.TIMEOUT,
+                drafted=conversations.PROMPTS.keys(),
+            )
+        )
         .build()
     )
     worker = worker_name()
@@ -132,12 +141,13 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         ("invite", people.invite_command),
         ("shifts", attendance_handlers.shifts_command),
         ("in", attendance_handlers.in_command),
-        ("out", attendance_handlers.out_command),
         ("swap", swap_handlers.swap_command),
     ):
         # Private chats only: invite links, phones and pages do not belong in a group.
         application.add_handler(CommandHandler(name, callback, filters=filters.ChatType.PRIVATE))
     application.add_handler(CommandHandler("bindgroup", people.bindgroup_command))
+    # Conversations first: each takes its own steps' presses and input (handlers/conversations.py).
+    application.add_handler(conversations.out_conversation())
     # One handler for every press: bot/callbacks.py decodes it, handlers/buttons.py routes it.
     application.add_handler(CallbackQueryHandler(buttons.on_button))
     application.add_handler(
@@ -162,6 +172,9 @@ def deadline_handlers(runtime: Runtime) -> dict[str, DeadlineHandler]:
     return {
         escalation.STEP_KIND: escalation.step_handler(runtime.paging),
         **attendance.deadline_handlers(runtime.settings.shifts, runtime.paging),
+        **drafts.deadline_handlers(
+            conversations.PROMPTS, default_language=runtime.settings.bot.language
+        ),
     }
 
 

@@ -11,7 +11,8 @@ catalog's "This button is no longer valid.") for anything else:
   the range of an INTEGER column on both SQLite and PostgreSQL (`str.isdigit` and a regex's
   digit class also take "²" and other Unicode digits; forty nines overflow SQLite, twelve
   digits PostgreSQL);
-- words come from a fixed set (languages, page actions, swap steps);
+- words come from a fixed set (languages, page actions, swap steps); a draft's token is
+  twelve lowercase hex digits;
 - the whole is at most 64 bytes, Telegram's limit.
 
 This module is a leaf, like the clock and the catalog: the services that put buttons on
@@ -89,13 +90,12 @@ class ClockOut:
         return f"sh:out:{self.shift_id}"
 
 
-OutChoice = Literal["done", "none", "cancel"]
-_OUT_CHOICES: tuple[OutChoice, ...] = ("done", "none", "cancel")
+OutChoice = Literal["done", "none", "back", "cancel"]
 
 
 @dataclass(frozen=True)
 class DutyLogStep:
-    """`out:<choice>`: Done, Nothing to report or Cancel while writing the duty log."""
+    """`out:<choice>`: Done, Nothing to report, Back or Cancel while writing the duty log."""
 
     choice: OutChoice
 
@@ -164,6 +164,24 @@ class SwapDecision:
     def data(self) -> str:
         """The callback data."""
         return f"sw:{'y' if self.approve else 'n'}:{self.swap_id}"
+
+
+DraftAction = Literal["send", "go_on", "discard"]
+_DRAFT_ACTIONS: dict[str, DraftAction] = {"s": "send", "g": "go_on", "d": "discard"}
+DRAFT_TOKEN_LENGTH = 12
+
+
+@dataclass(frozen=True)
+class DraftChoice:
+    """`cv:<s|g|d>:<token>`: send a draft as it is, go on with it, or discard it."""
+
+    action: DraftAction
+    token: str
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"cv:{self.action[0]}:{self.token}"
 
 
 SwapButton = SwapCancel | SwapShift | SwapOffer | SwapAnswer | SwapDecision
@@ -247,6 +265,7 @@ ButtonData = (
     | ClockIn
     | ClockOut
     | DutyLogStep
+    | DraftChoice
     | SwapButton
     | PageButton
     | PhoneButton
@@ -277,8 +296,21 @@ def _duty_log(fields: list[str]) -> ButtonData:
             return DutyLogStep("done")
         case ["none"]:
             return DutyLogStep("none")
+        case ["back"]:
+            return DutyLogStep("back")
         case ["cancel"]:
             return DutyLogStep("cancel")
+    raise InvalidButton
+
+
+def _draft(fields: list[str]) -> ButtonData:
+    match fields:
+        case [action, token] if (
+            action in _DRAFT_ACTIONS
+            and len(token) == DRAFT_TOKEN_LENGTH
+            and all(c in "0123456789abcdef" for c in token)
+        ):
+            return DraftChoice(_DRAFT_ACTIONS[action], token)
     raise InvalidButton
 
 
@@ -334,6 +366,7 @@ _READERS: dict[str, Callable[[list[str]], ButtonData]] = {
     "lang": _language,
     "sh": _shift,
     "out": _duty_log,
+    "cv": _draft,
     "sw": _swap,
     "pg": _page,
     "ph": _phone,

@@ -9,10 +9,17 @@ instance taking over) resumes each person at the step they were at, with what th
 python-telegram-bot writes conversation states in its persistence job every `update_interval`
 seconds and at shutdown; the interval is kept short (1 s) so that a crash loses at most the last
 second's step, and that step's draft is in the database already.
+
+A conversation named in `drafted` keeps a draft through bot/services/drafts.py, which creates
+its row and writes its state and time in each step's own transaction. For those, this class
+never moves the time nor creates a row: its write comes up to a second late, and by then the
+draft may have timed out or been replaced; a row written then would bring back a draft nobody
+holds, and a time moved then would push the draft's timeout.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
@@ -38,8 +45,10 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         *,
         update_interval: float = 1.0,
         max_age: timedelta | None = None,
+        drafted: Collection[str] = (),
     ) -> None:
         super().__init__(store_data=NOTHING, update_interval=update_interval)
+        self._drafted = frozenset(drafted)
         self._db = db
         self._clock = clock
         self._max_age = max_age
@@ -83,6 +92,8 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
                 )
             ).first()
             now = self._clock.now()
+            if row is None and name in self._drafted:
+                return  # the draft is gone (timed out, replaced): nothing to bring back
             if row is None:
                 # One conversation at a time per person and chat: a new one replaces the old.
                 await session.execute(sa.delete(ConversationDraft).where(*where))
@@ -98,7 +109,8 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
                 )
             else:
                 row.state = int(new_state)
-                row.updated_at = now
+                if name not in self._drafted:  # a draft's time is its own last step's
+                    row.updated_at = now
             await uow.commit()
 
     # Nothing but conversations is persisted: the other hooks keep nothing.

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from telegram import (
@@ -14,11 +15,12 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
+from telegram.ext import ConversationHandler
 
 from bot.authz import Action
-from bot.callbacks import ClockIn, ClockOut, DutyLogStep
+from bot.callbacks import ClockIn, ClockOut, DraftChoice, DutyLogStep
 from bot.errors import ZhibanError
-from bot.i18n import Translator
+from bot.i18n import N_, Translator
 from bot.services import attendance, drafts
 from bot.services.attendance import ClockedIn, EmptyDutyLog, Location, NeedLocation, ShiftLine
 from handlers.context import ZhibanContext
@@ -29,7 +31,27 @@ if TYPE_CHECKING:
     from handlers.buttons import Press
 
 OUT = "out"
-OUT_COLLECTING = 1
+
+
+class OutStep(IntEnum):
+    """The steps of /out: the duty log is written in one step, text and photos, until Done."""
+
+    WRITING = 1
+
+
+END = ConversationHandler.END
+
+OUT_PROMPT = drafts.DraftPrompt(
+    warning=N_(
+        "Your duty log is not sent yet and will be dropped in {minutes} minutes. "
+        "Clock out with what is written, keep writing, or discard it?"
+    ),
+    send=N_("👋 Clock out with what is written"),
+    timed_out=N_(
+        "Your unfinished duty log was left for 30 minutes and has been dropped; you are still "
+        "clocked in. Send /out to start again."
+    ),
+)
 
 
 def _span(tr: Translator, line: ShiftLine, tz: ZoneInfo) -> str:
@@ -133,7 +155,7 @@ def clocked_in_text(tr: Translator, result: ClockedIn, tz: ZoneInfo) -> str:
 
 
 def out_buttons(tr: Translator) -> InlineKeyboardMarkup:
-    """Done, nothing to report, cancel."""
+    """Done, nothing to report, back, cancel."""
     return InlineKeyboardMarkup(
         [
             [
@@ -142,7 +164,10 @@ def out_buttons(tr: Translator) -> InlineKeyboardMarkup:
                     tr._("Nothing to report"), callback_data=DutyLogStep("none").data
                 ),
             ],
-            [InlineKeyboardButton(tr._("✖ Cancel"), callback_data=DutyLogStep("cancel").data)],
+            [
+                InlineKeyboardButton(tr._("↩ Back"), callback_data=DutyLogStep("back").data),
+                InlineKeyboardButton(tr._("✖ Cancel"), callback_data=DutyLogStep("cancel").data),
+            ],
         ]
     )
 
@@ -257,32 +282,36 @@ async def on_location(update: Update, context: ZhibanContext) -> None:
 
 async def on_clock_out_button(
     update: Update, context: ZhibanContext, press: Press[ClockOut]
-) -> None:
+) -> int:
     """The Clock out button on the end-of-shift reminder: the same as /out."""
     await press.answer()
-    await out_command(update, context)
+    return await out_command(update, context)
 
 
-async def out_command(update: Update, context: ZhibanContext) -> None:
+def _keys(update: Update) -> tuple[int, int] | None:
+    chat, user = update.effective_chat, update.effective_user
+    return None if chat is None or user is None else (chat.id, user.id)
+
+
+async def out_command(update: Update, context: ZhibanContext) -> int:
     """Start clocking out: ask for the duty log."""
-    message, chat, me = update.effective_message, update.effective_chat, context.me
-    user = update.effective_user
-    if message is None or chat is None or me is None or user is None:
-        return
+    message, me, who = update.effective_message, context.me, _keys(update)
+    if message is None or me is None or who is None:
+        return END
     runtime = context.runtime
     tr = context.tr_for(update)
     now = runtime.clock.now()
     shift = await attendance.open_shift(runtime.db, person_id=me.person_id, now=now)
     if shift is None:
         await reply(message, tr._("You are not clocked in to any shift."), parse_mode=None)
-        return
+        return END
     await drafts.begin(
         runtime.db,
         conversation=OUT,
-        chat_id=chat.id,
-        user_id=user.id,
-        state=OUT_COLLECTING,
-        data={"shift_id": shift.shift_id, "texts": [], "photos": []},
+        chat_id=who[0],
+        user_id=who[1],
+        state=OutStep.WRITING,
+        data={"shift_id": shift.shift_id, "texts": [], "photos": [], "added": []},
         now=now,
     )
     await reply(
@@ -295,34 +324,41 @@ async def out_command(update: Update, context: ZhibanContext) -> None:
         ),
         reply_markup=out_buttons(tr),
     )
+    return OutStep.WRITING
 
 
-async def on_draft_input(update: Update, context: ZhibanContext) -> bool:
-    """Add a text or photo to the duty log in progress; tell whether it was taken."""
-    message, chat, me = update.effective_message, update.effective_chat, context.me
-    user = update.effective_user
-    if message is None or chat is None or me is None or user is None:
-        return False
+async def _gone(update: Update, context: ZhibanContext, press: Press[Any] | None = None) -> int:
+    """Say that the clock-out is no longer open, and end the conversation."""
+    tr = context.tr_for(update)
+    text = tr._("This clock-out was already finished or has timed out. Send /out to start again.")
+    if press is not None:
+        await press.answer(text, alert=True)
+    elif update.effective_message is not None:
+        await reply(update.effective_message, text, parse_mode=None)
+    return END
+
+
+async def on_draft_input(update: Update, context: ZhibanContext) -> int:
+    """Add a text or photo to the duty log in progress."""
+    message, who = update.effective_message, _keys(update)
+    if message is None or who is None:
+        return END
     runtime = context.runtime
     now = runtime.clock.now()
     tr = context.tr_for(update)
-    draft = await drafts.current(runtime.db, chat_id=chat.id, user_id=user.id, now=now)
-    if isinstance(draft, drafts.Expired):
-        await reply(
-            message,
-            tr._("Your unfinished duty log timed out and was dropped. Send /out to start again."),
-            parse_mode=None,
-        )
-        return True
-    if draft is None or draft.conversation != OUT:
-        return False
+    draft = await drafts.current(runtime.db, conversation=OUT, chat_id=who[0], user_id=who[1])
+    if draft is None:
+        return await _gone(update, context)
     data = draft.data
+    texts, photos = list(data.get("texts", [])), list(data.get("photos", []))
+    # What each input added, so that Back takes back exactly the last one.
+    added: list[list[int]] = list(data.get("added", []))
     if message.photo:
-        data["photos"].append(message.photo[-1].file_id)
+        photos.append(message.photo[-1].file_id)
         if message.caption:
-            data["texts"].append(message.caption)
+            texts.append(message.caption)
     elif message.text:
-        data["texts"].append(message.text)
+        texts.append(message.text)
     else:
         await reply(
             message,
@@ -330,42 +366,97 @@ async def on_draft_input(update: Update, context: ZhibanContext) -> bool:
             parse_mode=None,
             reply_markup=out_buttons(tr),
         )
-        return True
-    await drafts.save(
-        runtime.db, chat_id=chat.id, user_id=user.id, state=OUT_COLLECTING, data=data, now=now
+        return OutStep.WRITING
+    added.append(
+        [len(texts) - len(data.get("texts", [])), len(photos) - len(data.get("photos", []))]
     )
+    saved = await drafts.save(
+        runtime.db,
+        conversation=OUT,
+        chat_id=who[0],
+        user_id=who[1],
+        state=OutStep.WRITING,
+        data={**data, "texts": texts, "photos": photos, "added": added},
+        now=now,
+    )
+    if saved is None:
+        return await _gone(update, context)
     await reply(
         message,
         tr._("Added to the duty log. Send more, or press Done."),
         parse_mode=None,
         reply_markup=out_buttons(tr),
     )
-    return True
+    return OutStep.WRITING
 
 
-async def on_out_button(update: Update, context: ZhibanContext, press: Press[DutyLogStep]) -> None:
-    """Done, nothing to report, or cancel."""
-    query, chat, me = press.query, update.effective_chat, context.me
-    user = update.effective_user
-    if chat is None or me is None or user is None:
-        return
+async def _take_back(
+    update: Update, context: ZhibanContext, press: Press[DutyLogStep], draft: drafts.Draft
+) -> int:
+    """Back: take the last text or photo out of the duty log."""
+    runtime = context.runtime
+    tr = context.tr_for(update)
+    data = draft.data
+    added: list[list[int]] = list(data.get("added", []))
+    if not added:
+        await press.answer(
+            tr._("Nothing is written yet. Press Cancel to stop clocking out."), alert=True
+        )
+        return OutStep.WRITING
+    texts_added, photos_added = added.pop()
+    texts, photos = list(data.get("texts", [])), list(data.get("photos", []))
+    del texts[len(texts) - texts_added :]
+    del photos[len(photos) - photos_added :]
+    who = (draft_chat(update), draft_user(update))
+    await drafts.save(
+        runtime.db,
+        conversation=OUT,
+        chat_id=who[0],
+        user_id=who[1],
+        state=OutStep.WRITING,
+        data={**data, "texts": texts, "photos": photos, "added": added},
+        now=runtime.clock.now(),
+    )
+    await press.answer()
+    message = press.query.message
+    if message is not None:
+        await send(
+            context.bot,
+            message.chat.id,
+            tr._("Took back the last thing you added. Send more, or press Done."),
+            parse_mode=None,
+            reply_markup=out_buttons(tr),
+        )
+    return OutStep.WRITING
+
+
+def draft_chat(update: Update) -> int:
+    """The chat a draft is kept for."""
+    return update.effective_chat.id if update.effective_chat else 0
+
+
+def draft_user(update: Update) -> int:
+    """The person a draft is kept for."""
+    return update.effective_user.id if update.effective_user else 0
+
+
+async def _finish(
+    update: Update,
+    context: ZhibanContext,
+    press: Press[Any],
+    draft: drafts.Draft,
+    *,
+    nothing_to_report: bool,
+) -> int:
+    """Clock out with the duty log as written; an empty log keeps the draft open."""
+    me = context.me
+    if me is None:
+        return END
     runtime = context.runtime
     tr = context.tr_for(update)
     tz = runtime.settings.bot.tz
     now = runtime.clock.now()
-    draft = await drafts.current(runtime.db, chat_id=chat.id, user_id=user.id, now=now)
-    if not isinstance(draft, drafts.Draft) or draft.conversation != OUT:
-        await press.answer(
-            tr._("This clock-out was already finished or has timed out. Send /out to start again."),
-            alert=True,
-        )
-        return
-    choice = press.button.choice
-    if choice == "cancel":
-        await drafts.end(runtime.db, chat_id=chat.id, user_id=user.id)
-        await press.answer()
-        await edit(query, tr._("Cancelled. You are still clocked in."), parse_mode=None)
-        return
+    chat_id, user_id = draft_chat(update), draft_user(update)
     try:
         result = await attendance.clock_out(
             runtime.db,
@@ -374,19 +465,19 @@ async def on_out_button(update: Update, context: ZhibanContext, press: Press[Dut
             now=now,
             duty_log="\n".join(draft.data.get("texts", [])),
             attachments=list(draft.data.get("photos", [])),
-            nothing_to_report=choice == "none",
+            nothing_to_report=nothing_to_report,
         )
     except EmptyDutyLog as error:
         await press.answer(error.render(tr, tz), alert=True)  # the draft stays open
-        return
+        return OutStep.WRITING
     except ZhibanError as error:
-        await drafts.end(runtime.db, chat_id=chat.id, user_id=user.id)
+        await drafts.end(runtime.db, conversation=OUT, chat_id=chat_id, user_id=user_id, now=now)
         await press.answer(error.render(tr, tz), alert=True)
-        return
-    await drafts.end(runtime.db, chat_id=chat.id, user_id=user.id)
+        return END
+    await drafts.end(runtime.db, conversation=OUT, chat_id=chat_id, user_id=user_id, now=now)
     await press.answer()
     await edit(
-        query,
+        press.query,
         tr._(
             "👋 Clocked out at {time}. The duty log is saved; the next shift will see it "
             "when they clock in.",
@@ -394,3 +485,94 @@ async def on_out_button(update: Update, context: ZhibanContext, press: Press[Dut
         ),
         parse_mode=None,
     )
+    return END
+
+
+async def on_out_button(update: Update, context: ZhibanContext, press: Press[DutyLogStep]) -> int:
+    """Done, nothing to report, back, or cancel."""
+    runtime = context.runtime
+    tr = context.tr_for(update)
+    draft = await drafts.current(
+        runtime.db, conversation=OUT, chat_id=draft_chat(update), user_id=draft_user(update)
+    )
+    if draft is None:
+        return await _gone(update, context, press)
+    choice = press.button.choice
+    if choice == "back":
+        return await _take_back(update, context, press, draft)
+    if choice == "cancel":
+        await drafts.end(
+            runtime.db,
+            conversation=OUT,
+            chat_id=draft_chat(update),
+            user_id=draft_user(update),
+            now=runtime.clock.now(),
+        )
+        await press.answer()
+        await edit(press.query, tr._("Cancelled. You are still clocked in."), parse_mode=None)
+        return END
+    return await _finish(update, context, press, draft, nothing_to_report=choice == "none")
+
+
+async def on_out_prompt(update: Update, context: ZhibanContext, press: Press[DraftChoice]) -> int:
+    """Before the timeout: clock out with what is written, keep writing, or discard the draft."""
+    runtime = context.runtime
+    tr = context.tr_for(update)
+    now = runtime.clock.now()
+    chat_id, user_id = draft_chat(update), draft_user(update)
+    draft = await drafts.current(runtime.db, conversation=OUT, chat_id=chat_id, user_id=user_id)
+    if draft is None or draft.token != press.button.token:
+        await press.answer(
+            tr._("This draft is no longer open: it was sent, discarded or timed out."), alert=True
+        )
+        return OutStep.WRITING if draft is not None else END
+    match press.button.action:
+        case "send":
+            written = bool(draft.data.get("texts") or draft.data.get("photos"))
+            return await _finish(update, context, press, draft, nothing_to_report=not written)
+        case "go_on":
+            await drafts.go_on(
+                runtime.db,
+                conversation=OUT,
+                chat_id=chat_id,
+                user_id=user_id,
+                token=draft.token,
+                now=now,
+            )
+            await press.answer()
+            await edit(
+                press.query,
+                tr._("Go on: send text or photos for the duty log, then press Done."),
+                parse_mode=None,
+                reply_markup=out_buttons(tr),
+            )
+            return OutStep.WRITING
+    await drafts.end(runtime.db, conversation=OUT, chat_id=chat_id, user_id=user_id, now=now)
+    await press.answer()
+    await edit(
+        press.query,
+        tr._("The duty log draft is discarded. You are still clocked in."),
+        parse_mode=None,
+    )
+    return END
+
+
+async def out_cancel_command(update: Update, context: ZhibanContext) -> int:
+    """/cancel while writing the duty log."""
+    runtime = context.runtime
+    tr = context.tr_for(update)
+    await drafts.end(
+        runtime.db,
+        conversation=OUT,
+        chat_id=draft_chat(update),
+        user_id=draft_user(update),
+        now=runtime.clock.now(),
+    )
+    if update.effective_message is not None:
+        await reply(
+            update.effective_message,
+            tr._("Cancelled. You are still clocked in."),
+            parse_mode=None,
+            reply_markup=ReplyKeyboardRemove(),
+        )
+    return END

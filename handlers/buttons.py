@@ -17,9 +17,10 @@ the error handler only logs.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from telegram import CallbackQuery, Update
 from telegram.error import TelegramError
@@ -29,6 +30,7 @@ from bot.callbacks import (
     ButtonData,
     ClockIn,
     ClockOut,
+    DraftChoice,
     DutyLogStep,
     InvalidButton,
     Language,
@@ -85,11 +87,11 @@ def own_chat(query: CallbackQuery) -> bool:
     return query.message is not None and query.message.chat.id == query.from_user.id
 
 
-async def on_button(update: Update, context: ZhibanContext) -> None:
-    """Decode a press, check where it was made, and hand it to its handler."""
+async def _receive(update: Update, context: ZhibanContext) -> Press[ButtonData] | None:
+    """Decode a press made in the presser's own chat; refuse (answered, audited) anything else."""
     query = update.callback_query
     if query is None:
-        return
+        return None
     tr = context.tr_for(update)
     answer = Answer(query)
     runtime = context.runtime
@@ -102,7 +104,7 @@ async def on_button(update: Update, context: ZhibanContext) -> None:
             reason="not the presser's own chat",
             now=runtime.clock.now(),
         )
-        return
+        return None
     try:
         button = callbacks.decode(query.data)
     except InvalidButton as error:
@@ -114,14 +116,53 @@ async def on_button(update: Update, context: ZhibanContext) -> None:
             reason="not a button of ours",
             now=runtime.clock.now(),
         )
+        return None
+    return Press(query, button, answer)
+
+
+async def on_button(update: Update, context: ZhibanContext) -> None:
+    """Decode a press, check where it was made, and hand it to its handler."""
+    press = await _receive(update, context)
+    if press is None:
         return
+    tr = context.tr_for(update)  # the apology in the language the press was made in
     try:
-        await _dispatch(update, context, query, button, answer)
-        if not answer.given:
-            await answer()
+        await _dispatch(update, context, press.query, press.button, press.answer)
+        if not press.answer.given:
+            await press.answer()
     except Exception as error:
-        await _apologise(answer, tr)
+        await _apologise(press.answer, tr)
         raise AlreadyTold from error
+
+
+def conversation_step(
+    kind: type[B], step: Callable[[Update, ZhibanContext, Press[B]], Awaitable[object]]
+) -> Callable[[Update, ZhibanContext], Coroutine[Any, Any, object]]:
+    """A press as one step of a ConversationHandler, with the guarantees of `on_button`.
+
+    Refused, forged and foreign presses are answered, audited and leave the step where it is
+    (None); otherwise `step` runs and its result is the conversation's next state.
+    """
+
+    async def pressed(update: Update, context: ZhibanContext) -> object:
+        press = await _receive(update, context)
+        if press is None:
+            return None
+        tr = context.tr_for(update)
+        if not isinstance(press.button, kind):
+            await press.answer(InvalidButton().render(tr), alert=True)
+            return None
+        try:
+            state = await step(update, context, Press(press.query, press.button, press.answer))
+            if not press.answer.given:
+                await press.answer()
+        except Exception as error:
+            await _apologise(press.answer, tr)
+            raise AlreadyTold from error
+        return state
+
+    pressed.__doc__ = step.__doc__
+    return pressed
 
 
 async def _apologise(answer: Answer, tr: Translator) -> None:
@@ -149,6 +190,13 @@ async def _dispatch(
             await attendance.on_clock_out_button(update, context, press(button))
         case DutyLogStep():
             await attendance.on_out_button(update, context, press(button))
+        case DraftChoice():
+            # A prompt's button pressed outside its conversation: the draft is already gone.
+            tr = context.tr_for(update)
+            await answer(
+                tr._("This draft is no longer open: it was sent, discarded or timed out."),
+                alert=True,
+            )
         case SwapCancel() | SwapShift() | SwapOffer() | SwapAnswer() | SwapDecision():
             await swaps.on_swap_button(update, context, press(button))
         case PageButton():

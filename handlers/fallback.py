@@ -1,18 +1,15 @@
-"""Whatever no command took: a conversation's next input, or one sentence pointing to /help."""
+"""Whatever no command or conversation took: one sentence pointing to /help."""
 
 from __future__ import annotations
 
 from telegram import Update
 
-from handlers import attendance
 from handlers.context import ZhibanContext
 from handlers.replies import reply
 
 
 async def free_input(update: Update, context: ZhibanContext) -> None:
-    """Text or media outside a command: part of a conversation in progress, else not understood."""
-    if await attendance.on_draft_input(update, context):
-        return
+    """Text or media outside a command and outside any conversation: not understood."""
     await not_understood(update, context)
 
 

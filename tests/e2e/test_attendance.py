@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from bot.clock import MovableClock
 from bot.config import settings_from_mapping
-from bot.models import AuditEntry, ClockEvent, Shift, ShiftSwap
+from bot.models import AuditEntry, ClockEvent, ConversationDraft, Shift, ShiftSwap
 from bot.sandbox import SimUser
 from bot.sandbox.stack import LocalStack
 from bot.services import roster, rota
@@ -504,3 +504,157 @@ async def test_a_location_no_phone_sends_is_refused_and_nobody_clocks_in(
     async with day.db.uow() as uow:
         assert (await uow.session.exec(select(ClockEvent))).all() == []
     assert (await clock_in_here(zheng)).startswith("✅ 已于07:45签到")
+
+
+# /out as a persisted ConversationHandler: cancel, back, the prompt before the timeout, the
+# timeout itself, and stale buttons. The timeout follows the moved clock (engine deadlines).
+
+GONE = "This clock-out was already finished or has timed out. Send /out to start again."
+WARNING = (
+    "Your duty log is not sent yet and will be dropped in 5 minutes. "
+    "Clock out with what is written, keep writing, or discard it?"
+)
+TIMED_OUT = (
+    "Your unfinished duty log was left for 30 minutes and has been dropped; you are still "
+    "clocked in. Send /out to start again."
+)
+
+
+async def writing(day: LocalStack, clock: MovableClock, user_id: int, *lines: str) -> SimUser:
+    """Ma Jun on duty at 石坝小学, clocking out at 20:00 with these lines written."""
+    await at(day, clock, local(1, 7, 50))
+    ma = await linked(day, clock, "SB01-05", user_id, "Jun", language="en")
+    await clock_in_here(ma)
+    await at(day, clock, local(1, 20))
+    await ma.send("/out")
+    await ma.wait_for()
+    for line in lines:
+        await ma.send(line)
+        assert (await ma.wait_for()).text == "Added to the duty log. Send more, or press Done."
+    return ma
+
+
+async def duty_logs(day: LocalStack) -> list[str]:
+    assert day.db is not None
+    async with day.db.uow() as uow:
+        outs = (await uow.session.exec(select(ClockEvent).where(ClockEvent.kind == "out"))).all()
+    return [out.duty_log or "" for out in outs]
+
+
+async def open_drafts(day: LocalStack) -> int:
+    assert day.db is not None
+    async with day.db.uow() as uow:
+        return len((await uow.session.exec(select(ConversationDraft))).all())
+
+
+async def test_cancel_drops_the_draft_and_an_old_done_button_gets_one_sentence(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    ma = await writing(day, clock, 9400, "东门门锁损坏")
+    await ma.press("✖ Cancel")
+    assert (await ma.wait_for()).text == "Cancelled. You are still clocked in."
+    assert await open_drafts(day) == 0
+    await ma.press("✅ Done")  # on the older message that still shows it
+    answer = await ma.wait_for_answer()
+    assert (answer.text, answer.show_alert) == (GONE, True)
+    await ma.send("还有一件事")  # the conversation is over: free text is not taken
+    assert (await ma.wait_for()).text.startswith("I didn't understand that.")
+    assert await duty_logs(day) == []
+
+
+async def test_back_takes_back_the_last_entry(day: LocalStack, clock: MovableClock) -> None:
+    ma = await writing(day, clock, 9410, "一切正常", "写错了")
+    await ma.press("↩ Back")
+    assert (await ma.wait_for()).text == (
+        "Took back the last thing you added. Send more, or press Done."
+    )
+    await ma.press("✅ Done")
+    assert (await ma.wait_for()).text.startswith("👋 Clocked out at 20:00.")
+    assert await duty_logs(day) == ["一切正常"]
+
+
+async def test_the_prompt_before_the_timeout_clocks_out_with_what_is_written(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    ma = await writing(day, clock, 9420, "一切正常")
+    await at(day, clock, local(1, 20, 25))
+    prompt = ma.last()
+    assert prompt.text == WARNING
+    assert prompt.buttons == (
+        ("👋 Clock out with what is written",),
+        ("✏️ Go on", "🗑 Discard"),
+    )
+    await ma.press("👋 Clock out with what is written")
+    assert (await ma.wait_for()).text.startswith("👋 Clocked out at 20:25.")
+    assert await duty_logs(day) == ["一切正常"]
+    assert await open_drafts(day) == 0
+    await at(day, clock, local(1, 20, 40))  # the timeout was cancelled with the draft
+    assert TIMED_OUT not in texts(ma)
+
+
+async def test_go_on_gives_the_draft_its_full_time_again(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    ma = await writing(day, clock, 9430, "一切正常")
+    await at(day, clock, local(1, 20, 25))
+    await ma.press("✏️ Go on")
+    assert (await ma.wait_for()).text.startswith("Go on: send text or photos for the duty log")
+    await at(day, clock, local(1, 20, 45))
+    assert TIMED_OUT not in texts(ma) and await open_drafts(day) == 1
+    await ma.send("东门门锁损坏")
+    await ma.wait_for()
+    await at(day, clock, local(1, 21, 10))  # 25 minutes after the last entry
+    assert texts(ma)[-1] == WARNING
+    await ma.press("✅ Done")
+    assert (await ma.wait_for()).text.startswith("👋 Clocked out at 21:10.")
+    assert await duty_logs(day) == ["一切正常\n东门门锁损坏"]
+
+
+async def test_discard_drops_the_draft_and_its_stale_prompt_gets_one_sentence(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    ma = await writing(day, clock, 9440, "一切正常")
+    await at(day, clock, local(1, 20, 25))
+    prompt = ma.last()
+    await ma.press("🗑 Discard")
+    assert (await ma.wait_for()).text == (
+        "The duty log draft is discarded. You are still clocked in."
+    )
+    assert await open_drafts(day) == 0 and await duty_logs(day) == []
+    send = prompt.callback_data[0][0]
+    assert send is not None
+    await ma.press_data(prompt.message_id, send)
+    answer = await ma.wait_for_answer()
+    assert answer.text == "This draft is no longer open: it was sent, discarded or timed out."
+    assert await duty_logs(day) == []
+
+
+async def test_an_abandoned_draft_times_out_with_a_polite_word(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    ma = await writing(day, clock, 9450, "一切正常")
+    await at(day, clock, local(1, 20, 25))
+    assert texts(ma)[-1] == WARNING
+    await at(day, clock, local(1, 20, 30))
+    assert TIMED_OUT in texts(ma)
+    assert await open_drafts(day) == 0
+    await ma.send("还有一件事")
+    assert (await ma.wait_for()).text == GONE
+    await ma.send("再说一句")  # the conversation has ended now
+    assert (await ma.wait_for()).text.startswith("I didn't understand that.")
+    assert await duty_logs(day) == []
+
+
+async def test_the_prompt_and_the_draft_survive_a_restart_of_the_bot(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    ma = await writing(day, clock, 9460, "一切正常")
+    await day.restart_bot()
+    await ma.send("东门门锁损坏")
+    assert (await ma.wait_for()).text == "Added to the duty log. Send more, or press Done."
+    await day.restart_bot()
+    await at(day, clock, local(1, 20, 25))
+    assert texts(ma)[-1] == WARNING
+    await ma.press("👋 Clock out with what is written")
+    assert (await ma.wait_for()).text.startswith("👋 Clocked out at 20:25.")
+    assert await duty_logs(day) == ["一切正常\n东门门锁损坏"]

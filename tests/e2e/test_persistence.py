@@ -135,3 +135,22 @@ async def test_stale_conversations_are_not_resumed(db: Database) -> None:
     assert await _stored(db) == [("other", 7002, Step.PLACE), ("other", 7001, Step.NAME)]
     await persistence.update_conversation("other", (7001, 7001), None)
     assert await _stored(db) == [("other", 7002, Step.PLACE)]
+
+
+async def test_a_drafted_conversation_is_never_brought_back_by_a_late_write(db: Database) -> None:
+    clock = MovableClock(T0)
+    persistence = DatabasePersistence(db, clock, drafted={"out"})
+    # the draft timed out before the persistence job wrote the person's last step
+    await persistence.update_conversation("out", (7001, 7001), Step.NAME)
+    assert await _stored(db) == []
+    db_row = ConversationDraft(
+        conversation="out", chat_id=7001, user_id=7001, state=Step.NAME, data={}, updated_at=T0
+    )
+    async with db.uow() as uow:
+        uow.session.add(db_row)
+        await uow.commit()
+    clock.advance(timedelta(minutes=5))
+    await persistence.update_conversation("out", (7001, 7001), Step.PLACE)
+    async with db.read() as uow:
+        row = (await uow.session.exec(select(ConversationDraft))).one()
+    assert (row.state, row.updated_at) == (Step.PLACE, T0)  # the draft's time is its own

@@ -1,0 +1,84 @@
+"""Every conversation of the product: python-telegram-bot ConversationHandlers kept in the database.
+
+How a conversation holds together (SPEC §3):
+- The state is an IntEnum per conversation, kept by bot/persistence.py in the conversation's
+  `conversation_drafts` row; what the person entered lives in the same row's data, written
+  by bot/services/drafts.py in each step's transaction. Nothing goes in user_data.
+- Buttons: a conversation registers its own CallbackQueryHandlers (by callback prefix), ahead
+  of the one generic handler in handlers/buttons.py, and wraps each in
+  `buttons.conversation_step`, which does what the generic handler does (refuses a press
+  from another chat, decodes the data into its typed button, audits a forged one, answers
+  exactly once) and returns the step's next state. A press of a conversation's button when
+  the person is in no such conversation (an old message, a finished draft) is not taken by
+  the ConversationHandler, so it reaches the generic handler, which says in one sentence that
+  it is no longer open. This keeps one decoder and one answering rule while the conversation
+  alone decides its own steps.
+- Timeout: not python-telegram-bot's `conversation_timeout`, which counts real seconds in the
+  JobQueue (an injected clock cannot move it, and its job dies with the process). Each step
+  re-arms two deadlines of the engine instead (bot/services/drafts.py): the prompt "Send it as
+  it is / Go on / Discard" five minutes before, then the timeout with a polite word. Both are
+  database rows, so a restart keeps them, and they follow the injected clock. When the
+  engine drops a draft, the ConversationHandler may still hold the person's state in memory;
+  the next step finds no draft, says so in one sentence and ends.
+- Cancel (a button, and /cancel) and Back at every step.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.callbacks import ClockOut, DraftChoice, DutyLogStep
+from bot.services.drafts import DraftPrompt
+from handlers import attendance
+from handlers.buttons import conversation_step
+
+# What each conversation says before its draft times out, and when it does.
+PROMPTS: Mapping[str, DraftPrompt] = {attendance.OUT: attendance.OUT_PROMPT}
+
+PRIVATE = filters.ChatType.PRIVATE
+
+
+def out_conversation() -> ConversationHandler:  # type: ignore[type-arg]
+    """/out: write the duty log (text and photos), then Done or Nothing to report."""
+    with warnings.catch_warnings():
+        # Tracking per chat and person, not per message, is meant: the duty log's buttons ride
+        # on several messages of one conversation, and any of them may be pressed.
+        warnings.filterwarnings("ignore", message=".*per_message=False.*")
+        return _out_conversation()
+
+
+def _out_conversation() -> ConversationHandler:  # type: ignore[type-arg]
+    return ConversationHandler(
+        entry_points=[
+            CommandHandler("out", attendance.out_command, filters=PRIVATE),
+            CallbackQueryHandler(
+                conversation_step(ClockOut, attendance.on_clock_out_button), pattern=r"^sh:out:"
+            ),
+        ],
+        states={
+            attendance.OutStep.WRITING: [
+                CallbackQueryHandler(
+                    conversation_step(DutyLogStep, attendance.on_out_button), pattern=r"^out:"
+                ),
+                CallbackQueryHandler(
+                    conversation_step(DraftChoice, attendance.on_out_prompt), pattern=r"^cv:"
+                ),
+                MessageHandler(
+                    PRIVATE & ~filters.COMMAND & ~filters.LOCATION, attendance.on_draft_input
+                ),
+            ],
+        },
+        fallbacks=[CommandHandler("cancel", attendance.out_cancel_command, filters=PRIVATE)],
+        name=attendance.OUT,
+        persistent=True,
+        allow_reentry=True,
+    )
