@@ -774,3 +774,40 @@ async def snapshot_matter(db: Database, esc_id: int) -> tuple[object, ...]:
         ).all()
         pages = (await uow.session.exec(select(Page.id, Page.status))).all()
     return (matter.status, matter.resolved_at, sorted(levels), sorted(pages))
+
+
+async def test_reaching_the_county_directly_with_the_report_pages_it_without_acknowledging(
+    db: Database, district: District
+) -> None:
+    esc_id = await start_serious(db, district)
+    async with db.uow() as uow:
+        reached = await escalation.reach_county_directly(
+            uow.session, escalation_id=esc_id, person_id=district.people["staff"], now=T0, ctx=CTX
+        )
+        await uow.commit()
+    assert reached
+    assert await levels(db, esc_id) == {
+        "unit": ("start", False, False),
+        "county": ("direct", False, False),
+    }
+    assert sorted(await recipients(db, district)) == ["desk", "leader", "leader2", "principal"]
+    async with db.uow() as uow:
+        again = await escalation.reach_county_directly(
+            uow.session, escalation_id=esc_id, person_id=district.people["staff"], now=T0, ctx=CTX
+        )
+    assert not again
+
+
+async def test_reaching_the_county_directly_needs_a_report_deadline(
+    db: Database, district: District
+) -> None:
+    esc_id = await start(db, district)
+    async with db.uow() as uow:
+        with pytest.raises(NotAllowed):
+            await escalation.reach_county_directly(
+                uow.session,
+                escalation_id=esc_id,
+                person_id=district.people["staff"],
+                now=T0,
+                ctx=CTX,
+            )

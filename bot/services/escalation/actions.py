@@ -282,6 +282,40 @@ async def report_direct(
     )
 
 
+async def reach_county_directly(
+    session: AsyncSession, *, escalation_id: int, person_id: int, now: datetime, ctx: PagingContext
+) -> bool:
+    """Skip-level direct report (越级直报) made with the report itself: reach the county now.
+
+    Unlike the page button, nothing is acknowledged below: the unit's own levels keep being
+    paged as the policy says. Returns whether the county was reached just now.
+    """
+    escalation = await matter.lock(session, escalation_id)
+    if escalation is None or escalation.id is None:
+        raise NotFound("This button is no longer valid.")
+    policy = matter.policy_of(escalation)
+    if policy.report_deadline is None:
+        raise NotAllowed("Only serious matters may be reported straight to the county.")
+    top = policy.levels[-1]
+    if escalation.status == matter.RESOLVED or top == Level.UNIT:
+        return False
+    row = await matter.reach(
+        session, escalation, level=top, how=ReachHow.DIRECT, now=now, by=person_id
+    )
+    await advance(session, escalation.id, now=now, ctx=ctx)
+    await audit.record(
+        session,
+        at=now,
+        action="escalation.reported_direct",
+        actor_person_id=person_id,
+        subject_type=escalation.subject_type,
+        subject_id=escalation.subject_id,
+        unit_id=escalation.unit_id,
+        detail={"escalation": escalation.id, "to_level": top.value},
+    )
+    return row is not None
+
+
 async def resolve(
     session: AsyncSession, *, page_id: int, person_id: int, now: datetime, ctx: PagingContext
 ) -> Outcome:

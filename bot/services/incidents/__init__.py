@@ -1,0 +1,64 @@
+"""Incidents: report, follow-up (续报), final report (终报), 漏报 records, lists and timelines.
+
+`reporting` holds the use cases that change an incident, `views` what lists and timelines show,
+`numbering` the day's numbers, `kinds` the categories and severities with their catalog names,
+`lookup` finding an incident and who may see it. The public names are re-exported here.
+"""
+
+from bot.services.incidents.kinds import (
+    CATEGORY_NAMES,
+    SEVERITY_NAMES,
+    Category,
+    EntryKind,
+    IncidentStatus,
+)
+from bot.services.incidents.numbering import next_number
+from bot.services.incidents.reporting import (
+    POLICY,
+    SUBJECT_TYPE,
+    Closed,
+    FollowedUp,
+    ReportDraft,
+    Reported,
+    check_draft,
+    final_report,
+    follow_up,
+    record_heard_elsewhere,
+    report,
+)
+from bot.services.incidents.views import (
+    FinalReport,
+    Holder,
+    IncidentLine,
+    IncidentTimeline,
+    TimelineItem,
+    open_in_scope,
+    timeline,
+)
+
+__all__ = [
+    "CATEGORY_NAMES",
+    "POLICY",
+    "SEVERITY_NAMES",
+    "SUBJECT_TYPE",
+    "Category",
+    "Closed",
+    "EntryKind",
+    "FinalReport",
+    "FollowedUp",
+    "Holder",
+    "IncidentLine",
+    "IncidentStatus",
+    "IncidentTimeline",
+    "ReportDraft",
+    "Reported",
+    "TimelineItem",
+    "check_draft",
+    "final_report",
+    "follow_up",
+    "next_number",
+    "open_in_scope",
+    "record_heard_elsewhere",
+    "report",
+    "timeline",
+]
