@@ -33,6 +33,7 @@ from bot.services.engine import DeadlineHandler
 from bot.uow import Database
 from handlers import attendance as attendance_handlers
 from handlers import buttons, conversations, edge, fallback, gate, menu, people
+from handlers import incidents as incident_handlers
 from handlers import start as start_handlers
 from handlers import swaps as swap_handlers
 from handlers.context import BotData, Runtime, Sender, ZhibanApplication, ZhibanContext
@@ -142,12 +143,16 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         ("shifts", attendance_handlers.shifts_command),
         ("in", attendance_handlers.in_command),
         ("swap", swap_handlers.swap_command),
+        ("followup", incident_handlers.followup_command),
+        ("incidents", incident_handlers.incidents_command),
+        ("incident", incident_handlers.incident_command),
     ):
         # Private chats only: invite links, phones and pages do not belong in a group.
         application.add_handler(CommandHandler(name, callback, filters=filters.ChatType.PRIVATE))
     application.add_handler(CommandHandler("bindgroup", people.bindgroup_command))
     # Conversations first: each takes its own steps' presses and input (handlers/conversations.py).
     application.add_handler(conversations.out_conversation())
+    application.add_handler(conversations.report_conversation())
     # One handler for every press: bot/callbacks.py decodes it, handlers/buttons.py routes it.
     application.add_handler(CallbackQueryHandler(buttons.on_button))
     application.add_handler(

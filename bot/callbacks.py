@@ -184,6 +184,75 @@ class DraftChoice:
         return f"cv:{self.action[0]}:{self.token}"
 
 
+# Incident categories and severities as the report's buttons write them (the same words as
+# bot.services.incidents.Category and bot.config.Severity; tests/test_callbacks.py checks it).
+REPORT_CATEGORIES = (
+    "fire",
+    "building_facility",
+    "food_poisoning",
+    "crowd_crush",
+    "traffic",
+    "flood_weather",
+    "public_order_violence",
+    "student_injury_illness",
+    "missing_student",
+    "other",
+)
+REPORT_SEVERITIES = ("especially_serious", "serious", "large", "general")
+REPORT_MINUTES_AGO = (10, 30, 60)
+ReportAction = Literal[
+    "cat",
+    "sev",
+    "here",
+    "place",
+    "done",
+    "ago",
+    "none",
+    "unknown",
+    "send",
+    "direct",
+    "back",
+    "cancel",
+]
+# The actions without a value, and the one-letter form each is written as.
+_REPORT_PLAIN: dict[str, ReportAction] = {
+    "h": "here",
+    "p": "place",
+    "d": "done",
+    "n": "none",
+    "u": "unknown",
+    "s": "send",
+    "x": "direct",
+    "b": "back",
+    "c": "cancel",
+}
+
+
+@dataclass(frozen=True)
+class ReportChoice:
+    """`rp:<step>[:<value>]`: a press in /report (category, severity, place, time, confirm…).
+
+    `value` is the category or severity for "cat" and "sev", minutes ago for "ago" (0: now),
+    and empty for the others.
+    """
+
+    action: ReportAction
+    value: str = ""
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        match self.action:
+            case "cat":
+                return f"rp:c:{self.value}"
+            case "sev":
+                return f"rp:v:{self.value}"
+            case "ago":
+                return f"rp:a:{self.value}"
+        letter = next(key for key, action in _REPORT_PLAIN.items() if action == self.action)
+        return f"rp:{letter}"
+
+
 SwapButton = SwapCancel | SwapShift | SwapOffer | SwapAnswer | SwapDecision
 
 
@@ -271,6 +340,7 @@ ButtonData = (
     | PhoneButton
     | PhoneConfirm
     | UnitPage
+    | ReportChoice
 )
 
 
@@ -361,6 +431,19 @@ def _unit(fields: list[str]) -> ButtonData:
     raise InvalidButton
 
 
+def _report(fields: list[str]) -> ButtonData:
+    match fields:
+        case ["c", category] if category in REPORT_CATEGORIES:
+            return ReportChoice("cat", category)
+        case ["v", severity] if severity in REPORT_SEVERITIES:
+            return ReportChoice("sev", severity)
+        case ["a", minutes] if minutes == "0" or _number(minutes, 60) in REPORT_MINUTES_AGO:
+            return ReportChoice("ago", minutes)
+        case [letter] if letter in _REPORT_PLAIN:
+            return ReportChoice(_REPORT_PLAIN[letter])
+    raise InvalidButton
+
+
 # One reader per prefix; a prefix not listed here is not ours.
 _READERS: dict[str, Callable[[list[str]], ButtonData]] = {
     "lang": _language,
@@ -372,6 +455,7 @@ _READERS: dict[str, Callable[[list[str]], ButtonData]] = {
     "ph": _phone,
     "phc": _phone_confirm,
     "unit": _unit,
+    "rp": _report,
 }
 
 

@@ -38,6 +38,7 @@ from bot.callbacks import (
     PhoneCallee,
     PhoneConfirm,
     PhoneWhen,
+    ReportChoice,
     SwapAnswer,
     SwapCancel,
     SwapDecision,
@@ -47,7 +48,7 @@ from bot.callbacks import (
 )
 from bot.i18n import Translator
 from bot.services import refusals
-from handlers import attendance, pages, people, swaps
+from handlers import attendance, incidents, pages, people, swaps
 from handlers.context import ZhibanContext
 from handlers.errors import AlreadyTold, apology
 from handlers.replies import send
@@ -207,3 +208,5 @@ async def _dispatch(
             await pages.on_phone_confirm(update, context, press(button))
         case UnitPage():
             await people.on_unit_page_button(update, context, press(button))
+        case ReportChoice():
+            await incidents.on_stale_report_button(update, context, press(button))

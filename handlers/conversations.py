@@ -27,8 +27,11 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from typing import Any
 
+from telegram import Update
 from telegram.ext import (
+    BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
     ConversationHandler,
@@ -36,13 +39,16 @@ from telegram.ext import (
     filters,
 )
 
-from bot.callbacks import ClockOut, DraftChoice, DutyLogStep
+from bot.callbacks import ClockOut, DraftChoice, DutyLogStep, ReportChoice
 from bot.services.drafts import DraftPrompt
-from handlers import attendance
+from handlers import attendance, incidents
 from handlers.buttons import conversation_step
 
 # What each conversation says before its draft times out, and when it does.
-PROMPTS: Mapping[str, DraftPrompt] = {attendance.OUT: attendance.OUT_PROMPT}
+PROMPTS: Mapping[str, DraftPrompt] = {
+    attendance.OUT: attendance.OUT_PROMPT,
+    incidents.REPORT: incidents.REPORT_PROMPT,
+}
 
 PRIVATE = filters.ChatType.PRIVATE
 
@@ -79,6 +85,35 @@ def _out_conversation() -> ConversationHandler:  # type: ignore[type-arg]
         },
         fallbacks=[CommandHandler("cancel", attendance.out_cancel_command, filters=PRIVATE)],
         name=attendance.OUT,
+        persistent=True,
+        allow_reentry=True,
+    )
+
+
+def report_conversation() -> ConversationHandler:  # type: ignore[type-arg]
+    """/report: category, severity, what happened, when, casualties, then confirm."""
+    with warnings.catch_warnings():
+        # Per chat and person, as for /out: each step's buttons ride on their own message.
+        warnings.filterwarnings("ignore", message=".*per_message=False.*")
+        return _report_conversation()
+
+
+def _report_conversation() -> ConversationHandler:  # type: ignore[type-arg]
+    # Every step takes the same presses and input; the draft's step decides what they mean.
+    steps: list[BaseHandler[Update, Any, object]] = [
+        CallbackQueryHandler(
+            conversation_step(ReportChoice, incidents.on_report_button), pattern=r"^rp:"
+        ),
+        CallbackQueryHandler(
+            conversation_step(DraftChoice, incidents.on_report_prompt), pattern=r"^cv:"
+        ),
+        MessageHandler(PRIVATE & ~filters.COMMAND, incidents.on_report_input),
+    ]
+    return ConversationHandler(
+        entry_points=[CommandHandler("report", incidents.report_command, filters=PRIVATE)],
+        states={step: steps for step in incidents.ReportStep},
+        fallbacks=[CommandHandler("cancel", incidents.report_cancel_command, filters=PRIVATE)],
+        name=incidents.REPORT,
         persistent=True,
         allow_reentry=True,
     )

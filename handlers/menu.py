@@ -18,6 +18,10 @@ COMMANDS: list[tuple[str, str, Callable[[Me], bool] | None]] = [
     ("in", N_("Clock in (签到)"), None),
     ("out", N_("Clock out with the duty log (签退)"), None),
     ("swap", N_("Ask a colleague to take one of my shifts"), None),
+    ("report", N_("Report an incident (报告突发事件)"), None),
+    ("followup", N_("Add a follow-up to an incident (续报)"), None),
+    ("incidents", N_("Open incidents in my area"), None),
+    ("incident", N_("One incident's whole timeline"), None),
     ("me", N_("Who I am: unit, roles, language"), None),
     ("lang", N_("Switch language: 中文 / English"), None),
     (
