@@ -20,16 +20,18 @@ from bot.callbacks import (
     PhoneCallee,
     PhoneConfirm,
     PhoneWhen,
+    ReportChoice,
     SwapAnswer,
     SwapCancel,
     SwapDecision,
     SwapOffer,
     SwapShift,
 )
-from bot.config import ShiftSettings
+from bot.config import Severity, ShiftSettings
 from bot.errors import InvalidInput
 from bot.models import Unit
 from bot.services.attendance import Location, check_location, distance_m
+from bot.services.incidents import Category
 from handlers.edge import clean_text
 
 EVERY_KIND: list[ButtonData] = [
@@ -57,7 +59,20 @@ EVERY_KIND: list[ButtonData] = [
     PhoneWhen(3, 4, 60),
     PhoneConfirm(5, received=True),
     PhoneConfirm(5, received=False),
+    *(ReportChoice("cat", c) for c in callbacks.REPORT_CATEGORIES),
+    *(ReportChoice("sev", s) for s in callbacks.REPORT_SEVERITIES),
+    *(ReportChoice("ago", str(m)) for m in (0, *callbacks.REPORT_MINUTES_AGO)),
+    *(
+        ReportChoice(action)
+        for action in ("here", "place", "done", "none", "unknown", "send", "direct", "back")
+    ),
+    ReportChoice("cancel"),
 ]
+
+
+def test_the_reports_words_are_the_services_categories_and_severities() -> None:
+    assert tuple(c.value for c in Category) == callbacks.REPORT_CATEGORIES
+    assert tuple(s.value for s in Severity) == callbacks.REPORT_SEVERITIES
 
 
 @pytest.mark.parametrize("button", EVERY_KIND, ids=lambda b: b.data)
@@ -113,6 +128,13 @@ FORGED = [
     "SH:IN:1",
     "sh:in:1\x00",
     "pg:a:" + "1" * 70,
+    "rp:c:arson",
+    "rp:v:SERIOUS",
+    "rp:a:15",
+    "rp:a:010",
+    "rp:a:-10",
+    "rp:z",
+    "rp:s:1",
 ]
 
 
