@@ -180,3 +180,30 @@ async def test_incidents_incident_and_a_follow_up_reaching_the_paged_leader(
     assert (await ma.wait_for()).text.startswith("Follow-up added to 20261202-001")
     await day.settle()
     assert any("Fire is out; nobody hurt." in m.text for m in he.messages())
+
+
+async def test_report_straight_to_the_county_pages_the_desk_at_once(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    ma = await linked(day, clock, "SB01-05", 9151, "Jun", language="en")
+    desk = await linked(day, clock, "QC002", 9152, "李秀英")
+    await described(ma)
+    await ma.press("⏫ Report and pass straight to the county")
+    done = (await ma.wait_for()).text.splitlines()
+    assert NUMBER.match(done[0])
+    assert done[1] == "It went straight to the county as well (越级直报)."
+    await day.settle()
+    assert any("20261202-001" in m.text for m in desk.messages())
+
+
+async def test_the_prompt_before_the_timeout_sends_the_report_as_it_is(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    ma = await linked(day, clock, "SB01-05", 9161, "Jun", language="en")
+    await described(ma)
+    clock.set(local(2, 9, 25))
+    await day.settle()
+    assert ma.last().text.startswith("Your incident report is not sent yet")
+    await ma.press("🚨 Send the report as it is")
+    assert NUMBER.match((await ma.wait_for()).text)
+    assert len(await incidents_stored(day)) == 1 and await drafts_open(day) == 0
