@@ -31,6 +31,8 @@ from bot.callbacks import (
     ClockIn,
     ClockOut,
     DraftChoice,
+    DrillEnd,
+    DrillStart,
     DutyLogStep,
     InvalidButton,
     Language,
@@ -47,7 +49,7 @@ from bot.callbacks import (
 )
 from bot.i18n import Translator
 from bot.services import refusals
-from handlers import attendance, pages, people, swaps
+from handlers import attendance, drills, pages, people, swaps
 from handlers.context import ZhibanContext
 from handlers.errors import AlreadyTold, apology
 from handlers.replies import send
@@ -207,3 +209,5 @@ async def _dispatch(
             await pages.on_phone_confirm(update, context, press(button))
         case UnitPage():
             await people.on_unit_page_button(update, context, press(button))
+        case DrillStart() | DrillEnd():
+            await drills.on_drill_button(update, context, press(button))

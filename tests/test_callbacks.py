@@ -13,6 +13,8 @@ from bot.callbacks import (
     ClockIn,
     ClockOut,
     DraftChoice,
+    DrillEnd,
+    DrillStart,
     DutyLogStep,
     InvalidButton,
     Language,
@@ -26,7 +28,7 @@ from bot.callbacks import (
     SwapOffer,
     SwapShift,
 )
-from bot.config import ShiftSettings
+from bot.config import Severity, ShiftSettings
 from bot.errors import InvalidInput
 from bot.models import Unit
 from bot.services.attendance import Location, check_location, distance_m
@@ -57,6 +59,8 @@ EVERY_KIND: list[ButtonData] = [
     PhoneWhen(3, 4, 60),
     PhoneConfirm(5, received=True),
     PhoneConfirm(5, received=False),
+    *(DrillStart(MAX_ID, severity) for severity in callbacks.DRILL_SEVERITIES),
+    DrillEnd(17),
 ]
 
 
@@ -64,6 +68,10 @@ EVERY_KIND: list[ButtonData] = [
 def test_every_button_reads_back_as_itself(button: ButtonData) -> None:
     assert len(button.data.encode()) <= 64
     assert callbacks.decode(button.data) == button
+
+
+def test_drill_buttons_know_every_severity() -> None:
+    assert tuple(severity.value for severity in Severity) == callbacks.DRILL_SEVERITIES
 
 
 def test_the_data_other_services_write_reads_back() -> None:
@@ -113,6 +121,11 @@ FORGED = [
     "SH:IN:1",
     "sh:in:1\x00",
     "pg:a:" + "1" * 70,
+    "dr:s:1:huge",
+    "dr:s:1",
+    "dr:e:0",
+    "dr:e:1:2",
+    "dr:x:1",
 ]
 
 
