@@ -30,9 +30,11 @@ from bot.migrate import upgrade
 from bot.persistence import DatabasePersistence
 from bot.services import attendance, drafts, escalation
 from bot.services.engine import DeadlineHandler
+from bot.services.incidents import drills
 from bot.uow import Database
 from handlers import attendance as attendance_handlers
 from handlers import buttons, conversations, edge, fallback, gate, menu, people
+from handlers import drills as drill_handlers
 from handlers import incidents as incident_handlers
 from handlers import start as start_handlers
 from handlers import swaps as swap_handlers
@@ -146,6 +148,8 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         ("followup", incident_handlers.followup_command),
         ("incidents", incident_handlers.incidents_command),
         ("incident", incident_handlers.incident_command),
+        ("drill", drill_handlers.drill_command),
+        ("drills", drill_handlers.drills_command),
     ):
         # Private chats only: invite links, phones and pages do not belong in a group.
         application.add_handler(CommandHandler(name, callback, filters=filters.ChatType.PRIVATE))
@@ -176,6 +180,7 @@ def deadline_handlers(runtime: Runtime) -> dict[str, DeadlineHandler]:
     """Every kind of deadline the engine knows, with its handler."""
     return {
         escalation.STEP_KIND: escalation.step_handler(runtime.paging),
+        **drills.deadline_handlers(runtime.paging),
         **attendance.deadline_handlers(runtime.settings.shifts, runtime.paging),
         **drafts.deadline_handlers(
             conversations.PROMPTS, default_language=runtime.settings.bot.language

@@ -329,6 +329,41 @@ class UnitPage:
         return f"unit:{self.unit_id}:{self.page}"
 
 
+# A drill's severities: bot.config.Severity's values (a test holds them equal).
+DRILL_SEVERITIES = ("especially_serious", "serious", "large", "general")
+
+
+@dataclass(frozen=True)
+class DrillStart:
+    """`dr:s:<unit>:<severity>`: start a drill of this severity at this unit."""
+
+    unit_id: int
+    severity: str
+
+    def __post_init__(self) -> None:
+        if self.severity not in DRILL_SEVERITIES:
+            raise ValueError(f"unknown severity {self.severity!r}")
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"dr:s:{self.unit_id}:{self.severity}"
+
+
+@dataclass(frozen=True)
+class DrillEnd:
+    """`dr:e:<incident>`: end a drill now, before its set end."""
+
+    incident_id: int
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"dr:e:{self.incident_id}"
+
+
+DrillButton = DrillStart | DrillEnd
+
 ButtonData = (
     Language
     | ClockIn
@@ -341,6 +376,7 @@ ButtonData = (
     | PhoneConfirm
     | UnitPage
     | ReportChoice
+    | DrillButton
 )
 
 
@@ -444,6 +480,15 @@ def _report(fields: list[str]) -> ButtonData:
     raise InvalidButton
 
 
+def _drill(fields: list[str]) -> ButtonData:
+    match fields:
+        case ["s", unit, severity] if severity in DRILL_SEVERITIES:
+            return DrillStart(_number(unit), severity)
+        case ["e", incident]:
+            return DrillEnd(_number(incident))
+    raise InvalidButton
+
+
 # One reader per prefix; a prefix not listed here is not ours.
 _READERS: dict[str, Callable[[list[str]], ButtonData]] = {
     "lang": _language,
@@ -456,6 +501,7 @@ _READERS: dict[str, Callable[[list[str]], ButtonData]] = {
     "phc": _phone_confirm,
     "unit": _unit,
     "rp": _report,
+    "dr": _drill,
 }
 
 

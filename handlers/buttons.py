@@ -31,6 +31,8 @@ from bot.callbacks import (
     ClockIn,
     ClockOut,
     DraftChoice,
+    DrillEnd,
+    DrillStart,
     DutyLogStep,
     InvalidButton,
     Language,
@@ -48,7 +50,7 @@ from bot.callbacks import (
 )
 from bot.i18n import Translator
 from bot.services import refusals
-from handlers import attendance, incidents, pages, people, swaps
+from handlers import attendance, drills, incidents, pages, people, swaps
 from handlers.context import ZhibanContext
 from handlers.errors import AlreadyTold, apology
 from handlers.replies import send
@@ -210,3 +212,5 @@ async def _dispatch(
             await people.on_unit_page_button(update, context, press(button))
         case ReportChoice():
             await incidents.on_stale_report_button(update, context, press(button))
+        case DrillStart() | DrillEnd():
+            await drills.on_drill_button(update, context, press(button))

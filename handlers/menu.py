@@ -30,6 +30,16 @@ COMMANDS: list[tuple[str, str, Callable[[Me], bool] | None]] = [
         lambda me: me.can_anywhere(Action.BOARD_VIEW),
     ),
     (
+        "drill",
+        N_("Start a drill (演练) at a unit in my area"),
+        lambda me: me.can_anywhere(Action.DRILL_START),
+    ),
+    (
+        "drills",
+        N_("The drill log of my area"),
+        lambda me: me.can_anywhere(Action.DRILL_START),
+    ),
+    (
         "invite",
         N_("Invite links for staff (admins)"),
         lambda me: me.can_anywhere(Action.INVITE_ISSUE),

@@ -13,6 +13,8 @@ from bot.callbacks import (
     ClockIn,
     ClockOut,
     DraftChoice,
+    DrillEnd,
+    DrillStart,
     DutyLogStep,
     InvalidButton,
     Language,
@@ -67,6 +69,8 @@ EVERY_KIND: list[ButtonData] = [
         for action in ("here", "place", "done", "none", "unknown", "send", "direct", "back")
     ),
     ReportChoice("cancel"),
+    *(DrillStart(MAX_ID, severity) for severity in callbacks.DRILL_SEVERITIES),
+    DrillEnd(17),
 ]
 
 
@@ -79,6 +83,10 @@ def test_the_reports_words_are_the_services_categories_and_severities() -> None:
 def test_every_button_reads_back_as_itself(button: ButtonData) -> None:
     assert len(button.data.encode()) <= 64
     assert callbacks.decode(button.data) == button
+
+
+def test_drill_buttons_know_every_severity() -> None:
+    assert tuple(severity.value for severity in Severity) == callbacks.DRILL_SEVERITIES
 
 
 def test_the_data_other_services_write_reads_back() -> None:
@@ -135,6 +143,11 @@ FORGED = [
     "rp:a:-10",
     "rp:z",
     "rp:s:1",
+    "dr:s:1:huge",
+    "dr:s:1",
+    "dr:e:0",
+    "dr:e:1:2",
+    "dr:x:1",
 ]
 
 

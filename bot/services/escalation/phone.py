@@ -28,7 +28,7 @@ from bot.services.escalation import matter
 from bot.services.escalation.actions import acknowledge_level, level_row, on_behalf, presser
 from bot.services.escalation.paging import advance
 from bot.services.escalation.policy import PASS_UP_ROLES, ReachHow
-from bot.services.escalation.views import PagingContext, by_note, language
+from bot.services.escalation.views import PagingContext, by_note, drill_lines, language
 from bot.services.outbox import Button
 from bot.uow import Database
 
@@ -184,6 +184,7 @@ async def record(
     place = await contacts.unit(session, matter.place_unit_id(escalation))
     text = "\n".join(
         [
+            *drill_lines(tr, escalation),
             "🚨 <b>" + html.escape(tr._(subject.what, **params), quote=False) + "</b>",
             tr._("📍 Where: {unit}", unit=html.escape(place.name, quote=False)),
             tr._(
@@ -257,10 +258,15 @@ async def confirm(
         await outbox.enqueue(
             session,
             now=now,
-            text=tr._(
-                DENIED,
-                name=html.escape(callee.name, quote=False),
-                time=tr.time_text(called_at, ctx.tz),
+            text="\n".join(
+                [
+                    *drill_lines(tr, escalation),
+                    tr._(
+                        DENIED,
+                        name=html.escape(callee.name, quote=False),
+                        time=tr.time_text(called_at, ctx.tz),
+                    ),
+                ]
             ),
             person_id=caller.id,
         )

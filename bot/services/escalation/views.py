@@ -12,13 +12,14 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import Level
-from bot.i18n import Translator, translator
+from bot.i18n import N_, Translator, translator
 from bot.models import Escalation, Page, Person
 from bot.services import contacts
 from bot.services.escalation import matter
 from bot.services.outbox import Button
 from bot.services.page_text import PageSubject, page_buttons, page_text
 
+DRILL_LINE = N_("【DRILL 演练】 This is an exercise.")
 # The line added to a page when it closes, in each reader's language.
 Note = Callable[[Translator], str]
 
@@ -34,6 +35,11 @@ class PagingContext:
 def language(person: Person, ctx: PagingContext) -> str:
     """The reader's language: their own choice, else the configured default."""
     return person.language or ctx.default_language
+
+
+def drill_lines(tr: Translator, escalation: Escalation) -> list[str]:
+    """The DRILL marker that heads every message about a drill; nothing for a real matter."""
+    return [tr._(DRILL_LINE)] if escalation.is_drill else []
 
 
 def by_note(outcome: str, person: Person, now: datetime, ctx: PagingContext) -> Note:

@@ -303,66 +303,89 @@ async def report(
     reaches every level above at once. With `draft.direct` (serious and above) the matter also
     reaches the county at once. A drill needs the right to start drills instead of reporting.
     """
+    async with db.uow() as uow:
+        reported = await store_report(
+            uow.session,
+            person_id=person_id,
+            draft=draft,
+            now=now,
+            policies=policies,
+            ctx=ctx,
+            drill=drill,
+        )
+        await uow.commit()
+    return reported
+
+
+async def store_report(
+    session: AsyncSession,
+    *,
+    person_id: int,
+    draft: ReportDraft,
+    now: datetime,
+    policies: Mapping[Severity, EscalationPolicy],
+    ctx: PagingContext,
+    drill: bool = False,
+    unit_id: int | None = None,
+) -> Reported:
+    """`report` in the caller's transaction; a drill may be placed at `unit_id` in scope."""
     checked = check_draft(draft, now=now)
     policy = policies[checked.severity]
     if draft.direct and policy.report_deadline is None:
         raise InvalidInput(
             "Only serious and especially serious incidents may be reported straight to the county."
         )
-    async with db.uow() as uow:
-        session = uow.session
-        person = await contacts.person(session, person_id)
-        unit = await contacts.unit(session, person.unit_id)
-        grants = await contacts.grants_of(session, person_id)
-        action = Action.DRILL_START if drill else Action.INCIDENT_REPORT
-        if not person.active or not allowed(grants, action, unit.path):
-            raise NotAllowed("You may not report incidents for {unit}.", unit=unit.name)
-        deadline = policy.report_deadline
-        late = deadline is not None and now > checked.occurred_at + deadline
-        assert unit.id is not None
-        incident = await _store(
-            session,
-            checked,
-            unit_id=unit.id,
-            reporter_id=person_id,
-            kind=EntryKind.REPORT,
-            late=late,
-            drill=drill,
-            now=now,
-            ctx=ctx,
+    person = await contacts.person(session, person_id)
+    unit = await contacts.unit(session, person.unit_id if unit_id is None else unit_id)
+    grants = await contacts.grants_of(session, person_id)
+    action = Action.DRILL_START if drill else Action.INCIDENT_REPORT
+    if not person.active or not allowed(grants, action, unit.path):
+        raise NotAllowed("You may not report incidents for {unit}.", unit=unit.name)
+    deadline = policy.report_deadline
+    late = deadline is not None and now > checked.occurred_at + deadline
+    assert unit.id is not None
+    incident = await _store(
+        session,
+        checked,
+        unit_id=unit.id,
+        reporter_id=person_id,
+        kind=EntryKind.REPORT,
+        late=late,
+        drill=drill,
+        now=now,
+        ctx=ctx,
+    )
+    assert incident.id is not None
+    matter = await escalation.start(
+        session,
+        policy=POLICY,
+        steps=policy.steps,
+        subject_type=SUBJECT_TYPE,
+        subject_id=incident.id,
+        unit_id=unit.id,
+        subject=subject_of(incident, ctx),
+        now=now,
+        drill=drill,
+        occurred_at=checked.occurred_at,
+        report_deadline=deadline,
+        forward_margin=policy.forward_margin,
+        reporter_id=person_id,
+    )
+    assert matter.id is not None
+    if draft.direct:
+        await escalation.reach_county_directly(
+            session, escalation_id=matter.id, person_id=person_id, now=now, ctx=ctx
         )
-        assert incident.id is not None
-        matter = await escalation.start(
-            session,
-            policy=POLICY,
-            steps=policy.steps,
-            subject_type=SUBJECT_TYPE,
-            subject_id=incident.id,
-            unit_id=unit.id,
-            subject=subject_of(incident, ctx),
-            now=now,
-            drill=drill,
-            occurred_at=checked.occurred_at,
-            report_deadline=deadline,
-            forward_margin=policy.forward_margin,
-            reporter_id=person_id,
-        )
-        assert matter.id is not None
-        if draft.direct:
-            await escalation.reach_county_directly(
-                session, escalation_id=matter.id, person_id=person_id, now=now, ctx=ctx
-            )
-        await audit.record(
-            session,
-            at=now,
-            action="incident.report",
-            actor_person_id=person_id,
-            subject_type=SUBJECT_TYPE,
-            subject_id=incident.id,
-            unit_id=unit.id,
-            detail={"number": incident.number, "late": late, "direct": draft.direct},
-        )
-        await uow.commit()
+    await audit.record(
+        session,
+        at=now,
+        action="incident.report",
+        actor_person_id=person_id,
+        subject_type=SUBJECT_TYPE,
+        subject_id=incident.id,
+        unit_id=unit.id,
+        detail={"number": incident.number, "late": late, "direct": draft.direct, "drill": drill},
+    )
     return Reported(incident.id, incident.number, late, matter.id)
 
 

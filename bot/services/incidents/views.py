@@ -183,7 +183,10 @@ async def _line(
 
 
 async def open_in_scope(db: Database, *, person_id: int, now: datetime) -> list[IncidentLine]:
-    """Open incidents at the person's units and below (and those they reported), newest first."""
+    """Open incidents at the person's units and below (and those they reported), newest first.
+
+    Drills are left out: they are exercises, not incidents, and have their own log (drills.py).
+    """
     async with db.read() as uow:
         session = uow.session
         grants = await contacts.grants_of(session, person_id)
@@ -193,6 +196,7 @@ async def open_in_scope(db: Database, *, person_id: int, now: datetime) -> list[
             .join(Unit, col(Unit.id) == Incident.unit_id)
             .where(
                 Incident.status == IncidentStatus.OPEN,
+                sa.not_(col(Incident.is_drill)),
                 sa.or_(col(Incident.reporter_id) == person_id, *scope),
             )
             .order_by(col(Incident.reported_at).desc(), col(Incident.id).desc())
