@@ -6,7 +6,6 @@ import asyncio
 import random
 from datetime import datetime, timedelta
 
-from sqlmodel import col, select
 from support import (
     SUBJECT,
     Leader,
@@ -23,7 +22,6 @@ from support import (
 
 from bot.clock import SystemClock
 from bot.config import EscalationStep, Level
-from bot.models import Deadline
 from bot.sandbox.stack import LocalStack
 from bot.services import escalation
 
@@ -81,7 +79,7 @@ async def _schedule(
         (leader, origin + timedelta(seconds=rng.uniform(EARLIEST, LATEST))) for leader in leaders
     ]
     rng.shuffle(targets)
-    escalation_chat: dict[int, int] = {}
+    due_by_chat: dict[int, datetime] = {}
     size = -(-len(targets) // WAVES)
     for wave in range(WAVES):
         async with stack.db.uow() as uow:
@@ -104,15 +102,10 @@ async def _schedule(
                     now=now,
                 )
                 assert started.id is not None
-                escalation_chat[started.id] = leader.chat_id
+                # The step falls due `after` its start; the engine's own deadlines for the
+                # matter (a first look at once, then one at the step's time) are its business.
+                due_by_chat[leader.chat_id] = now + step.after
             await uow.commit()
         stack.runtime.wake()  # as a handler does after a use case that scheduled something
         await asyncio.sleep(WAVE_GAP)
-    async with stack.db.uow() as uow:
-        rows = await uow.session.exec(
-            select(Deadline.subject_id, Deadline.due_at).where(
-                col(Deadline.subject_id).in_(list(escalation_chat)),
-                Deadline.subject_type == "escalation",
-            )
-        )
-        return {escalation_chat[subject_id]: due_at for subject_id, due_at in rows.all()}
+    return due_by_chat
