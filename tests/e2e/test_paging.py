@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from factories import District
 from sqlmodel import col, select
@@ -51,6 +51,28 @@ async def start_paging(
             unit_id=district.units["S"],
             subject=SUBJECT,
             now=clock.now(),
+        )
+        await uow.commit()
+
+
+async def start_serious(
+    db: Database, district: District, started: datetime, subject_id: int
+) -> None:
+    """A matter under the configured serious policy, with its one-hour report deadline."""
+    policy = settings_from_mapping({}, environ={}).escalation[Severity.SERIOUS]
+    async with db.uow() as uow:
+        await escalation.start(
+            uow.session,
+            policy="serious",
+            steps=policy.steps,
+            subject_type="test",
+            subject_id=subject_id,
+            unit_id=district.units["S"],
+            subject=SUBJECT,
+            now=started,
+            occurred_at=started,
+            report_deadline=policy.report_deadline,
+            forward_margin=policy.forward_margin,
         )
         await uow.commit()
 
@@ -268,28 +290,13 @@ async def test_passing_up_pages_the_township_officer(
 async def test_a_serious_matter_acknowledged_at_the_school_still_reaches_township_and_county(
     stack: LocalStack, district: District, db: Database, clock: MovableClock
 ) -> None:
-    policy = settings_from_mapping({}, environ={}).escalation[Severity.SERIOUS]
     principal = await person(stack, district, "principal", "王校长")
     for key in ("leader", "leader2"):  # reachable, so nobody stands in for them
         await person(stack, district, key, key)
     officer = await person(stack, district, "officer", "赵专干")
     desk = await person(stack, district, "desk", "Desk Chen")
     started = clock.now()
-    async with db.uow() as uow:
-        await escalation.start(
-            uow.session,
-            policy="serious",
-            steps=policy.steps,
-            subject_type="test",
-            subject_id=2,
-            unit_id=district.units["S"],
-            subject=SUBJECT,
-            now=started,
-            occurred_at=started,
-            report_deadline=policy.report_deadline,
-            forward_margin=policy.forward_margin,
-        )
-        await uow.commit()
+    await start_serious(db, district, started, subject_id=2)
     await stack.settle()
     page = await principal.wait_for()
     # a serious matter offers the skip-level report one tap away
@@ -323,27 +330,12 @@ async def test_a_serious_matter_acknowledged_at_the_school_still_reaches_townshi
 async def test_a_phone_report_is_recorded_in_three_taps_and_confirmed_by_the_township(
     stack: LocalStack, district: District, db: Database, clock: MovableClock
 ) -> None:
-    policy = settings_from_mapping({}, environ={}).escalation[Severity.SERIOUS]
     principal = await person(stack, district, "principal", "王校长")
     for key in ("leader", "leader2", "desk"):
         await person(stack, district, key, key)
     officer = await person(stack, district, "officer", "赵专干")
     started = clock.now()
-    async with db.uow() as uow:
-        await escalation.start(
-            uow.session,
-            policy="serious",
-            steps=policy.steps,
-            subject_type="test",
-            subject_id=3,
-            unit_id=district.units["S"],
-            subject=SUBJECT,
-            now=started,
-            occurred_at=started,
-            report_deadline=policy.report_deadline,
-            forward_margin=policy.forward_margin,
-        )
-        await uow.commit()
+    await start_serious(db, district, started, subject_id=3)
     await stack.settle()
     await principal.wait_for()
     clock.advance(timedelta(minutes=12))

@@ -362,7 +362,12 @@ DEADLINE_POLICY = settings_from_mapping({}, environ={}).escalation[Severity.SERI
 
 
 async def start_serious(
-    db: Database, district: District, *, occurred_at: datetime = T0, now: datetime = T0
+    db: Database,
+    district: District,
+    *,
+    occurred_at: datetime = T0,
+    now: datetime = T0,
+    exclude: tuple[int, ...] = (),
 ) -> int:
     """A matter under the configured serious policy, with its one-hour report deadline."""
     async with db.uow() as uow:
@@ -378,6 +383,7 @@ async def start_serious(
             occurred_at=occurred_at,
             report_deadline=DEADLINE_POLICY.report_deadline,
             forward_margin=DEADLINE_POLICY.forward_margin,
+            exclude=exclude,
         )
         await uow.commit()
     assert esc.id is not None
@@ -716,27 +722,13 @@ async def test_who_may_press_each_page_button(
     db: Database, district: District, relation: str, action: str
 ) -> None:
     """Every page action against every relation to the matter, decided in one place."""
-    async with db.uow() as uow:
-        esc = await escalation.start(
-            uow.session,
-            policy="serious",
-            steps=DEADLINE_POLICY.steps,
-            subject_type="test",
-            subject_id=11,
-            unit_id=district.units["S"],
-            subject=SUBJECT,
-            now=T0,
-            occurred_at=T0,
-            report_deadline=DEADLINE_POLICY.report_deadline,
-            # 周带班 is the one the matter is about (absent from their own leader shift)
-            exclude=(district.people["leader2"],),
-        )
-        await uow.commit()
+    # 周带班 is the one the matter is about (absent from their own leader shift)
+    esc_id = await start_serious(db, district, exclude=(district.people["leader2"],))
     await tick(db, T0)
     page_id = await page_of(db, district, "leader")
     who, allowed = RELATIONS[relation]
     external_id = district.chats[who] if who else 424242
-    before = await snapshot_matter(db, esc.id or 0)
+    before = await snapshot_matter(db, esc_id)
 
     async def attempt() -> object:
         if action == "d":
@@ -758,7 +750,7 @@ async def test_who_may_press_each_page_button(
         "stranger": "This button is not for you.",
     }[relation]
     assert refused.value.message == expected
-    assert await snapshot_matter(db, esc.id or 0) == before
+    assert await snapshot_matter(db, esc_id) == before
 
 
 async def snapshot_matter(db: Database, esc_id: int) -> tuple[object, ...]:
