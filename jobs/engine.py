@@ -106,7 +106,11 @@ class EngineJob:
         return result
 
     async def rearm(self, minimum: float = 0.0) -> None:
-        """Arm the one-off job for the earliest pending deadline (not sooner than `minimum` s)."""
+        """Arm the one-off job for the earliest pending deadline.
+
+        `minimum` holds back only a look at work that is due already (another instance holds
+        it); a deadline still to come is looked at when it falls due, not a moment later.
+        """
         due = await next_due(self.db)
         if due is None or self._queue is None:
             return
@@ -115,7 +119,7 @@ class EngineJob:
         delay = self.clock.real_delay(due)
         if delay is None:
             return
-        self._arm(max(delay, minimum), due)
+        self._arm(delay if delay > 0 else minimum, due)
 
     def wake(self) -> None:
         """Something was scheduled: look again soon (from inside the event loop)."""

@@ -267,9 +267,17 @@ def status_after(levels: dict[Level, EscalationLevel], resolved: bool) -> str:
 async def plan_next(
     session: AsyncSession, escalation: Escalation, *, next_at: datetime | None, now: datetime
 ) -> None:
-    """Replace the matter's pending tick with one at `next_at` (none when nothing is left)."""
+    """Replace the matter's pending tick with one at `next_at` (none when nothing is left).
+
+    A matter has at most one pending tick, the last one planned, so it is cancelled by its key
+    (an index lookup; a key-prefix match cannot use SQLite's index and scanned every deadline).
+    Matters stored before ticks existed may still hold per-step deadlines: those go by prefix.
+    """
     assert escalation.id is not None
-    await deadlines.cancel(session, now=now, prefix=f"esc:{escalation.id}:")
+    if escalation.ticks:
+        await deadlines.cancel(session, now=now, key=tick_key(escalation.id, escalation.ticks))
+    if "policy" not in (escalation.details or {}):
+        await deadlines.cancel(session, now=now, prefix=f"esc:{escalation.id}:")
     if next_at is None or escalation.status == RESOLVED:
         return
     escalation.ticks += 1
