@@ -385,6 +385,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ZhibanError as error:
         print(f"zhiban: {error.render(tr)}", file=sys.stderr)
         return 1
+    except OSError as error:
+        # A path that does not exist or cannot be written: one line naming it, not a traceback.
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"zhiban: {where}{error.strerror or error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 2

@@ -155,3 +155,22 @@ def test_invite_names_what_is_wrong_in_one_line(tmp_path: Path) -> None:
     assert (unknown.returncode, unknown.stderr.strip()) == (1, "zhiban: unknown staff number XX-99")
     both = zhiban("invite", "SB01-04", "--unit", "SB01", "--config", str(config))
     assert both.returncode == 1
+
+
+def test_a_missing_import_file_or_unwritable_export_folder_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "z.db"}"\n')
+    for argv, line in (
+        (["roster", "import", str(tmp_path / "nosuch" / "units.csv")], "units.csv: No such file"),
+        (["roster", "export", "/proc/zhiban-nope"], "/proc/zhiban-nope: No such file"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "bot", *argv, "--config", str(config)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode != 0
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert line in result.stderr
