@@ -11,7 +11,7 @@ tables before the confirmation.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, tzinfo
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from bot.errors import InvalidInput, ZhibanError
 from bot.i18n import N_, Translator
 from bot.services import drafts, incidents
 from bot.services.incidents import CATEGORY_NAMES, SEVERITY_NAMES, Category, IncidentLine
+from bot.services.matter_clock import clock_text, holder_text
 from handlers.context import ZhibanContext
 from handlers.replies import edit, reply
 
@@ -576,30 +577,8 @@ async def followup_command(update: Update, context: ZhibanContext) -> None:
     )
 
 
-def _clock_text(tr: Translator, line: IncidentLine) -> str:
-    parts = [tr._("{time} ago", time=tr.duration_text(line.since))]
-    if line.time_left is not None:
-        parts.append(tr._("{time} left to report up", time=tr.duration_text(line.time_left)))
-    elif line.late_by is not None:
-        parts.append(tr._("⚠️ {time} late", time=tr.duration_text(line.late_by)))
-    elif line.late:
-        parts.append(tr._("⚠️ recorded late"))
-    return " · ".join(parts)
-
-
-def _holder_text(tr: Translator, line: IncidentLine) -> str:
-    holder = line.holder
-    if holder is None:
-        return ""
-    if holder.acknowledged_by:
-        return tr._(
-            "Now with {unit}, acknowledged by {name}", unit=holder.unit, name=holder.acknowledged_by
-        )
-    return tr._("Now with {unit}, not acknowledged yet", unit=holder.unit)
-
-
-def line_text(tr: Translator, line: IncidentLine) -> str:
-    """One incident with its clocks, in plain text."""
+def line_text(tr: Translator, tz: tzinfo, line: IncidentLine) -> str:
+    """One incident with its clock and who has it now, in plain text (as its pages say it)."""
     head = tr._(
         "{number} · {severity} · {category} · {unit}",
         number=line.number,
@@ -607,7 +586,11 @@ def line_text(tr: Translator, line: IncidentLine) -> str:
         category=tr._(CATEGORY_NAMES[line.category]),
         unit=line.unit,
     )
-    return "\n".join(p for p in (head, _clock_text(tr, line), _holder_text(tr, line)) if p)
+    clock = "🕒 " + clock_text(tr, tz, line.clock)
+    if line.reported_late:
+        clock += " · " + tr._("⚠️ reported late (迟报)")
+    holder = holder_text(tr, line.holder)
+    return "\n".join(p for p in (head, clock, "📌 " + holder if holder else "") if p)
 
 
 async def incidents_command(update: Update, context: ZhibanContext) -> None:
@@ -623,7 +606,7 @@ async def incidents_command(update: Update, context: ZhibanContext) -> None:
     if not lines:
         await reply(message, tr._("No open incidents in your area."), parse_mode=None)
         return
-    body = "\n\n".join(line_text(tr, line) for line in lines)
+    body = "\n\n".join(line_text(tr, runtime.settings.bot.tz, line) for line in lines)
     await reply(message, tr._("Open incidents:") + "\n\n" + body, parse_mode=None)
 
 
@@ -669,7 +652,7 @@ async def incident_command(update: Update, context: ZhibanContext) -> None:
     except ZhibanError as error:
         await reply(message, error.render(tr, tz), parse_mode=None)
         return
-    lines = [line_text(tr, found.incident), found.description]
+    lines = [line_text(tr, tz, found.incident), found.description]
     if found.casualties:
         lines.append(tr._("Casualties: {casualties}", casualties=found.casualties))
     lines.append("")

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from bot.callbacks import PageButton
 from bot.i18n import N_, Translator
 from bot.message_parts import MESSAGE_LIMIT, truncate_html, visible_length
+from bot.services.matter_clock import MatterClock, clock_text, holder_text
 from bot.services.outbox import Button
 
 # A page's own text stays this far below one message, for the line its edits add.
@@ -79,11 +80,14 @@ def page_text(
     reminder: int = 0,
     late_since: datetime | None = None,
     phones: list[tuple[str, str]] | None = None,
+    clock: MatterClock | None = None,
 ) -> str:
     """The full text of a page in the reader's language (HTML parse mode).
 
     `phones` (name, number) are listed on pages to a level above, so that the reader can call
-    the school first (先电话后文字).
+    the school first (先电话后文字). A matter that happened (an incident) shows its `clock`,
+    as computed when the page is written, instead of the plain "since" line: time since it
+    happened, time left to the report deadline or how late, and who has it now.
     """
     since = subject.since or started_at
     params = {key: _param(tr, value) for key, value in subject.what_params.items()}
@@ -95,13 +99,19 @@ def page_text(
     what_line = len(lines)
     lines.append("🚨 <b>" + tr._(subject.what, **params) + "</b>")
     lines.append(tr._("📍 Where: {unit}", unit=html.escape(unit_name, quote=False)))
-    lines.append(
-        tr._(
-            "🕒 Since: {time} ({ago} ago)",
-            time=tr.datetime_text(since, tz, "MM-dd HH:mm"),
-            ago=tr.duration_text(max(now - since, now - now)),
+    if clock is None:
+        lines.append(
+            tr._(
+                "🕒 Since: {time} ({ago} ago)",
+                time=tr.datetime_text(since, tz, "MM-dd HH:mm"),
+                ago=tr.duration_text(max(now - since, now - now)),
+            )
         )
-    )
+    else:
+        lines.append("🕒 " + html.escape(clock_text(tr, tz, clock), quote=False))
+        holder = holder_text(tr, clock.holder)
+        if holder:
+            lines.append("📌 " + html.escape(holder, quote=False))
     if late_since is not None:
         lines.append(
             tr._(

@@ -16,6 +16,7 @@ from bot.i18n import N_, Translator, translator
 from bot.models import Escalation, Page, Person
 from bot.services import contacts
 from bot.services.escalation import matter
+from bot.services.matter_clock import Reached, clock_of
 from bot.services.outbox import Button
 from bot.services.page_text import PageSubject, page_buttons, page_text
 
@@ -89,6 +90,16 @@ async def render(
     phones = None
     if page.level != Level.UNIT.value:
         phones = await _leaders_phones(session, escalation, now=now)
+    clock = None
+    if escalation.occurred_at is not None:  # a matter that happened (an incident, a drill)
+        clock = clock_of(
+            occurred_at=escalation.occurred_at,
+            reported_at=escalation.started_at,
+            report_deadline=matter.policy_of(escalation).report_deadline,
+            needed=matter.policy_of(escalation).levels[1:],
+            reached=await reached_levels(session, escalation),
+            now=now,
+        )
     text = page_text(
         tr,
         ctx.tz,
@@ -100,8 +111,28 @@ async def render(
         reminder=reminder,
         late_since=late_since,
         phones=phones,
+        clock=clock,
     )
     return text, buttons_for(tr, escalation, page, subject)
+
+
+async def reached_levels(session: AsyncSession, escalation: Escalation) -> list[Reached]:
+    """The levels a matter reached, with their units and who acknowledged, for its clock."""
+    assert escalation.id is not None
+    found = []
+    for level, row in (await matter.level_rows(session, escalation.id)).items():
+        by = row.acknowledged_by_id
+        found.append(
+            Reached(
+                level=level,
+                unit=(await contacts.unit(session, row.unit_id)).name,
+                reached_at=row.reached_at,
+                late=row.late,
+                acknowledged_by=(await contacts.person(session, by)).name if by else None,
+                acknowledged_at=row.acknowledged_at,
+            )
+        )
+    return found
 
 
 async def _leaders_phones(

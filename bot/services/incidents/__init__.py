@@ -28,13 +28,13 @@ from bot.services.incidents.reporting import (
 )
 from bot.services.incidents.views import (
     FinalReport,
-    Holder,
     IncidentLine,
     IncidentTimeline,
     TimelineItem,
     open_in_scope,
     timeline,
 )
+from bot.services.matter_clock import Holder
 
 __all__ = [
     "CATEGORY_NAMES",

@@ -1,7 +1,8 @@
 """What /incidents and /incident N show: open incidents with their clocks, and whole timelines.
 
 Read-only use cases returning small frozen values; handlers render them. How far an incident got
-is read from its escalation's levels, which the engine keeps up to date.
+is read from its escalation's levels, which the engine keeps up to date; the clock is the one
+its pages show (`bot/services/matter_clock.py`).
 """
 
 from __future__ import annotations
@@ -14,28 +15,19 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import Level, Severity
-from bot.models import Escalation, EscalationLevel, Incident, IncidentEntry, Unit
+from bot.models import Escalation, Incident, IncidentEntry, Unit
 from bot.services import contacts
 from bot.services.escalation import matter, pages_of
-from bot.services.escalation.policy import LEVEL_ORDER, ReachHow
+from bot.services.escalation.policy import ReachHow
+from bot.services.escalation.views import reached_levels
 from bot.services.incidents.kinds import Category, EntryKind, IncidentStatus
 from bot.services.incidents.lookup import visible
 from bot.services.incidents.reporting import escalations_of, final_parts
+from bot.services.matter_clock import Holder, MatterClock, clock_of
 from bot.uow import Database
 
 # How a level reached by the system (not by a person) is recorded.
 _BY_SYSTEM = {ReachHow.SILENCE.value, ReachHow.DEADLINE.value}
-
-
-@dataclass(frozen=True)
-class Holder:
-    """Who has the incident now: the highest level it reached, acknowledged there or not."""
-
-    level: Level
-    unit: str
-    reached_at: datetime
-    acknowledged_by: str | None
-    acknowledged_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -64,6 +56,8 @@ class IncidentLine:
     not_reported_by_unit: bool
     holder: Holder | None
     drill: bool
+    # The same clock its pages show (`matter_clock.clock_text`).
+    clock: MatterClock
 
     @property
     def late(self) -> bool:
@@ -110,51 +104,22 @@ class IncidentTimeline:
     items: list[TimelineItem]
 
 
-async def _levels(
-    session: AsyncSession, incident_id: int
-) -> list[tuple[Escalation, EscalationLevel]]:
-    found: list[tuple[Escalation, EscalationLevel]] = []
-    for escalation in await escalations_of(session, incident_id):
-        rows = await matter.level_rows(session, escalation.id or 0)
-        found.extend((escalation, row) for row in rows.values())
-    return found
-
-
 async def _line(
     session: AsyncSession, incident: Incident, unit: Unit, now: datetime
 ) -> IncidentLine:
     assert incident.id is not None
-    levels = await _levels(session, incident.id)
-    deadlines = [
-        policy.report_deadline
-        for escalation in {id(e): e for e, _row in levels}.values()
-        if (policy := matter.policy_of(escalation)).report_deadline is not None
-    ]
-    deadline_at = incident.occurred_at + min(deadlines) if deadlines else None
-    holder = None
-    if levels:
-        _escalation, top = max(levels, key=lambda item: LEVEL_ORDER.index(Level(item[1].level)))
-        by = top.acknowledged_by_id
-        holder = Holder(
-            level=Level(top.level),
-            unit=(await contacts.unit(session, top.unit_id)).name,
-            reached_at=top.reached_at,
-            acknowledged_by=(await contacts.person(session, by)).name if by else None,
-            acknowledged_at=top.acknowledged_at,
-        )
-    time_left = late_by = None
-    if deadline_at is not None:
-        needed = {level for e, _row in levels for level in matter.policy_of(e).levels[1:]}
-        reached = {Level(row.level): row.reached_at for _e, row in levels}
-        if needed <= set(reached):
-            # A level cannot have had the report before it was made.
-            last = max([incident.reported_at, *(reached[level] for level in needed)])
-            if last > deadline_at:
-                late_by = last - deadline_at
-        elif now >= deadline_at:
-            late_by = now - deadline_at
-        else:
-            time_left = deadline_at - now
+    matters = await escalations_of(session, incident.id)
+    policies = [matter.policy_of(escalation) for escalation in matters]
+    deadlines = [p.report_deadline for p in policies if p.report_deadline is not None]
+    reached = [row for escalation in matters for row in await reached_levels(session, escalation)]
+    clock = clock_of(
+        occurred_at=incident.occurred_at,
+        reported_at=incident.reported_at,
+        report_deadline=min(deadlines) if deadlines else None,
+        needed={level for p in policies for level in p.levels[1:]},
+        reached=reached,
+        now=now,
+    )
     entry_kinds = (
         await session.exec(
             select(IncidentEntry.kind).where(IncidentEntry.incident_id == incident.id)
@@ -170,15 +135,16 @@ async def _line(
         place=incident.place,
         occurred_at=incident.occurred_at,
         reported_at=incident.reported_at,
-        since=now - incident.occurred_at,
-        deadline_at=deadline_at,
-        time_left=time_left,
-        late_by=late_by,
+        since=clock.since,
+        deadline_at=clock.deadline_at,
+        time_left=clock.time_left,
+        late_by=clock.late_by,
         reported_late=incident.reported_late,
-        forwarded_late=incident.forwarded_late or any(row.late for _e, row in levels),
+        forwarded_late=incident.forwarded_late or clock.forwarded_late,
         not_reported_by_unit=EntryKind.NOT_REPORTED_BY_UNIT.value in entry_kinds,
-        holder=holder,
+        holder=clock.holder,
         drill=incident.is_drill,
+        clock=clock,
     )
 
 
