@@ -16,6 +16,7 @@ from bot.db import create_engine
 from bot.errors import InvalidInput, NotAllowed
 from bot.models import (
     Escalation,
+    EscalationEvent,
     EscalationLevel,
     Incident,
     IncidentCounter,
@@ -25,7 +26,7 @@ from bot.models import (
 )
 from bot.services import escalation, incidents
 from bot.services.engine import run_due
-from bot.services.escalation import PagingContext
+from bot.services.escalation import PagingContext, phone
 from bot.services.incidents import ReportDraft
 from bot.uow import Database
 
@@ -453,3 +454,104 @@ async def test_a_drill_is_marked_in_every_page(db: Database, district: District)
     async with db.uow() as uow:
         incident = await uow.session.get(Incident, reported.incident_id)
     assert incident is not None and incident.is_drill
+
+
+async def facts(db: Database, incident_id: int) -> tuple[int | None, bool]:
+    """What the incident row says: the highest unit it reached, and whether that came late."""
+    async with db.uow() as uow:
+        incident = await uow.session.get(Incident, incident_id)
+        assert incident is not None
+        return incident.reached_unit_id, incident.forwarded_late
+
+
+async def page_of(db: Database, district: District, who: str) -> int:
+    async with db.uow() as uow:
+        page = (
+            await uow.session.exec(
+                select(Page)
+                .where(Page.person_id == district.people[who])
+                .order_by(col(Page.id).desc())
+            )
+        ).first()
+        assert page is not None and page.id is not None
+        return page.id
+
+
+async def test_the_incident_row_follows_the_system_passing_it_up_at_the_deadline(
+    db: Database, district: District
+) -> None:
+    reported = await report(db, district)
+    await tick(db, T0)
+    await acknowledge(db, district, "principal", T0 + timedelta(minutes=2))
+    await tick(db, T0 + timedelta(minutes=49))
+    assert await facts(db, reported.incident_id) == (district.units["S"], False)
+    await tick(db, T0 + timedelta(minutes=50))  # no follow-up or final report needed
+    assert await facts(db, reported.incident_id) == (district.units["C"], True)
+
+
+async def test_the_incident_row_follows_a_person_passing_it_up(
+    db: Database, district: District
+) -> None:
+    reported = await report(db, district)
+    await tick(db, T0)
+    async with db.uow() as uow:
+        await escalation.pass_up(
+            uow.session,
+            page_id=await page_of(db, district, "principal"),
+            person_id=district.people["principal"],
+            now=T0 + timedelta(minutes=3),
+            ctx=CTX,
+        )
+        await uow.commit()
+    assert await facts(db, reported.incident_id) == (district.units["T"], False)
+
+
+async def test_the_incident_row_follows_silence_and_a_direct_report(
+    db: Database, district: District
+) -> None:
+    large = await report(db, district, severity="large")
+    await tick(db, T0)
+    await tick(db, T0 + timedelta(minutes=30))  # nobody acknowledged: the township has it
+    assert await facts(db, large.incident_id) == (district.units["T"], False)
+    direct = await report(db, district, direct=True)
+    assert await facts(db, direct.incident_id) == (district.units["C"], False)
+
+
+async def test_the_incident_row_follows_a_confirmed_phone_report(
+    db: Database, district: District
+) -> None:
+    on_time = await report(db, district)
+    await tick(db, T0)
+    async with db.uow() as uow:
+        await phone.record(
+            uow.session,
+            page_id=await page_of(db, district, "principal"),
+            person_id=district.people["principal"],
+            callee_id=district.people["officer"],
+            minutes_ago=10,
+            now=T0 + timedelta(minutes=20),
+            ctx=CTX,
+        )
+        await uow.commit()
+    assert await facts(db, on_time.incident_id) == (district.units["S"], False)  # not yet
+    async with db.uow() as uow:
+        call = (
+            await uow.session.exec(
+                select(EscalationEvent).where(EscalationEvent.kind == "phone_report")
+            )
+        ).one()
+        await phone.confirm(
+            uow.session,
+            event_id=call.id or 0,
+            person_id=district.people["officer"],
+            received=True,
+            now=T0 + timedelta(minutes=25),
+            ctx=CTX,
+        )
+        await uow.commit()
+    assert await facts(db, on_time.incident_id) == (district.units["T"], False)
+    [line] = await incidents.open_in_scope(
+        db, person_id=district.people["officer"], now=T0 + timedelta(minutes=25)
+    )
+    assert line.holder is not None
+    assert (line.holder.unit, line.holder.acknowledged_by) == ("石坝乡中心校", "赵专干")

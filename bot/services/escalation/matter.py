@@ -8,6 +8,7 @@ engine reads how often each step has fired. Functions here take a session and ne
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +36,25 @@ STEP_KIND = "escalation.step"
 ACTIVE = "active"
 ACKNOWLEDGED = "acknowledged"
 RESOLVED = "resolved"
+
+
+# What keeps a subject's own record in step with the levels its matter reached, by subject
+# type (the incidents package keeps an incident's highest unit and late flag). The subject's
+# package registers it, so that escalation never imports the packages built on it.
+ReachListener = Callable[[AsyncSession, Escalation], Awaitable[None]]
+_reach_listeners: dict[str, ReachListener] = {}
+
+
+def on_reach(subject_type: str, listener: ReachListener) -> None:
+    """Call `listener` in the same transaction whenever a matter of this type changes level."""
+    _reach_listeners[subject_type] = listener
+
+
+async def reach_changed(session: AsyncSession, escalation: Escalation) -> None:
+    """Tell the subject's listener that the matter's levels changed (reached, moved, late)."""
+    listener = _reach_listeners.get(escalation.subject_type)
+    if listener is not None:
+        await listener(session, escalation)
 
 
 def tick_key(escalation_id: int, tick: int) -> str:
@@ -225,8 +245,15 @@ async def reach(
     now: datetime,
     by: int | None = None,
     at: datetime | None = None,
+    late: bool | None = None,
 ) -> EscalationLevel | None:
-    """Make the matter reach a level (once); return the new level, or None if it had it."""
+    """Make the matter reach a level (once); return the new level, or None if it had it.
+
+    This is the one place where a matter reaches a level, whoever makes it (a person passing
+    it up, the system for silence or at the report deadline, a direct report, a confirmed
+    call), so the subject's listener hears of every change here. `late` defaults to whether
+    the system passed it up under the report deadline.
+    """
     assert escalation.id is not None
     existing = await level_rows(session, escalation.id)
     if level in existing:
@@ -243,7 +270,7 @@ async def reach(
         reached_at=at or now,
         reached_how=how.value,
         reached_by_id=by,
-        late=how == ReachHow.DEADLINE,
+        late=how == ReachHow.DEADLINE if late is None else late,
     )
     session.add(row)
     if escalation.status == ACKNOWLEDGED:
@@ -252,6 +279,7 @@ async def reach(
     await record(
         session, escalation, kind="reached", at=now, level=level, person_id=by, how=how.value
     )
+    await reach_changed(session, escalation)
     return row
 
 

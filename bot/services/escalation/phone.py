@@ -301,7 +301,7 @@ async def _reached_by_phone(
     rows = await matter.level_rows(session, escalation.id or 0)
     row = rows.get(level)
     if row is None:
-        row = await matter.reach(
+        return await matter.reach(
             session,
             escalation,
             level=level,
@@ -309,15 +309,15 @@ async def _reached_by_phone(
             now=now,
             by=report.person_id,
             at=called_at,
+            late=_late(escalation, called_at),
         )
-        if row is not None:
-            row.late = _late(escalation, called_at)
-        return row
     if called_at < row.reached_at:
         row.reached_at = called_at
         row.reached_how = ReachHow.PHONE.value
         row.reached_by_id = report.person_id
         row.late = _late(escalation, called_at)
+        await session.flush()
+        await matter.reach_changed(session, escalation)
     return row
 
 

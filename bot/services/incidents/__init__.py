@@ -5,6 +5,7 @@
 `lookup` finding an incident and who may see it. The public names are re-exported here.
 """
 
+from bot.services.escalation.matter import on_reach
 from bot.services.incidents.kinds import (
     CATEGORY_NAMES,
     SEVERITY_NAMES,
@@ -23,6 +24,7 @@ from bot.services.incidents.reporting import (
     check_draft,
     final_report,
     follow_up,
+    keep_reach,
     record_heard_elsewhere,
     report,
 )
@@ -62,3 +64,6 @@ __all__ = [
     "report",
     "timeline",
 ]
+
+# Incidents keep their own facts (highest unit reached, late flag) as their escalation moves.
+on_reach(SUBJECT_TYPE, keep_reach)

@@ -477,8 +477,23 @@ async def escalations_of(session: AsyncSession, incident_id: int) -> list[Escala
     return list(rows.all())
 
 
+async def keep_reach(session: AsyncSession, matter: Escalation) -> None:
+    """Keep the incident's facts true as its escalation changes level (see `matter.on_reach`).
+
+    Registered by the package for every incident escalation, so the incident row says how far
+    it got the moment it gets there: passed up by a person or by the system at deadline −
+    margin, reported straight to the county, or reached by a confirmed phone call.
+    """
+    incident = await session.get(Incident, matter.subject_id)
+    if incident is not None:
+        await _sync_reach(session, incident)
+
+
 async def _sync_reach(session: AsyncSession, incident: Incident) -> None:
-    """Copy how far the escalation got onto the incident (its highest unit, late forwarding)."""
+    """Copy how far the escalation got onto the incident (its highest unit, late forwarding).
+
+    A late reach, once recorded, stays on the incident's record (迟报 is kept, not undone).
+    """
     for matter in await escalations_of(session, incident.id or 0):
         rows = await session.exec(
             select(EscalationLevel).where(EscalationLevel.escalation_id == matter.id)
