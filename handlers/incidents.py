@@ -617,6 +617,11 @@ ITEM_NAMES = {
     "not_reported_by_unit": N_("recorded by {person}: not reported by the unit (漏报)"),
     "reported_late": N_("the report came late (迟报)"),
     "reached": N_("reached {unit}"),
+    "reached_deadline": N_(
+        "passed up by the system to {unit}: the report deadline was near; recorded late (迟报)"
+    ),
+    "reached_silence": N_("passed up by the system to {unit}: nobody below acknowledged"),
+    "reached_phone": N_("reached {unit} by a phone call"),
     "paged": N_("paged {person}"),
     "acknowledged": N_("acknowledged by {person}"),
     "passed_up": N_("passed up by {person}"),
@@ -657,8 +662,11 @@ async def incident_command(update: Update, context: ZhibanContext) -> None:
         lines.append(tr._("Casualties: {casualties}", casualties=found.casualties))
     lines.append("")
     for item in found.items:
+        kind = item.kind
+        if kind == "reached" and f"reached_{item.how}" in ITEM_NAMES:
+            kind = f"reached_{item.how}"  # by the system, or by phone: say so
         what = tr._(
-            ITEM_NAMES.get(item.kind, item.kind),
+            ITEM_NAMES.get(kind, kind),
             person=item.person or tr._("the system"),
             unit=item.unit or "",
         )
