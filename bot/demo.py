@@ -6,6 +6,7 @@ people in it would see it. No token and no network are needed.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,10 +14,15 @@ from typing import TextIO
 
 from bot.clock import MovableClock
 from bot.config import settings_from_mapping
-from bot.i18n import translator
+from bot.i18n import N_, translator
+from bot.sandbox import SimUser
 from bot.sandbox.server import BotApiEmulator
 from bot.sandbox.stack import LocalStack
 from bot.services import accounts, roster
+
+# What the reporter writes, in the demo's language (a teacher types what comes to hand).
+FIRE_TEXT = N_("Smoke from the canteen kitchen; all pupils are out on the playground.")
+_NUMBER = re.compile(r"\d{8}-\d{3}")
 
 # 2026-12-01 07:50 in Shanghai: ten minutes before the day shift starts.
 DEMO_START = datetime(2026, 11, 30, 23, 50, tzinfo=UTC)
@@ -42,6 +48,26 @@ class Transcript:
         for entry in entries[self._shown :]:
             self._out.write(entry.render(self._tz) + "\n")  # type: ignore[arg-type]
         self._shown = len(entries)
+
+
+async def _report_fire(reporter: SimUser, what: str) -> str:
+    """/report, Fire, Serious, what happened, Report (the fast path); the incident's number.
+
+    The reporter, 马俊, reads the bot in English, so his buttons are pressed by their English
+    labels whatever the demo's language.
+    """
+    await reporter.send("/report")
+    await reporter.wait_for()
+    await reporter.press("Fire")
+    await reporter.wait_for()
+    await reporter.press("Serious")
+    await reporter.wait_for()
+    await reporter.send(what)
+    await reporter.wait_for()
+    await reporter.press("🚨 Report")
+    found = _NUMBER.search((await reporter.wait_for()).text)
+    assert found is not None, "the report was not confirmed with a number"
+    return found.group(0)
 
 
 async def run_demo(*, language: str, out: TextIO) -> None:
@@ -159,5 +185,58 @@ async def run_demo(*, language: str, out: TextIO) -> None:
             show.scene(tr._("{time} The principal looks at the school's day", time="08:20"))
             await principal.send("/shifts")
             await principal.wait_for()
+
+            clock.advance(timedelta(minutes=5))
+            show.scene(
+                tr._(
+                    "{time} A fire at 石坝小学, reported with three taps and one message",
+                    time="08:25",
+                )
+            )
+            number = await _report_fire(colleague, tr._(FIRE_TEXT))
+            await stack.settle()
+            fire = next(m for m in principal.messages() if m.buttons and "🕒" in m.text)
+
+            clock.advance(timedelta(minutes=2))
+            show.scene(
+                tr._(
+                    "{time} The principal acknowledges it at the school, but does not pass it up",
+                    time="08:27",
+                )
+            )
+            await principal.press(fire.labels[0], message_id=fire.message_id)
+            await principal.wait_for_answer()
+            await stack.settle()
+
+            # Meanwhile the morning's other missed shifts run their course; the county desk is
+            # not linked yet, so none of their stand-in pages falls to her.
+            clock.set(DEMO_START + timedelta(minutes=70))
+            await stack.settle()
+            clock.set(DEMO_START + timedelta(minutes=80))
+            show.scene(tr._("{time} The county's duty desk links her account", time="09:10"))
+            issued = await accounts.issue_invites(
+                stack.db, staff_nos=["QC002"], now=clock.now(), valid_for=timedelta(days=7)
+            )
+            out.write(tr._("(zhiban invite QC002 printed her link)") + "\n")
+            desk = emu.user(7006, "李秀英", language_code="zh-hans")
+            await desk.start(issued[0].code)
+            await desk.wait_for()
+
+            clock.set(DEMO_START + timedelta(minutes=85))
+            show.scene(
+                tr._(
+                    "{time} Ten minutes before the one-hour deadline, Zhiban passes it up to the "
+                    "township and the county itself, and records the school's report as late",
+                    time="09:15",
+                )
+            )
+            await stack.settle()
+            await admin.wait_for(lambda m: "🕒" in m.text)
+            await desk.wait_for(lambda m: "🕒" in m.text)
+
+            clock.advance(timedelta(minutes=1))
+            show.scene(tr._("{time} The township's officer reads the timeline", time="09:16"))
+            await admin.send(f"/incident {number}")
+            await admin.wait_for()
             show.flush()
             out.write("\n" + tr._("End of the demo.") + "\n")

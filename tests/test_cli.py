@@ -122,7 +122,27 @@ def test_demo_runs_offline_and_prints_the_conversation() -> None:
         in out
     )
     assert "✅ Acknowledged by 冯志刚 at 08:17." in out
+    # a serious fire: acknowledged at the school, passed up by the system at 09:15, late
+    assert "[08:25] bot ✎ Ma Jun: Reported: 20261201-001." in out
+    assert "🕒 Happened 0 min ago (08:25) · report due by 09:25, 1 h left" in out
+    assert "✅ Acknowledged by 杨光明 at 08:27." in out
+    late = "🕒 Happened 50 min ago (08:25) · report due by 09:25; passed up by the system"
+    for reader in ("吴静", "李秀英"):
+        page = out.split(f"[09:15] bot → {reader}: 🚨 Serious incident No. 20261201-001")[1]
+        assert late in page.split("[09:")[0]
+    assert "[09:16] 吴静 → bot: /incident 20261201-001" in out
+    assert (
+        "09:15 passed up by the system to 青川县教育局: the report deadline was near; "
+        "recorded late (迟报) ⚠️"
+    ) in out
     assert "Traceback" not in out + result.stderr
+
+
+def test_the_demo_reads_in_chinese_too() -> None:
+    result = zhiban("demo")
+    assert result.returncode == 0, result.stderr
+    assert "🕒 发生于50分钟前（08:25） · 须于09:25前上报；系统已代为上报，记为迟报" in result.stdout
+    assert "09:15 临近上报时限，系统代为上报至石坝乡中心校，记为迟报 ⚠️" in result.stdout
 
 
 def test_invite_prints_one_line_per_person_and_writes_printable_qr_codes(tmp_path: Path) -> None:
