@@ -92,11 +92,12 @@ async def render(
         phones = await _leaders_phones(session, escalation, now=now)
     clock = None
     if escalation.occurred_at is not None:  # a matter that happened (an incident, a drill)
+        policy = matter.policy_of(escalation)
         clock = clock_of(
             occurred_at=escalation.occurred_at,
             reported_at=escalation.started_at,
-            report_deadline=matter.policy_of(escalation).report_deadline,
-            needed=matter.policy_of(escalation).levels[1:],
+            report_deadline=policy.report_deadline,
+            needed=policy.levels[1:],
             reached=await reached_levels(session, escalation),
             now=now,
         )
