@@ -9,11 +9,13 @@ cap, files too large to download, voice notes too long (`attachment_problem`).
 
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from telegram import Message, Update
 from telegram.ext import ConversationHandler
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.i18n import N_, Translator
 from bot.services import drafts
@@ -140,7 +142,10 @@ def attachment_problem(tr: Translator, message: Message, held: int) -> str | Non
         size = message.photo[-1].file_size
     elif message.voice:
         size = message.voice.file_size
-        duration = message.voice.duration
+        with warnings.catch_warnings():
+            # PTB 22.2+ warns that `duration` becomes a timedelta; both forms are read below.
+            warnings.simplefilter("ignore", PTBDeprecationWarning)
+            duration = message.voice.duration
         seconds = duration.total_seconds() if isinstance(duration, timedelta) else duration
         if seconds > MAX_VOICE_SECONDS:
             return tr._(

@@ -239,6 +239,9 @@ async def on_swap_step(update: Update, context: ZhibanContext, press: Press[Swap
                 return END
             case SwapBack() if step != SwapStep.SHIFT:
                 back = SwapStep(step - 1)
+                # What was chosen at the step gone back to is chosen again there.
+                kept = ("shift_id", "shift_label") if back == SwapStep.COLLEAGUE else ()
+                data = {key: value for key, value in data.items() if key in kept}
                 shown = await _view_of(update, context, back, data)
                 if shown is None:  # nothing to choose from any more: start again
                     back, shown = SwapStep.SHIFT, await _shift_view(update, context)
