@@ -37,7 +37,6 @@ from handlers import buttons, conversations, edge, fallback, gate, menu, people
 from handlers import drills as drill_handlers
 from handlers import incidents as incident_handlers
 from handlers import start as start_handlers
-from handlers import swaps as swap_handlers
 from handlers.context import BotData, Runtime, Sender, ZhibanApplication, ZhibanContext
 from handlers.errors import on_error
 from jobs.engine import EngineJob
@@ -93,7 +92,7 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
             DatabasePersistence(
                 runtime.db,
                 runtime.clock,
-                max_age=drafts.TIMEOUT,
+                max_age=runtime.settings.conversations.timeout,
                 drafted=conversations.PROMPTS.keys(),
             )
         )
@@ -144,7 +143,6 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         ("invite", people.invite_command),
         ("shifts", attendance_handlers.shifts_command),
         ("in", attendance_handlers.in_command),
-        ("swap", swap_handlers.swap_command),
         ("followup", incident_handlers.followup_command),
         ("incidents", incident_handlers.incidents_command),
         ("incident", incident_handlers.incident_command),
@@ -155,8 +153,12 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         application.add_handler(CommandHandler(name, callback, filters=filters.ChatType.PRIVATE))
     application.add_handler(CommandHandler("bindgroup", people.bindgroup_command))
     # Conversations first: each takes its own steps' presses and input (handlers/conversations.py).
-    application.add_handler(conversations.out_conversation())
-    application.add_handler(conversations.report_conversation())
+    for conversation in conversations.conversation_handlers():
+        application.add_handler(conversation)
+    # /cancel when no conversation took it: there is nothing to cancel.
+    application.add_handler(
+        CommandHandler("cancel", fallback.nothing_to_cancel, filters=filters.ChatType.PRIVATE)
+    )
     # One handler for every press: bot/callbacks.py decodes it, handlers/buttons.py routes it.
     application.add_handler(CallbackQueryHandler(buttons.on_button))
     application.add_handler(
@@ -183,7 +185,9 @@ def deadline_handlers(runtime: Runtime) -> dict[str, DeadlineHandler]:
         **drills.deadline_handlers(runtime.paging),
         **attendance.deadline_handlers(runtime.settings.shifts, runtime.paging),
         **drafts.deadline_handlers(
-            conversations.PROMPTS, default_language=runtime.settings.bot.language
+            conversations.PROMPTS,
+            default_language=runtime.settings.bot.language,
+            limits=runtime.settings.conversations,
         ),
     }
 

@@ -116,6 +116,26 @@ class SwapCancel:
 
 
 @dataclass(frozen=True)
+class SwapBack:
+    """`sw:b`: one step back while choosing a swap."""
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return "sw:b"
+
+
+@dataclass(frozen=True)
+class SwapConfirm:
+    """`sw:c`: ask the chosen colleague; the draft holds which shift and whom."""
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return "sw:c"
+
+
+@dataclass(frozen=True)
 class SwapShift:
     """`sw:s:<shift>`: the shift to hand over."""
 
@@ -253,7 +273,9 @@ class ReportChoice:
         return f"rp:{letter}"
 
 
-SwapButton = SwapCancel | SwapShift | SwapOffer | SwapAnswer | SwapDecision
+# The asker's steps in /swap (a conversation), and the answers of the others (plain buttons).
+SwapStepButton = SwapCancel | SwapBack | SwapConfirm | SwapShift | SwapOffer
+SwapButton = SwapStepButton | SwapAnswer | SwapDecision
 
 
 @dataclass(frozen=True)
@@ -424,6 +446,10 @@ def _swap(fields: list[str]) -> ButtonData:
     match fields:
         case ["x"]:
             return SwapCancel()
+        case ["b"]:
+            return SwapBack()
+        case ["c"]:
+            return SwapConfirm()
         case ["s", shift]:
             return SwapShift(_number(shift))
         case ["p", shift, person]:

@@ -169,6 +169,26 @@ class InviteSettings(_Section):
     per_admin_per_hour: int = Field(default=60, ge=1)
 
 
+class ConversationSettings(_Section):
+    """`[conversations]`: how long an unfinished draft waits, and when its person is asked."""
+
+    timeout: Duration = timedelta(minutes=30)
+    prompt_before: Duration = timedelta(minutes=5)
+
+    @field_validator("timeout", "prompt_before")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return value
+
+    @model_validator(mode="after")
+    def _prompt_fits(self) -> ConversationSettings:
+        if self.prompt_before >= self.timeout:
+            raise ValueError("prompt_before: must be shorter than timeout")
+        return self
+
+
 class ShiftSettings(_Section):
     """`[shifts]`: clock-in window and missed-shift paging."""
 
@@ -342,6 +362,7 @@ class Settings(_Section):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     invites: InviteSettings = Field(default_factory=InviteSettings)
+    conversations: ConversationSettings = Field(default_factory=ConversationSettings)
     shifts: ShiftSettings = Field(default_factory=ShiftSettings)
     rota: RotaSettings = Field(default_factory=RotaSettings)
     checkins: CheckinSettings = Field(default_factory=CheckinSettings)

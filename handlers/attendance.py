@@ -23,6 +23,7 @@ from bot.errors import ZhibanError
 from bot.i18n import N_, Translator
 from bot.services import attendance, drafts
 from bot.services.attendance import ClockedIn, EmptyDutyLog, Location, NeedLocation, ShiftLine
+from handlers import draft_steps
 from handlers.context import ZhibanContext
 from handlers.render import escape
 from handlers.replies import edit, reply, send
@@ -43,15 +44,20 @@ END = ConversationHandler.END
 
 OUT_PROMPT = drafts.DraftPrompt(
     warning=N_(
-        "Your duty log is not sent yet and will be dropped in {minutes} minutes. "
+        "Your duty log is not sent yet and will be dropped in {time}. "
         "Clock out with what is written, keep writing, or discard it?"
     ),
     send=N_("👋 Clock out with what is written"),
     timed_out=N_(
-        "Your unfinished duty log was left for 30 minutes and has been dropped; you are still "
+        "Your unfinished duty log was left for {time} and has been dropped; you are still "
         "clocked in. Send /out to start again."
     ),
+    discarded=N_(
+        "Your unfinished duty log was discarded; you are still clocked in. Send /out to write "
+        "it again."
+    ),
 )
+GONE = N_("This clock-out was already finished or has timed out. Send /out to start again.")
 
 
 def _span(tr: Translator, line: ShiftLine, tz: ZoneInfo) -> str:
@@ -288,32 +294,19 @@ async def on_clock_out_button(
     return await out_command(update, context)
 
 
-def _keys(update: Update) -> tuple[int, int] | None:
-    chat, user = update.effective_chat, update.effective_user
-    return None if chat is None or user is None else (chat.id, user.id)
-
-
 async def out_command(update: Update, context: ZhibanContext) -> int:
     """Start clocking out: ask for the duty log."""
-    message, me, who = update.effective_message, context.me, _keys(update)
-    if message is None or me is None or who is None:
+    message, me = update.effective_message, context.me
+    if message is None or me is None:
         return END
     runtime = context.runtime
     tr = context.tr_for(update)
-    now = runtime.clock.now()
-    shift = await attendance.open_shift(runtime.db, person_id=me.person_id, now=now)
+    shift = await attendance.open_shift(runtime.db, person_id=me.person_id, now=runtime.clock.now())
     if shift is None:
         await reply(message, tr._("You are not clocked in to any shift."), parse_mode=None)
         return END
-    await drafts.begin(
-        runtime.db,
-        conversation=OUT,
-        chat_id=who[0],
-        user_id=who[1],
-        state=OutStep.WRITING,
-        data={"shift_id": shift.shift_id, "texts": [], "photos": [], "added": []},
-        now=now,
-    )
+    data = {"shift_id": shift.shift_id, "texts": [], "photos": [], "added": []}
+    await draft_steps.begin(update, context, OUT, OutStep.WRITING, data)
     await reply(
         message,
         tr._(
@@ -330,23 +323,16 @@ async def out_command(update: Update, context: ZhibanContext) -> int:
 async def _gone(update: Update, context: ZhibanContext, press: Press[Any] | None = None) -> int:
     """Say that the clock-out is no longer open, and end the conversation."""
     tr = context.tr_for(update)
-    text = tr._("This clock-out was already finished or has timed out. Send /out to start again.")
-    if press is not None:
-        await press.answer(text, alert=True)
-    elif update.effective_message is not None:
-        await reply(update.effective_message, text, parse_mode=None)
-    return END
+    return await draft_steps.no_longer_open(update, context, tr._(GONE), press)
 
 
 async def on_draft_input(update: Update, context: ZhibanContext) -> int:
     """Add a text or photo to the duty log in progress."""
-    message, who = update.effective_message, _keys(update)
-    if message is None or who is None:
+    message = update.effective_message
+    if message is None:
         return END
-    runtime = context.runtime
-    now = runtime.clock.now()
     tr = context.tr_for(update)
-    draft = await drafts.current(runtime.db, conversation=OUT, chat_id=who[0], user_id=who[1])
+    draft = await draft_steps.load(update, context, OUT)
     if draft is None:
         return await _gone(update, context)
     data = draft.data
@@ -354,6 +340,10 @@ async def on_draft_input(update: Update, context: ZhibanContext) -> int:
     # What each input added, so that Back takes back exactly the last one.
     added: list[list[int]] = list(data.get("added", []))
     if message.photo:
+        problem = draft_steps.attachment_problem(tr, message, len(photos))
+        if problem is not None:
+            await reply(message, problem, parse_mode=None, reply_markup=out_buttons(tr))
+            return OutStep.WRITING
         photos.append(message.photo[-1].file_id)
         if message.caption:
             texts.append(message.caption)
@@ -370,16 +360,8 @@ async def on_draft_input(update: Update, context: ZhibanContext) -> int:
     added.append(
         [len(texts) - len(data.get("texts", [])), len(photos) - len(data.get("photos", []))]
     )
-    saved = await drafts.save(
-        runtime.db,
-        conversation=OUT,
-        chat_id=who[0],
-        user_id=who[1],
-        state=OutStep.WRITING,
-        data={**data, "texts": texts, "photos": photos, "added": added},
-        now=now,
-    )
-    if saved is None:
+    data = {**data, "texts": texts, "photos": photos, "added": added}
+    if not await draft_steps.save(update, context, OUT, OutStep.WRITING, data):
         return await _gone(update, context)
     await reply(
         message,
@@ -394,7 +376,6 @@ async def _take_back(
     update: Update, context: ZhibanContext, press: Press[DutyLogStep], draft: drafts.Draft
 ) -> int:
     """Back: take the last text or photo out of the duty log."""
-    runtime = context.runtime
     tr = context.tr_for(update)
     data = draft.data
     added: list[list[int]] = list(data.get("added", []))
@@ -407,16 +388,8 @@ async def _take_back(
     texts, photos = list(data.get("texts", [])), list(data.get("photos", []))
     del texts[len(texts) - texts_added :]
     del photos[len(photos) - photos_added :]
-    who = (draft_chat(update), draft_user(update))
-    await drafts.save(
-        runtime.db,
-        conversation=OUT,
-        chat_id=who[0],
-        user_id=who[1],
-        state=OutStep.WRITING,
-        data={**data, "texts": texts, "photos": photos, "added": added},
-        now=runtime.clock.now(),
-    )
+    data = {**data, "texts": texts, "photos": photos, "added": added}
+    await draft_steps.save(update, context, OUT, OutStep.WRITING, data)
     await press.answer()
     message = press.query.message
     if message is not None:
@@ -428,16 +401,6 @@ async def _take_back(
             reply_markup=out_buttons(tr),
         )
     return OutStep.WRITING
-
-
-def draft_chat(update: Update) -> int:
-    """The chat a draft is kept for."""
-    return update.effective_chat.id if update.effective_chat else 0
-
-
-def draft_user(update: Update) -> int:
-    """The person a draft is kept for."""
-    return update.effective_user.id if update.effective_user else 0
 
 
 async def _finish(
@@ -455,14 +418,12 @@ async def _finish(
     runtime = context.runtime
     tr = context.tr_for(update)
     tz = runtime.settings.bot.tz
-    now = runtime.clock.now()
-    chat_id, user_id = draft_chat(update), draft_user(update)
     try:
         result = await attendance.clock_out(
             runtime.db,
             person_id=me.person_id,
             shift_id=int(draft.data["shift_id"]),
-            now=now,
+            now=runtime.clock.now(),
             duty_log="\n".join(draft.data.get("texts", [])),
             attachments=list(draft.data.get("photos", [])),
             nothing_to_report=nothing_to_report,
@@ -471,10 +432,10 @@ async def _finish(
         await press.answer(error.render(tr, tz), alert=True)  # the draft stays open
         return OutStep.WRITING
     except ZhibanError as error:
-        await drafts.end(runtime.db, conversation=OUT, chat_id=chat_id, user_id=user_id, now=now)
+        await draft_steps.end(update, context, OUT)
         await press.answer(error.render(tr, tz), alert=True)
         return END
-    await drafts.end(runtime.db, conversation=OUT, chat_id=chat_id, user_id=user_id, now=now)
+    await draft_steps.end(update, context, OUT)
     await press.answer()
     await edit(
         press.query,
@@ -490,24 +451,15 @@ async def _finish(
 
 async def on_out_button(update: Update, context: ZhibanContext, press: Press[DutyLogStep]) -> int:
     """Done, nothing to report, back, or cancel."""
-    runtime = context.runtime
     tr = context.tr_for(update)
-    draft = await drafts.current(
-        runtime.db, conversation=OUT, chat_id=draft_chat(update), user_id=draft_user(update)
-    )
+    draft = await draft_steps.load(update, context, OUT)
     if draft is None:
         return await _gone(update, context, press)
     choice = press.button.choice
     if choice == "back":
         return await _take_back(update, context, press, draft)
     if choice == "cancel":
-        await drafts.end(
-            runtime.db,
-            conversation=OUT,
-            chat_id=draft_chat(update),
-            user_id=draft_user(update),
-            now=runtime.clock.now(),
-        )
+        await draft_steps.end(update, context, OUT)
         await press.answer()
         await edit(press.query, tr._("Cancelled. You are still clocked in."), parse_mode=None)
         return END
@@ -516,29 +468,17 @@ async def on_out_button(update: Update, context: ZhibanContext, press: Press[Dut
 
 async def on_out_prompt(update: Update, context: ZhibanContext, press: Press[DraftChoice]) -> int:
     """Before the timeout: clock out with what is written, keep writing, or discard the draft."""
-    runtime = context.runtime
     tr = context.tr_for(update)
-    now = runtime.clock.now()
-    chat_id, user_id = draft_chat(update), draft_user(update)
-    draft = await drafts.current(runtime.db, conversation=OUT, chat_id=chat_id, user_id=user_id)
-    if draft is None or draft.token != press.button.token:
-        await press.answer(
-            tr._("This draft is no longer open: it was sent, discarded or timed out."), alert=True
-        )
+    draft = await draft_steps.load(update, context, OUT)
+    if draft is None or draft_steps.prompt_is_stale(draft, press):
+        await press.answer(tr._(draft_steps.DRAFT_GONE), alert=True)
         return OutStep.WRITING if draft is not None else END
     match press.button.action:
         case "send":
             written = bool(draft.data.get("texts") or draft.data.get("photos"))
             return await _finish(update, context, press, draft, nothing_to_report=not written)
         case "go_on":
-            await drafts.go_on(
-                runtime.db,
-                conversation=OUT,
-                chat_id=chat_id,
-                user_id=user_id,
-                token=draft.token,
-                now=now,
-            )
+            await draft_steps.go_on(update, context, OUT, draft.token)
             await press.answer()
             await edit(
                 press.query,
@@ -547,7 +487,7 @@ async def on_out_prompt(update: Update, context: ZhibanContext, press: Press[Dra
                 reply_markup=out_buttons(tr),
             )
             return OutStep.WRITING
-    await drafts.end(runtime.db, conversation=OUT, chat_id=chat_id, user_id=user_id, now=now)
+    await draft_steps.end(update, context, OUT)
     await press.answer()
     await edit(
         press.query,
@@ -559,15 +499,8 @@ async def on_out_prompt(update: Update, context: ZhibanContext, press: Press[Dra
 
 async def out_cancel_command(update: Update, context: ZhibanContext) -> int:
     """/cancel while writing the duty log."""
-    runtime = context.runtime
     tr = context.tr_for(update)
-    await drafts.end(
-        runtime.db,
-        conversation=OUT,
-        chat_id=draft_chat(update),
-        user_id=draft_user(update),
-        now=runtime.clock.now(),
-    )
+    await draft_steps.end(update, context, OUT)
     if update.effective_message is not None:
         await reply(
             update.effective_message,

@@ -42,7 +42,9 @@ from bot.callbacks import (
     PhoneWhen,
     ReportChoice,
     SwapAnswer,
+    SwapBack,
     SwapCancel,
+    SwapConfirm,
     SwapDecision,
     SwapOffer,
     SwapShift,
@@ -50,7 +52,7 @@ from bot.callbacks import (
 )
 from bot.i18n import Translator
 from bot.services import refusals
-from handlers import attendance, drills, incidents, pages, people, swaps
+from handlers import attendance, draft_steps, drills, incidents, pages, people, swaps
 from handlers.context import ZhibanContext
 from handlers.errors import AlreadyTold, apology
 from handlers.replies import send
@@ -195,13 +197,12 @@ async def _dispatch(
             await attendance.on_out_button(update, context, press(button))
         case DraftChoice():
             # A prompt's button pressed outside its conversation: the draft is already gone.
-            tr = context.tr_for(update)
-            await answer(
-                tr._("This draft is no longer open: it was sent, discarded or timed out."),
-                alert=True,
-            )
-        case SwapCancel() | SwapShift() | SwapOffer() | SwapAnswer() | SwapDecision():
-            await swaps.on_swap_button(update, context, press(button))
+            await answer(context.tr_for(update)._(draft_steps.DRAFT_GONE), alert=True)
+        case SwapCancel() | SwapBack() | SwapConfirm() | SwapShift() | SwapOffer():
+            # A step of /swap pressed outside its conversation: the swap is no longer open.
+            await swaps.on_stale_swap_step(update, context, press(button))
+        case SwapAnswer() | SwapDecision():
+            await swaps.on_swap_answer(update, context, press(button))
         case PageButton():
             await pages.on_page_button(update, context, press(button))
         case PhoneCallee() | PhoneWhen():

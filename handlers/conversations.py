@@ -3,7 +3,8 @@
 How a conversation holds together (SPEC §3):
 - The state is an IntEnum per conversation, kept by bot/persistence.py in the conversation's
   `conversation_drafts` row; what the person entered lives in the same row's data, written
-  by bot/services/drafts.py in each step's transaction. Nothing goes in user_data.
+  by bot/services/drafts.py in each step's transaction (handlers/draft_steps.py: load, save,
+  end, "no longer open"). Nothing goes in user_data.
 - Buttons: a conversation registers its own CallbackQueryHandlers (by callback prefix), ahead
   of the one generic handler in handlers/buttons.py, and wraps each in
   `buttons.conversation_step`, which does what the generic handler does (refuses a press
@@ -12,21 +13,38 @@ How a conversation holds together (SPEC §3):
   the person is in no such conversation (an old message, a finished draft) is not taken by
   the ConversationHandler, so it reaches the generic handler, which says in one sentence that
   it is no longer open. This keeps one decoder and one answering rule while the conversation
-  alone decides its own steps.
+  alone decides its own steps. Buttons that answer someone else's message (a colleague
+  accepting a swap, a leader approving it) are not steps of anyone's conversation and stay
+  with the generic handler.
+- One conversation at a time per person and chat. Starting one (an entry point that returns a
+  state) discards the person's other draft: the database row goes in `drafts.begin`, and
+  `Conversations` makes every other ConversationHandler let go of the person, so their next
+  message or press is not taken by a conversation that no longer exists. The person is told
+  in one sentence which draft was discarded, right after the new conversation's first
+  question. Discarding rather than asking is the choice: the person has just asked for
+  something else, and the sentence says how to start the old one again.
+  python-telegram-bot has no public call to end a person's conversation from outside its
+  handler, so `DraftConversationHandler.let_go` does what the handler itself does when a step
+  returns END (`_update_state(END, key)`): it forgets the key and marks it for the
+  persistence, which then writes the end (bot/persistence.py deletes nothing that `begin`
+  has not deleted already). tests/e2e/test_conversations.py holds this behaviour, so an
+  upgrade of the library that changes it fails there.
 - Timeout: not python-telegram-bot's `conversation_timeout`, which counts real seconds in the
   JobQueue (an injected clock cannot move it, and its job dies with the process). Each step
   re-arms two deadlines of the engine instead (bot/services/drafts.py): the prompt "Send it as
-  it is / Go on / Discard" five minutes before, then the timeout with a polite word. Both are
-  database rows, so a restart keeps them, and they follow the injected clock. When the
-  engine drops a draft, the ConversationHandler may still hold the person's state in memory;
-  the next step finds no draft, says so in one sentence and ends.
-- Cancel (a button, and /cancel) and Back at every step.
+  it is / Go on / Discard" `[conversations] prompt_before` ahead, then the timeout (`timeout`
+  after the last step) with a polite word. Both are database rows, so a restart keeps them,
+  and they follow the injected clock. When the engine drops a draft, the ConversationHandler
+  may still hold the person's state in memory; the next step finds no draft, says so in one
+  sentence and ends.
+- Cancel (a button, and /cancel) and Back at every step. /cancel outside any conversation
+  gets one sentence (handlers/fallback.py).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from telegram import Update
@@ -38,36 +56,104 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.ext._utils.types import ConversationKey
 
-from bot.callbacks import ClockOut, DraftChoice, DutyLogStep, ReportChoice
+from bot.callbacks import ClockOut, DraftChoice, DutyLogStep, ReportChoice, SwapStepButton
+from bot.services import drafts
 from bot.services.drafts import DraftPrompt
-from handlers import attendance, incidents
+from handlers import attendance, draft_steps, incidents, swaps
 from handlers.buttons import conversation_step
+from handlers.context import ZhibanContext
+from handlers.replies import reply
 
-# What each conversation says before its draft times out, and when it does.
+# What each conversation says before its draft times out, when it does, and when another
+# conversation discards it.
 PROMPTS: Mapping[str, DraftPrompt] = {
     attendance.OUT: attendance.OUT_PROMPT,
     incidents.REPORT: incidents.REPORT_PROMPT,
+    swaps.SWAP: swaps.SWAP_PROMPT,
 }
 
 PRIVATE = filters.ChatType.PRIVATE
+Callback = Callable[[Update, ZhibanContext], Coroutine[Any, Any, object]]
 
 
-def out_conversation() -> ConversationHandler:  # type: ignore[type-arg]
-    """/out: write the duty log (text and photos), then Done or Nothing to report."""
+class DraftConversationHandler(ConversationHandler):  # type: ignore[type-arg]
+    """A ConversationHandler that can let go of one person when another conversation starts."""
+
+    def let_go(self, key: ConversationKey) -> None:
+        """Forget the person's state here, as a step returning END would (persisted too)."""
+        self._update_state(self.END, key)
+
+
+class Conversations:
+    """Every conversation's handler, so that one starting ends the others for that person."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, DraftConversationHandler] = {}
+
+    def handlers(self) -> list[DraftConversationHandler]:
+        """The ConversationHandlers, in the order they are added to the Application."""
+        return list(self._handlers.values())
+
+    def add(self, handler: DraftConversationHandler) -> DraftConversationHandler:
+        """Register a conversation (by its name)."""
+        if handler.name is None or handler.name in self._handlers:
+            raise ValueError("every conversation needs a name of its own")
+        self._handlers[handler.name] = handler
+        return handler
+
+    def entry(self, name: str, callback: Callback) -> Callback:
+        """Wrap an entry point: once it starts `name`, the person's other conversations end."""
+
+        async def entered(update: Update, context: ZhibanContext) -> object:
+            chat_id, user_id = draft_steps.keys(update)
+            runtime = context.runtime
+            before = await drafts.open_conversations(runtime.db, chat_id=chat_id, user_id=user_id)
+            state = await callback(update, context)
+            if state is None or state == ConversationHandler.END:
+                return state  # nothing started: whatever was open stays open
+            for other, handler in self._handlers.items():
+                if other != name:
+                    handler.let_go((chat_id, user_id))
+            message = update.effective_message
+            tr = context.tr_for(update)
+            for dropped in before:
+                prompt = PROMPTS.get(dropped)
+                if prompt is not None and message is not None:
+                    await reply(message, tr._(prompt.discarded), parse_mode=None)
+            return state
+
+        entered.__doc__ = callback.__doc__
+        return entered
+
+
+def _quiet(build: Callable[[], DraftConversationHandler]) -> DraftConversationHandler:
     with warnings.catch_warnings():
-        # Tracking per chat and person, not per message, is meant: the duty log's buttons ride
-        # on several messages of one conversation, and any of them may be pressed.
+        # Tracking per chat and person, not per message, is meant: a conversation's buttons ride
+        # on several messages of it, and any of them may be pressed.
         warnings.filterwarnings("ignore", message=".*per_message=False.*")
-        return _out_conversation()
+        return build()
 
 
-def _out_conversation() -> ConversationHandler:  # type: ignore[type-arg]
-    return ConversationHandler(
+def conversation_handlers() -> list[DraftConversationHandler]:
+    """/out, /report and /swap, each ending the others for a person when it starts."""
+    registry = Conversations()
+    registry.add(_quiet(lambda: out_conversation(registry)))
+    registry.add(_quiet(lambda: report_conversation(registry)))
+    registry.add(_quiet(lambda: swap_conversation(registry)))
+    return registry.handlers()
+
+
+def out_conversation(registry: Conversations) -> DraftConversationHandler:
+    """/out: write the duty log (text and photos), then Done or Nothing to report."""
+    entry = registry.entry
+    return DraftConversationHandler(
         entry_points=[
-            CommandHandler("out", attendance.out_command, filters=PRIVATE),
+            CommandHandler("out", entry(attendance.OUT, attendance.out_command), filters=PRIVATE),
             CallbackQueryHandler(
-                conversation_step(ClockOut, attendance.on_clock_out_button), pattern=r"^sh:out:"
+                entry(attendance.OUT, conversation_step(ClockOut, attendance.on_clock_out_button)),
+                pattern=r"^sh:out:",
             ),
         ],
         states={
@@ -90,15 +176,8 @@ def _out_conversation() -> ConversationHandler:  # type: ignore[type-arg]
     )
 
 
-def report_conversation() -> ConversationHandler:  # type: ignore[type-arg]
+def report_conversation(registry: Conversations) -> DraftConversationHandler:
     """/report: category, severity, what happened, when, casualties, then confirm."""
-    with warnings.catch_warnings():
-        # Per chat and person, as for /out: each step's buttons ride on their own message.
-        warnings.filterwarnings("ignore", message=".*per_message=False.*")
-        return _report_conversation()
-
-
-def _report_conversation() -> ConversationHandler:  # type: ignore[type-arg]
     # Every step takes the same presses and input; the draft's step decides what they mean.
     steps: list[BaseHandler[Update, Any, object]] = [
         CallbackQueryHandler(
@@ -109,11 +188,40 @@ def _report_conversation() -> ConversationHandler:  # type: ignore[type-arg]
         ),
         MessageHandler(PRIVATE & ~filters.COMMAND, incidents.on_report_input),
     ]
-    return ConversationHandler(
-        entry_points=[CommandHandler("report", incidents.report_command, filters=PRIVATE)],
+    return DraftConversationHandler(
+        entry_points=[
+            CommandHandler(
+                "report",
+                registry.entry(incidents.REPORT, incidents.report_command),
+                filters=PRIVATE,
+            )
+        ],
         states={step: steps for step in incidents.ReportStep},
         fallbacks=[CommandHandler("cancel", incidents.report_cancel_command, filters=PRIVATE)],
         name=incidents.REPORT,
+        persistent=True,
+        allow_reentry=True,
+    )
+
+
+def swap_conversation(registry: Conversations) -> DraftConversationHandler:
+    """/swap: one of my shifts, a colleague, confirm (their answers are plain buttons)."""
+    # Only the asker's steps: sw:a/d (the colleague) and sw:y/n (the leader) are not taken here.
+    steps: list[BaseHandler[Update, Any, object]] = [
+        CallbackQueryHandler(
+            conversation_step(SwapStepButton, swaps.on_swap_step),  # type: ignore[arg-type]
+            pattern=r"^sw:[sxbcp](:|$)",
+        ),
+        CallbackQueryHandler(conversation_step(DraftChoice, swaps.on_swap_prompt), pattern=r"^cv:"),
+        MessageHandler(PRIVATE & ~filters.COMMAND, swaps.on_swap_input),
+    ]
+    return DraftConversationHandler(
+        entry_points=[
+            CommandHandler("swap", registry.entry(swaps.SWAP, swaps.swap_command), filters=PRIVATE)
+        ],
+        states={step: steps for step in swaps.SwapStep},
+        fallbacks=[CommandHandler("cancel", swaps.swap_cancel_command, filters=PRIVATE)],
+        name=swaps.SWAP,
         persistent=True,
         allow_reentry=True,
     )

@@ -31,3 +31,10 @@ async def not_understood(update: Update, context: ZhibanContext) -> None:
             tr._("I didn't understand that. Send /help to see what I can do."),
             parse_mode=None,
         )
+
+
+async def nothing_to_cancel(update: Update, context: ZhibanContext) -> None:
+    """/cancel when no conversation is open."""
+    if update.effective_message is not None:
+        tr = context.tr_for(update)
+        await reply(update.effective_message, tr._("There is nothing to cancel."), parse_mode=None)

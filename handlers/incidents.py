@@ -25,6 +25,7 @@ from bot.i18n import N_, Translator
 from bot.services import drafts, incidents
 from bot.services.incidents import CATEGORY_NAMES, SEVERITY_NAMES, Category, IncidentLine
 from bot.services.matter_clock import clock_text, holder_text
+from handlers import draft_steps
 from handlers.context import ZhibanContext
 from handlers.replies import edit, reply
 
@@ -60,13 +61,17 @@ BACK = {
 
 REPORT_PROMPT = drafts.DraftPrompt(
     warning=N_(
-        "Your incident report is not sent yet and will be dropped in {minutes} minutes. "
+        "Your incident report is not sent yet and will be dropped in {time}. "
         "Send it as it is, go on, or discard it?"
     ),
     send=N_("🚨 Send the report as it is"),
     timed_out=N_(
-        "Your unfinished incident report was left for 30 minutes and has been dropped; nothing "
+        "Your unfinished incident report was left for {time} and has been dropped; nothing "
         "was reported. Send /report to start again."
+    ),
+    discarded=N_(
+        "Your unfinished incident report was discarded; nothing was reported. Send /report to "
+        "start it again."
     ),
 )
 
@@ -77,11 +82,6 @@ MINUTES_LABELS = {
     60: N_("1 hour ago"),
 }
 GONE = N_("This report is no longer open: it was sent, cancelled or timed out. Send /report.")
-
-
-def _keys(update: Update) -> tuple[int, int]:
-    chat, user = update.effective_chat, update.effective_user
-    return (chat.id if chat else 0, user.id if user else 0)
 
 
 def _button(label: str, choice: ReportChoice) -> InlineKeyboardButton:
@@ -211,45 +211,18 @@ async def report_command(update: Update, context: ZhibanContext) -> int:
     message, me = update.effective_message, context.me
     if message is None or me is None:
         return END
-    runtime = context.runtime
     tr = context.tr_for(update)
-    now = runtime.clock.now()
-    chat_id, user_id = _keys(update)
     data = {
         "unit": me.unit_name,
         "place": me.unit_name,
-        "begun_at": now.isoformat(),
+        "begun_at": context.runtime.clock.now().isoformat(),
         "texts": [],
         "attachments": [],
     }
-    await drafts.begin(
-        runtime.db,
-        conversation=REPORT,
-        chat_id=chat_id,
-        user_id=user_id,
-        state=ReportStep.CATEGORY,
-        data=data,
-        now=now,
-    )
+    await draft_steps.begin(update, context, REPORT, ReportStep.CATEGORY, data)
     text, markup = view(tr, context, ReportStep.CATEGORY, data)
     await reply(message, text, parse_mode=None, reply_markup=markup)
     return ReportStep.CATEGORY
-
-
-async def _save(
-    update: Update, context: ZhibanContext, step: ReportStep, data: dict[str, Any]
-) -> bool:
-    chat_id, user_id = _keys(update)
-    saved = await drafts.save(
-        context.runtime.db,
-        conversation=REPORT,
-        chat_id=chat_id,
-        user_id=user_id,
-        state=step,
-        data=data,
-        now=context.runtime.clock.now(),
-    )
-    return saved is not None
 
 
 async def _show(
@@ -264,12 +237,7 @@ async def _show(
 
 
 async def _ended(update: Update, context: ZhibanContext, press: Press[Any] | None) -> int:
-    tr = context.tr_for(update)
-    if press is not None:
-        await press.answer(tr._(GONE), alert=True)
-    elif update.effective_message is not None:
-        await reply(update.effective_message, tr._(GONE), parse_mode=None)
-    return END
+    return await draft_steps.no_longer_open(update, context, context.tr_for(update)._(GONE), press)
 
 
 async def _submit(
@@ -310,8 +278,7 @@ async def _submit(
     except ZhibanError as error:
         await press.answer(error.render(tr, tz), alert=True)
         return draft.state
-    chat_id, user_id = _keys(update)
-    await drafts.end(runtime.db, conversation=REPORT, chat_id=chat_id, user_id=user_id, now=now)
+    await draft_steps.end(update, context, REPORT)
     runtime.wake()
     lines = [
         tr._(
@@ -333,11 +300,7 @@ async def _submit(
 
 
 async def _cancel(update: Update, context: ZhibanContext) -> None:
-    chat_id, user_id = _keys(update)
-    runtime = context.runtime
-    await drafts.end(
-        runtime.db, conversation=REPORT, chat_id=chat_id, user_id=user_id, now=runtime.clock.now()
-    )
+    await draft_steps.end(update, context, REPORT)
 
 
 async def on_report_button(
@@ -346,8 +309,7 @@ async def on_report_button(
     """A press at any step of /report."""
     runtime = context.runtime
     tr = context.tr_for(update)
-    chat_id, user_id = _keys(update)
-    draft = await drafts.current(runtime.db, conversation=REPORT, chat_id=chat_id, user_id=user_id)
+    draft = await draft_steps.load(update, context, REPORT)
     if draft is None:
         return await _ended(update, context, press)
     data, step = dict(draft.data), ReportStep(draft.state)
@@ -393,7 +355,7 @@ async def on_report_button(
                 tr._("Please finish this step first: write what happened."), alert=True
             )
             return step
-    if not await _save(update, context, following, data):
+    if not await draft_steps.save(update, context, REPORT, following, data):
         return await _ended(update, context, press)
     return await _show(update, context, press, following, data)
 
@@ -413,8 +375,12 @@ def _today_at(context: ZhibanContext, text: str) -> datetime | None:
     return datetime.combine(day, time(int(hours), int(minutes)), tzinfo=tz)
 
 
-async def _add_description(message: Message, data: dict[str, Any]) -> bool:
-    """Keep a text, photo, voice note or location as part of what happened."""
+async def _add_description(tr: Translator, message: Message, data: dict[str, Any]) -> str | None:
+    """Keep a text, photo, voice note or location as part of what happened; or say why not."""
+    if message.photo or message.voice:
+        problem = draft_steps.attachment_problem(tr, message, len(data.get("attachments", [])))
+        if problem is not None:
+            return problem
     if message.text:
         data["texts"] = [*data.get("texts", []), message.text]
     elif message.photo or message.voice:
@@ -426,8 +392,8 @@ async def _add_description(message: Message, data: dict[str, Any]) -> bool:
         data["latitude"] = message.location.latitude
         data["longitude"] = message.location.longitude
     else:
-        return False
-    return True
+        return tr._("Send text, photos, a voice note or a location about what happened.")
+    return None
 
 
 async def on_report_input(update: Update, context: ZhibanContext) -> int:
@@ -437,8 +403,7 @@ async def on_report_input(update: Update, context: ZhibanContext) -> int:
         return END
     runtime = context.runtime
     tr = context.tr_for(update)
-    chat_id, user_id = _keys(update)
-    draft = await drafts.current(runtime.db, conversation=REPORT, chat_id=chat_id, user_id=user_id)
+    draft = await draft_steps.load(update, context, REPORT)
     if draft is None:
         return await _ended(update, context, None)
     data, step = dict(draft.data), ReportStep(draft.state)
@@ -456,8 +421,7 @@ async def on_report_input(update: Update, context: ZhibanContext) -> int:
         case ReportStep.WHERE:
             problem = tr._("Type the place in a few words, or tap your unit.")
         case ReportStep.WHAT:
-            if not await _add_description(message, data):
-                problem = tr._("Send text, photos, a voice note or a location about what happened.")
+            problem = await _add_description(tr, message, data)
         case ReportStep.WHEN:
             moment = _today_at(context, text)
             if moment is None:
@@ -476,7 +440,7 @@ async def on_report_input(update: Update, context: ZhibanContext) -> int:
             problem = tr._("Tap one of the buttons, or say the casualties in a few words.")
         case _:
             problem = tr._("Press Report to send it, or Back to change something.")
-    if problem is None and not await _save(update, context, following, data):
+    if problem is None and not await draft_steps.save(update, context, REPORT, following, data):
         return await _ended(update, context, None)
     body, markup = view(tr, context, following, data)
     await reply(message, body if problem is None else problem, parse_mode=None, reply_markup=markup)
@@ -487,28 +451,16 @@ async def on_report_prompt(
     update: Update, context: ZhibanContext, press: Press[DraftChoice]
 ) -> int:
     """Before the timeout: send the report as it is, go on with it, or discard it."""
-    runtime = context.runtime
     tr = context.tr_for(update)
-    now = runtime.clock.now()
-    chat_id, user_id = _keys(update)
-    draft = await drafts.current(runtime.db, conversation=REPORT, chat_id=chat_id, user_id=user_id)
-    if draft is None or draft.token != press.button.token:
-        await press.answer(
-            tr._("This draft is no longer open: it was sent, discarded or timed out."), alert=True
-        )
+    draft = await draft_steps.load(update, context, REPORT)
+    if draft is None or draft_steps.prompt_is_stale(draft, press):
+        await press.answer(tr._(draft_steps.DRAFT_GONE), alert=True)
         return draft.state if draft is not None else END
     match press.button.action:
         case "send":
             return await _submit(update, context, press, draft, direct=False)
         case "go_on":
-            await drafts.go_on(
-                runtime.db,
-                conversation=REPORT,
-                chat_id=chat_id,
-                user_id=user_id,
-                token=draft.token,
-                now=now,
-            )
+            await draft_steps.go_on(update, context, REPORT, draft.token)
             return await _show(update, context, press, draft.state, draft.data)
     await _cancel(update, context)
     await press.answer()

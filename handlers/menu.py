@@ -22,6 +22,7 @@ COMMANDS: list[tuple[str, str, Callable[[Me], bool] | None]] = [
     ("followup", N_("Add a follow-up to an incident (续报)"), None),
     ("incidents", N_("Open incidents in my area"), None),
     ("incident", N_("One incident's whole timeline"), None),
+    ("cancel", N_("Cancel what I am writing (duty log, report, swap)"), None),
     ("me", N_("Who I am: unit, roles, language"), None),
     ("lang", N_("Switch language: 中文 / English"), None),
     (

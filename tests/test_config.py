@@ -55,6 +55,15 @@ def test_bad_durations_are_refused(text: str) -> None:
         ({"database": {"url": "mysql://x"}}, "database.url: must start with"),
         ({"telegram": {"mode": "webhook"}}, "telegram.webhook_url: required"),
         ({"telegram": {"token": "1:x"}}, "telegram.token: do not keep the token in a file"),
+        ({"conversations": {"timeout": "0s"}}, "conversations.timeout: must be longer than zero"),
+        (
+            {"conversations": {"prompt_before": "-5m"}},
+            'conversations.prompt_before: "-5m" is not a duration',
+        ),
+        (
+            {"conversations": {"timeout": "10m", "prompt_before": "10m"}},
+            "conversations.prompt_before: must be shorter than timeout",
+        ),
         (
             {"escalation": {"urgent": {"steps": [{"after": "0s", "roles": ["desk"]}]}}},
             "escalation.urgent: unknown key",

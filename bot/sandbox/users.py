@@ -167,29 +167,76 @@ class SimUser(_ChatReader):
             location["live_period"] = live_period
         return await self._post({"location": location}, kind="location", text=f"{lat}, {lon}")
 
-    async def send_photo(self, caption: str | None = None) -> SentMessage:
-        """Send a photo (generated content; getFile and download work on it)."""
+    async def send_photo(
+        self,
+        caption: str | None = None,
+        *,
+        file_size: int | None = None,
+        media_group_id: str | None = None,
+    ) -> SentMessage:
+        """Send a photo (generated content; getFile and download work on it).
+
+        ``file_size`` is what the update claims (a phone's 30 MB picture without storing 30 MB
+        here); ``media_group_id`` marks it as one photo of an album, as Telegram delivers an
+        album: one message per photo, sharing the id.
+        """
         stored = self._world.store_file(
             _FAKE_JPEG + secrets.token_bytes(8), folder="photos", file_name=None, mime_type=None
         )
-        content: dict[str, Any] = {"photo": self._world.photo_sizes(stored)}
+        sizes = self._world.photo_sizes(stored)
+        if file_size is not None:
+            sizes = [{**size, "file_size": file_size} for size in sizes]
+        content: dict[str, Any] = {"photo": sizes}
         if caption:
             content["caption"] = caption
+        if media_group_id is not None:
+            content["media_group_id"] = media_group_id
         return await self._post(content, kind="photo", text=caption or "")
 
-    async def send_voice(self, duration: int = 3) -> SentMessage:
-        """Send a voice message of ``duration`` seconds."""
+    async def send_album(self, count: int, caption: str | None = None) -> list[SentMessage]:
+        """Send `count` photos at once as one album (Telegram's are at most 10; apps send more)."""
+        group = f"album{secrets.randbelow(10**9)}"
+        sent = [await self.send_photo(caption, media_group_id=group)]
+        mark = self._chat.mark  # the bot's answers are read from the album's first photo on
+        sent += [await self.send_photo(media_group_id=group) for _ in range(count - 1)]
+        self._chat.mark = mark
+        return sent
+
+    async def send_voice(self, duration: int = 3, *, file_size: int | None = None) -> SentMessage:
+        """Send a voice message of ``duration`` seconds (``file_size``: what the update claims)."""
         stored = self._world.store_file(
-            b"OggS" + bytes(32 * duration), folder="voice", file_name=None, mime_type="audio/ogg"
+            b"OggS" + bytes(32 * min(duration, 60)),
+            folder="voice",
+            file_name=None,
+            mime_type="audio/ogg",
         )
         voice = {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,
             "duration": duration,
             "mime_type": "audio/ogg",
-            "file_size": len(stored.content),
+            "file_size": len(stored.content) if file_size is None else file_size,
         }
         return await self._post({"voice": voice}, kind="voice", text=f"{duration}s")
+
+    async def send_video(self, duration: int = 5) -> SentMessage:
+        """Send a short video."""
+        stored = self._world.store_file(
+            b"\x00\x00\x00\x18ftypmp42" + bytes(64),
+            folder="videos",
+            file_name=None,
+            mime_type="video/mp4",
+        )
+        video = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "width": 640,
+            "height": 360,
+            "duration": duration,
+            "mime_type": "video/mp4",
+            "file_size": len(stored.content),
+        }
+        return await self._post({"video": video}, kind="video", text=f"video {duration}s")
 
     async def send_sticker(self) -> SentMessage:
         """Send a sticker."""

@@ -6,11 +6,15 @@ and what was entered commit together and a restart resumes both. One conversatio
 chat and person; starting one replaces any other.
 
 A draft is never dropped silently (SPEC §3). Every step re-arms two deadlines in the engine,
-in the step's own transaction: `WARN_BEFORE` ahead of the timeout the person gets the
-conversation's prompt with Send it as it is / Go on / Discard, and at `TIMEOUT` the draft is
-dropped with a polite word. They are rows like every other deadline, so a restart of the bot
-loses neither. A deadline carries the arming it belongs to; one that an older step armed finds
-the draft moved on and does nothing.
+in the step's own transaction: `[conversations] prompt_before` ahead of the timeout the person
+gets the conversation's prompt with Send it as it is / Go on / Discard, and at `[conversations]
+timeout` after the last step the draft is dropped with a polite word. They are rows like every
+other deadline, so a restart of the bot loses neither. A deadline carries the arming it belongs
+to; one that an older step armed finds the draft moved on and does nothing.
+
+Starting a conversation drops the person's other draft in that chat; `open_conversations` says
+beforehand which one that is, so that the person is told and the other ConversationHandler lets
+go of them (handlers/conversations.py).
 
 The prompt's buttons name the draft by a random token, not its row id: SQLite hands a deleted
 row's id to the next row, and an old prompt's Discard must never reach a newer draft.
@@ -30,6 +34,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.callbacks import DraftChoice
+from bot.config import ConversationSettings
 from bot.i18n import N_, Translator, translator
 from bot.models import Account, ConversationDraft, Deadline, Person
 from bot.services import deadlines, outbox
@@ -37,8 +42,6 @@ from bot.services.engine import DeadlineHandler
 from bot.services.outbox import Button
 from bot.uow import Database
 
-TIMEOUT = timedelta(minutes=30)
-WARN_BEFORE = timedelta(minutes=5)
 KIND_WARN = "draft.warn"
 KIND_EXPIRE = "draft.expire"
 SUBJECT = "draft"
@@ -53,13 +56,15 @@ DISCARD_LABEL = N_("🗑 Discard")
 class DraftPrompt:
     """What a conversation says before its draft times out, and when it does (catalog ids).
 
-    `warning` may use {minutes}; `send` labels the button that finishes the conversation with
-    what was entered so far.
+    `warning` and `timed_out` may use {time} (how long is left, how long it was left);
+    `send` labels the button that finishes the conversation with what was entered so far;
+    `discarded` tells the person the draft was dropped because they started another one.
     """
 
     warning: str
     send: str
     timed_out: str
+    discarded: str
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,9 @@ def _draft(row: ConversationDraft) -> Draft:
     )
 
 
-async def _arm(session: AsyncSession, row: ConversationDraft, *, now: datetime) -> None:
+async def _arm(
+    session: AsyncSession, row: ConversationDraft, *, now: datetime, limits: ConversationSettings
+) -> None:
     """Store the step and schedule this arming's prompt and timeout, cancelling the last ones."""
     meta = _meta(row)
     token = str(meta.get("token") or secrets.token_hex(6))
@@ -107,8 +114,12 @@ async def _arm(session: AsyncSession, row: ConversationDraft, *, now: datetime) 
     await session.flush()
     prefix = f"draft:{token}:"
     await deadlines.cancel(session, now=now, prefix=prefix)
-    payload = {"arming": arming}
-    for kind, due_at in ((KIND_WARN, now + TIMEOUT - WARN_BEFORE), (KIND_EXPIRE, now + TIMEOUT)):
+    expires_at = now + limits.timeout
+    payload = {"arming": arming, "expires_at": expires_at.isoformat()}
+    for kind, due_at in (
+        (KIND_WARN, expires_at - limits.prompt_before),
+        (KIND_EXPIRE, expires_at),
+    ):
         await deadlines.schedule(
             session,
             key=f"{prefix}{arming}:{kind}",
@@ -137,6 +148,7 @@ async def begin(
     state: int,
     data: dict[str, Any],
     now: datetime,
+    limits: ConversationSettings,
 ) -> Draft:
     """Start (or restart) a conversation, replacing any other of this person in this chat."""
     async with db.uow() as uow:
@@ -157,10 +169,21 @@ async def begin(
             data=dict(data),
             updated_at=now,
         )
-        await _arm(session, row, now=now)
+        await _arm(session, row, now=now, limits=limits)
         draft = _draft(row)
         await uow.commit()
     return draft
+
+
+async def open_conversations(db: Database, *, chat_id: int, user_id: int) -> list[str]:
+    """The conversations this person has a draft of in this chat (at most one, by `begin`)."""
+    async with db.read() as uow:
+        rows = await uow.session.exec(
+            select(ConversationDraft.conversation).where(
+                ConversationDraft.chat_id == chat_id, ConversationDraft.user_id == user_id
+            )
+        )
+        return list(rows.all())
 
 
 async def current(db: Database, *, conversation: str, chat_id: int, user_id: int) -> Draft | None:
@@ -179,6 +202,7 @@ async def save(
     state: int,
     data: dict[str, Any],
     now: datetime,
+    limits: ConversationSettings,
 ) -> Draft | None:
     """Store the draft's new step and data and give it its full time again (None: it is gone)."""
     async with db.uow() as uow:
@@ -187,21 +211,28 @@ async def save(
             return None
         row.state = state
         row.data = {**dict(data), _META: _meta(row)}
-        await _arm(uow.session, row, now=now)
+        await _arm(uow.session, row, now=now, limits=limits)
         draft = _draft(row)
         await uow.commit()
     return draft
 
 
 async def go_on(
-    db: Database, *, conversation: str, chat_id: int, user_id: int, token: str, now: datetime
+    db: Database,
+    *,
+    conversation: str,
+    chat_id: int,
+    user_id: int,
+    token: str,
+    now: datetime,
+    limits: ConversationSettings,
 ) -> Draft | None:
     """Keep the draft named by a prompt's token open for another full timeout (None: gone)."""
     async with db.uow() as uow:
         row = await _row(uow.session, conversation=conversation, chat_id=chat_id, user_id=user_id)
         if row is None or _meta(row).get("token") != token:
             return None
-        await _arm(uow.session, row, now=now)
+        await _arm(uow.session, row, now=now, limits=limits)
         draft = _draft(row)
         await uow.commit()
     return draft
@@ -257,8 +288,14 @@ async def _fresh(session: AsyncSession, deadline: Deadline) -> tuple[Conversatio
     return row, token
 
 
+def _expires_at(deadline: Deadline, fallback: datetime) -> datetime:
+    """When the draft a deadline was armed for runs out (older rows did not say)."""
+    stored = (deadline.payload or {}).get("expires_at")
+    return datetime.fromisoformat(stored) if isinstance(stored, str) else fallback
+
+
 def deadline_handlers(
-    prompts: Mapping[str, DraftPrompt], *, default_language: str
+    prompts: Mapping[str, DraftPrompt], *, default_language: str, limits: ConversationSettings
 ) -> dict[str, DeadlineHandler]:
     """The engine handlers of drafts: the prompt before the timeout, and the timeout."""
 
@@ -268,15 +305,15 @@ def deadline_handlers(
             return
         row, token = fresh
         prompt = prompts.get(row.conversation)
-        expires_at = deadline.due_at + WARN_BEFORE
+        expires_at = _expires_at(deadline, deadline.due_at + limits.prompt_before)
         if prompt is None or now >= expires_at:
             return  # the bot was down past the timeout: the timeout itself speaks
         tr = await _reader(session, row.user_id, default_language)
-        minutes = max(int((expires_at - now).total_seconds() // 60), 1)
+        left = max(expires_at - now, timedelta(minutes=1))
         await outbox.enqueue(
             session,
             now=now,
-            text=html.escape(tr._(prompt.warning, minutes=minutes), quote=False),
+            text=html.escape(tr._(prompt.warning, time=tr.duration_text(left)), quote=False),
             chat_id=row.chat_id,
             buttons=prompt_buttons(tr, prompt, token),
         )
@@ -295,7 +332,9 @@ def deadline_handlers(
             await outbox.enqueue(
                 session,
                 now=now,
-                text=html.escape(tr._(prompt.timed_out), quote=False),
+                text=html.escape(
+                    tr._(prompt.timed_out, time=tr.duration_text(limits.timeout)), quote=False
+                ),
                 chat_id=row.chat_id,
             )
 

@@ -171,6 +171,56 @@ async def _tell(
     await outbox.enqueue(session, now=now, text=text, person_id=person.id, buttons=keyboard)
 
 
+async def _vetted(
+    uow: UnitOfWork,
+    person_id: int,
+    shift: Shift,
+    to_person_id: int,
+    now: datetime,
+    leader_roles: Sequence[str],
+) -> Person:
+    """The colleague a shift may go to; a refusal is audited (and committed) before it is raised."""
+    session = uow.session
+    await _free(session, shift, now)
+    if to_person_id == person_id:
+        await _refused(uow, person_id=person_id, shift=shift, action="swap.offer", now=now)
+        raise InvalidInput("You cannot hand a shift to yourself; choose a colleague.")
+    other = (await session.exec(select(Person).where(Person.id == to_person_id))).first()
+    if other is None or other.unit_id != shift.unit_id or not other.active:
+        await _refused(uow, person_id=person_id, shift=shift, action="swap.offer", now=now)
+        raise InvalidInput("You can only swap with a colleague of your own unit.")
+    if not await _may_lead(session, to_person_id, shift, leader_roles):
+        await _refused(uow, person_id=person_id, shift=shift, action="swap.offer", now=now)
+        raise InvalidInput(
+            "{name} holds no leader role at this unit and cannot lead the duty.",
+            name=other.name,
+        )
+    return other
+
+
+async def vet_offer(
+    db: Database,
+    *,
+    person_id: int,
+    shift_id: int,
+    to_person_id: int,
+    now: datetime,
+    leader_roles: Sequence[str] = DEFAULT_LEADER_ROLES,
+) -> str:
+    """Check, before asking, that a colleague may be asked for this shift; return their name.
+
+    The same rules as `offer`, which checks them again when the asker confirms; nothing is
+    written but the audit of a refusal.
+    """
+    async with db.uow() as uow:
+        session = uow.session
+        shift = await _own_shift(session, person_id=person_id, shift_id=shift_id)
+        other = await _vetted(uow, person_id, shift, to_person_id, now, leader_roles)
+        if await _on_duty_then(session, to_person_id, shift):
+            raise InvalidInput("{name} is already on duty at that time.", name=other.name)
+        return other.name
+
+
 async def offer(
     db: Database,
     *,
@@ -190,21 +240,8 @@ async def offer(
         ).first()
         if shift is None or shift.person_id != person_id:
             raise NotFound("That shift is not yours (any more).")
-        await _free(session, shift, now)
-        if to_person_id == person_id:
-            await _refused(uow, person_id=person_id, shift=shift, action="swap.offer", now=now)
-            raise InvalidInput("You cannot hand a shift to yourself; choose a colleague.")
+        other = await _vetted(uow, person_id, shift, to_person_id, now, leader_roles)
         me = await contacts.person(session, person_id)
-        other = (await session.exec(select(Person).where(Person.id == to_person_id))).first()
-        if other is None or other.unit_id != shift.unit_id or not other.active:
-            await _refused(uow, person_id=person_id, shift=shift, action="swap.offer", now=now)
-            raise InvalidInput("You can only swap with a colleague of your own unit.")
-        if not await _may_lead(session, to_person_id, shift, leader_roles):
-            await _refused(uow, person_id=person_id, shift=shift, action="swap.offer", now=now)
-            raise InvalidInput(
-                "{name} holds no leader role at this unit and cannot lead the duty.",
-                name=other.name,
-            )
         existing = (
             await session.exec(
                 select(ShiftSwap).where(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -284,7 +284,13 @@ async def test_a_swap_accepted_and_approved_moves_the_shift_and_its_deadlines(
     assert who.text == "请选择接班的同事："
     assert "唐磊" in who.labels and "孙小红" not in who.labels and "何丽" not in who.labels
     await sun.press("唐磊")
-    await sun.wait_for_answer()
+    confirm = await sun.wait_for()
+    assert confirm.text == (
+        "请唐磊接替您的班次12-02 20:00–08:00 值班室吗？对方同意后由带班领导审批。"
+    )
+    assert confirm.labels == ["🔁 发出请求", "↩ 返回", "✖ 取消"]
+    await sun.press("🔁 发出请求")
+    assert (await sun.wait_for()).text == "已发出请求。对方答复和带班领导审批后会通知您。"
     await day.settle()
     assert tang.last().text == "🔁 孙小红请您接替其班次12-02 20:00–08:00 值班室。您愿意吗？"
     await tang.press("✅ 同意")
@@ -316,13 +322,24 @@ async def test_a_swap_outside_the_unit_or_onto_someone_on_duty_is_refused(
     other_unit = await person_id(day, "SB02-03")
     busy = await person_id(day, "SB01-02")  # 何丽 leads 12-02 08:00 to 12-03 08:00
     await sun.press_data(menu.message_id, f"sw:p:{shift_id}:{other_unit}")
+    assert (await sun.wait_for_answer()).text == "该按钮属于换班的另一步骤。"  # not this step's
+    await sun.press("12-02 20:00–08:00 值班室")
+    who = await sun.wait_for()
+    await sun.press_data(who.message_id, f"sw:p:{shift_id}:{other_unit}")
     assert (await sun.wait_for_answer()).text == "只能与本单位的同事换班。"
-    await sun.press_data(menu.message_id, f"sw:p:{shift_id}:{busy}")
+    await sun.press_data(who.message_id, f"sw:p:{shift_id}:{busy}")
     assert (await sun.wait_for_answer()).text == "何丽在该时段已有班次。"
-    await sun.press_data(menu.message_id, "sw:y:1")
+    await sun.press_data(who.message_id, "sw:y:1")
     assert (await sun.wait_for_answer()).text == "此按钮已失效。"
-    await sun.press("✖ 取消", message_id=menu.message_id)
+    await sun.press("✖ 取消", message_id=who.message_id)
     assert (await sun.wait_for()).text == "已取消，没有任何改动。"
+    await sun.press_data(who.message_id, who.data_for("唐磊"))  # the swap is over
+    assert (await sun.wait_for_answer()).text == (
+        "该换班申请已结束（已发送、已取消或已超时）。请发送 /swap。"
+    )
+    assert day.db is not None
+    async with day.db.uow() as uow:
+        assert (await uow.session.exec(select(ShiftSwap))).all() == []
 
 
 async def test_pressing_a_colleague_again_keeps_one_offer_and_a_shift_never_goes_to_its_owner(
@@ -336,14 +353,23 @@ async def test_pressing_a_colleague_again_keeps_one_offer_and_a_shift_never_goes
     shift_id = int(menu.data_for("12-02 20:00–08:00 值班室").split(":")[2])
     await sun.press("12-02 20:00–08:00 值班室")
     who = await sun.wait_for()
-    await sun.press("唐磊")
-    await sun.wait_for_answer()
-    tang_id = await person_id(day, "SB01-06")
-    for _ in range(2):
-        await sun.press_data(who.message_id, f"sw:p:{shift_id}:{tang_id}")
-        assert (await sun.wait_for_answer()).text == "您已请唐磊接替该班次，未重复发送。"
     await sun.press_data(who.message_id, f"sw:p:{shift_id}:{await person_id(day, 'SB01-04')}")
     assert (await sun.wait_for_answer()).text == "不能把班次交给自己，请选择一位同事。"
+    await sun.press("唐磊")
+    confirm = await sun.wait_for()
+    await sun.press("🔁 发出请求")
+    await sun.wait_for()
+    await sun.press_data(confirm.message_id, confirm.data_for("🔁 发出请求"))  # once more: over
+    assert (await sun.wait_for_answer()).text.startswith("该换班申请已结束")
+    tang_id = await person_id(day, "SB01-06")
+    await sun.send("/swap")  # asking the same colleague again for the same shift
+    await sun.wait_for()
+    await sun.press("12-02 20:00–08:00 值班室")
+    await sun.wait_for()
+    await sun.press("唐磊")
+    await sun.wait_for()
+    await sun.press("🔁 发出请求")
+    assert (await sun.wait_for()).text == "您已请唐磊接替该班次，未重复发送。"
     await day.settle()
     assert [t for t in texts(tang) if t.startswith("🔁")] == [
         "🔁 孙小红请您接替其班次12-02 20:00–08:00 值班室。您愿意吗？"
@@ -510,14 +536,23 @@ async def test_a_location_no_phone_sends_is_refused_and_nobody_clocks_in(
 # timeout itself, and stale buttons. The timeout follows the moved clock (engine deadlines).
 
 GONE = "This clock-out was already finished or has timed out. Send /out to start again."
+# The draft's times as configured (the defaults: a prompt 5 minutes before a 30-minute timeout).
+LIMITS = settings_from_mapping({}, environ={}).conversations
+PROMPT_AFTER = LIMITS.timeout - LIMITS.prompt_before
 WARNING = (
-    "Your duty log is not sent yet and will be dropped in 5 minutes. "
+    f"Your duty log is not sent yet and will be dropped in "
+    f"{int(LIMITS.prompt_before.total_seconds() // 60)} min. "
     "Clock out with what is written, keep writing, or discard it?"
 )
 TIMED_OUT = (
-    "Your unfinished duty log was left for 30 minutes and has been dropped; you are still "
-    "clocked in. Send /out to start again."
+    f"Your unfinished duty log was left for {int(LIMITS.timeout.total_seconds() // 60)} min and "
+    "has been dropped; you are still clocked in. Send /out to start again."
 )
+START = local(1, 20)  # when `writing` sends the last line
+
+
+def hhmm(moment: datetime) -> str:
+    return moment.astimezone(TZ).strftime("%H:%M")
 
 
 async def writing(day: LocalStack, clock: MovableClock, user_id: int, *lines: str) -> SimUser:
@@ -577,7 +612,7 @@ async def test_the_prompt_before_the_timeout_clocks_out_with_what_is_written(
     day: LocalStack, clock: MovableClock
 ) -> None:
     ma = await writing(day, clock, 9420, "一切正常")
-    await at(day, clock, local(1, 20, 25))
+    await at(day, clock, START + PROMPT_AFTER)
     prompt = ma.last()
     assert prompt.text == WARNING
     assert prompt.buttons == (
@@ -585,10 +620,10 @@ async def test_the_prompt_before_the_timeout_clocks_out_with_what_is_written(
         ("✏️ Go on", "🗑 Discard"),
     )
     await ma.press("👋 Clock out with what is written")
-    assert (await ma.wait_for()).text.startswith("👋 Clocked out at 20:25.")
+    assert (await ma.wait_for()).text.startswith(f"👋 Clocked out at {hhmm(START + PROMPT_AFTER)}.")
     assert await duty_logs(day) == ["一切正常"]
     assert await open_drafts(day) == 0
-    await at(day, clock, local(1, 20, 40))  # the timeout was cancelled with the draft
+    await at(day, clock, START + LIMITS.timeout + timedelta(minutes=10))  # cancelled with it
     assert TIMED_OUT not in texts(ma)
 
 
@@ -596,17 +631,19 @@ async def test_go_on_gives_the_draft_its_full_time_again(
     day: LocalStack, clock: MovableClock
 ) -> None:
     ma = await writing(day, clock, 9430, "一切正常")
-    await at(day, clock, local(1, 20, 25))
+    await at(day, clock, START + PROMPT_AFTER)
     await ma.press("✏️ Go on")
     assert (await ma.wait_for()).text.startswith("Go on: send text or photos for the duty log")
-    await at(day, clock, local(1, 20, 45))
+    await at(day, clock, START + PROMPT_AFTER + LIMITS.timeout - timedelta(minutes=10))
     assert TIMED_OUT not in texts(ma) and await open_drafts(day) == 1
     await ma.send("东门门锁损坏")
     await ma.wait_for()
-    await at(day, clock, local(1, 21, 10))  # 25 minutes after the last entry
+    last_entry = clock.now()
+    await at(day, clock, last_entry + PROMPT_AFTER)  # counted from the last entry
     assert texts(ma)[-1] == WARNING
     await ma.press("✅ Done")
-    assert (await ma.wait_for()).text.startswith("👋 Clocked out at 21:10.")
+    done = f"👋 Clocked out at {hhmm(last_entry + PROMPT_AFTER)}."
+    assert (await ma.wait_for()).text.startswith(done)
     assert await duty_logs(day) == ["一切正常\n东门门锁损坏"]
 
 
@@ -614,7 +651,7 @@ async def test_discard_drops_the_draft_and_its_stale_prompt_gets_one_sentence(
     day: LocalStack, clock: MovableClock
 ) -> None:
     ma = await writing(day, clock, 9440, "一切正常")
-    await at(day, clock, local(1, 20, 25))
+    await at(day, clock, START + PROMPT_AFTER)
     prompt = ma.last()
     await ma.press("🗑 Discard")
     assert (await ma.wait_for()).text == (
@@ -633,9 +670,9 @@ async def test_an_abandoned_draft_times_out_with_a_polite_word(
     day: LocalStack, clock: MovableClock
 ) -> None:
     ma = await writing(day, clock, 9450, "一切正常")
-    await at(day, clock, local(1, 20, 25))
+    await at(day, clock, START + PROMPT_AFTER)
     assert texts(ma)[-1] == WARNING
-    await at(day, clock, local(1, 20, 30))
+    await at(day, clock, START + LIMITS.timeout)
     assert TIMED_OUT in texts(ma)
     assert await open_drafts(day) == 0
     await ma.send("还有一件事")
@@ -653,8 +690,8 @@ async def test_the_prompt_and_the_draft_survive_a_restart_of_the_bot(
     await ma.send("东门门锁损坏")
     assert (await ma.wait_for()).text == "Added to the duty log. Send more, or press Done."
     await day.restart_bot()
-    await at(day, clock, local(1, 20, 25))
+    await at(day, clock, START + PROMPT_AFTER)
     assert texts(ma)[-1] == WARNING
     await ma.press("👋 Clock out with what is written")
-    assert (await ma.wait_for()).text.startswith("👋 Clocked out at 20:25.")
+    assert (await ma.wait_for()).text.startswith(f"👋 Clocked out at {hhmm(START + PROMPT_AFTER)}.")
     assert await duty_logs(day) == ["一切正常\n东门门锁损坏"]

@@ -41,6 +41,7 @@ async def test_opening_an_invite_links_the_account_and_greets_in_chinese(
         "followup",
         "incidents",
         "incident",
+        "cancel",
         "me",
         "lang",
         "unit",

@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from factories import District
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.config import DatabaseSettings
 from bot.db import create_engine
 from bot.errors import InvalidInput
-from bot.models import RoleGrant, Shift, ShiftKind, ShiftSwap
+from bot.models import AuditEntry, RoleGrant, Shift, ShiftKind, ShiftSwap
 from bot.services import swaps
 from bot.services.escalation import PagingContext
 from bot.uow import Database
@@ -213,3 +213,22 @@ async def test_offers_pressed_at_once_make_one_offer(
     assert len({r.swap_id for r in results}) == 1
     async with db.uow() as uow:
         assert len((await uow.session.exec(select(ShiftSwap))).all()) == 1
+
+
+async def test_vetting_a_colleague_writes_nothing_but_the_audit_of_a_refusal(
+    db: Database, district: District
+) -> None:
+    shift_id = await a_shift(db, district, "staff")
+    staff = district.people["staff"]
+    name = await swaps.vet_offer(
+        db, person_id=staff, shift_id=shift_id, to_person_id=district.people["safety"], now=NOW
+    )
+    assert name
+    with pytest.raises(InvalidInput):
+        await swaps.vet_offer(db, person_id=staff, shift_id=shift_id, to_person_id=staff, now=NOW)
+    async with db.uow() as uow:
+        assert (await uow.session.exec(select(ShiftSwap))).all() == []
+        refused = (
+            await uow.session.exec(select(AuditEntry).where(col(AuditEntry.allowed).is_(False)))
+        ).all()
+    assert [entry.action for entry in refused] == ["swap.offer"]

@@ -1,0 +1,169 @@
+"""What every conversation's steps do with their draft: load it, save it, end it, say it is gone.
+
+A conversation (/out, /report, /swap) keeps what the person entered in a draft
+(bot/services/drafts.py), keyed by conversation, chat and person. These helpers take the keys
+from the update and the timeouts from the configuration, so a step reads as what it decides,
+not as bookkeeping. They also check input that no conversation keeps: attachments beyond the
+cap, files too large to download, voice notes too long (`attachment_problem`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from telegram import Message, Update
+from telegram.ext import ConversationHandler
+from telegram.warnings import PTBDeprecationWarning
+
+from bot.i18n import N_, Translator
+from bot.services import drafts
+from handlers.context import ZhibanContext
+from handlers.replies import reply
+
+if TYPE_CHECKING:
+    from handlers.buttons import Press
+
+END = ConversationHandler.END
+
+# A draft holds at most this many photos and voice notes: a report or a duty log, not an album.
+MAX_ATTACHMENTS = 10
+# The Bot API lets a bot download files up to 20 MB; a larger one could never be read back.
+MAX_FILE_BYTES = 20 * 1024 * 1024
+# A voice note is a quick word from the scene, not a recording of the whole afternoon.
+MAX_VOICE_SECONDS = 10 * 60
+
+DRAFT_GONE = N_("This draft is no longer open: it was sent, discarded or timed out.")
+
+
+def keys(update: Update) -> tuple[int, int]:
+    """The chat and the person a draft is kept for."""
+    chat, user = update.effective_chat, update.effective_user
+    return (chat.id if chat else 0, user.id if user else 0)
+
+
+async def begin(
+    update: Update, context: ZhibanContext, conversation: str, state: int, data: dict[str, Any]
+) -> drafts.Draft:
+    """Start the person's draft of this conversation (any other draft of theirs is dropped)."""
+    runtime = context.runtime
+    chat_id, user_id = keys(update)
+    return await drafts.begin(
+        runtime.db,
+        conversation=conversation,
+        chat_id=chat_id,
+        user_id=user_id,
+        state=state,
+        data=data,
+        now=runtime.clock.now(),
+        limits=runtime.settings.conversations,
+    )
+
+
+async def load(update: Update, context: ZhibanContext, conversation: str) -> drafts.Draft | None:
+    """The person's open draft of this conversation, or None when it is gone."""
+    chat_id, user_id = keys(update)
+    return await drafts.current(
+        context.runtime.db, conversation=conversation, chat_id=chat_id, user_id=user_id
+    )
+
+
+async def save(
+    update: Update, context: ZhibanContext, conversation: str, state: int, data: dict[str, Any]
+) -> bool:
+    """Store the step and what was entered, with the full time again; False when it is gone."""
+    runtime = context.runtime
+    chat_id, user_id = keys(update)
+    saved = await drafts.save(
+        runtime.db,
+        conversation=conversation,
+        chat_id=chat_id,
+        user_id=user_id,
+        state=state,
+        data=data,
+        now=runtime.clock.now(),
+        limits=runtime.settings.conversations,
+    )
+    return saved is not None
+
+
+async def go_on(
+    update: Update, context: ZhibanContext, conversation: str, token: str
+) -> drafts.Draft | None:
+    """The prompt's Go on: the draft named by the token gets its full time again."""
+    runtime = context.runtime
+    chat_id, user_id = keys(update)
+    return await drafts.go_on(
+        runtime.db,
+        conversation=conversation,
+        chat_id=chat_id,
+        user_id=user_id,
+        token=token,
+        now=runtime.clock.now(),
+        limits=runtime.settings.conversations,
+    )
+
+
+async def end(update: Update, context: ZhibanContext, conversation: str) -> bool:
+    """Drop the person's draft of this conversation (sent, cancelled, discarded)."""
+    runtime = context.runtime
+    chat_id, user_id = keys(update)
+    return await drafts.end(
+        runtime.db,
+        conversation=conversation,
+        chat_id=chat_id,
+        user_id=user_id,
+        now=runtime.clock.now(),
+    )
+
+
+async def no_longer_open(
+    update: Update, context: ZhibanContext, text: str, press: Press[Any] | None = None
+) -> int:
+    """Say in one sentence (already translated) that the draft is gone, and end the step."""
+    if press is not None:
+        await press.answer(text, alert=True)
+    elif update.effective_message is not None:
+        await reply(update.effective_message, text, parse_mode=None)
+    return END
+
+
+def prompt_is_stale(draft: drafts.Draft | None, press: Press[Any]) -> bool:
+    """Whether a prompt's button names a draft other than the open one."""
+    token = getattr(press.button, "token", None)
+    return draft is None or draft.token != token
+
+
+def attachment_problem(tr: Translator, message: Message, held: int) -> str | None:
+    """Why a photo or voice note cannot join a draft that holds `held` already, or None."""
+    size: int | None = None
+    if message.photo:
+        size = message.photo[-1].file_size
+    elif message.voice:
+        size = message.voice.file_size
+        with warnings.catch_warnings():
+            # PTB 22.2+ warns that `duration` becomes a timedelta; both forms are read below.
+            warnings.simplefilter("ignore", PTBDeprecationWarning)
+            duration = message.voice.duration
+        seconds = duration.total_seconds() if isinstance(duration, timedelta) else duration
+        if seconds > MAX_VOICE_SECONDS:
+            return tr._(
+                "That voice note is longer than {minutes} minutes; nothing was added. "
+                "Say it in a shorter one, or write it.",
+                minutes=MAX_VOICE_SECONDS // 60,
+            )
+    else:
+        return None
+    if size is not None and size > MAX_FILE_BYTES:
+        return tr._(
+            "That file is larger than {megabytes} MB and cannot be kept; nothing was added.",
+            megabytes=MAX_FILE_BYTES // (1024 * 1024),
+        )
+    if held >= MAX_ATTACHMENTS:
+        return tr._(
+            "This draft already holds {count} photos and voice notes, the most it can; that one "
+            "was not added. Send text, or finish the draft.",
+            count=MAX_ATTACHMENTS,
+        )
+    return None
