@@ -11,10 +11,12 @@ seconds and at shutdown; the interval is kept short (1 s) so that a crash loses 
 second's step, and that step's draft is in the database already.
 
 A conversation named in `drafted` keeps a draft through bot/services/drafts.py, which creates
-its row and writes its state and time in each step's own transaction. For those, this class
-never moves the time nor creates a row: its write comes up to a second late, and by then the
-draft may have timed out or been replaced; a row written then would bring back a draft nobody
-holds, and a time moved then would push the draft's timeout.
+its row, writes its state and time in each step's own transaction, and deletes it. For those,
+this class only reads: python-telegram-bot's write comes up to a second late and carries the
+state it held in memory at that moment, which lags the database while a step is running (the
+step has committed its new state but not yet returned it). Written then, it would put a person
+back one step (their next message read as an answer to the step before), bring back a draft
+that timed out, push a draft's timeout, or delete a draft just begun again.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         self, name: str, key: ConversationKey, new_state: object | None
     ) -> None:
         """Store a person's new state (None: the conversation ended, its draft goes too)."""
+        if name in self._drafted:
+            return  # its draft's own steps keep the row (see the module's docstring)
         chat_id, user_id = _ids(key)
         async with self._db.uow() as uow:
             session = uow.session
@@ -92,8 +96,6 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
                 )
             ).first()
             now = self._clock.now()
-            if row is None and name in self._drafted:
-                return  # the draft is gone (timed out, replaced): nothing to bring back
             if row is None:
                 # One conversation at a time per person and chat: a new one replaces the old.
                 await session.execute(sa.delete(ConversationDraft).where(*where))
@@ -109,8 +111,7 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
                 )
             else:
                 row.state = int(new_state)
-                if name not in self._drafted:  # a draft's time is its own last step's
-                    row.updated_at = now
+                row.updated_at = now
             await uow.commit()
 
     # Nothing but conversations is persisted: the other hooks keep nothing.

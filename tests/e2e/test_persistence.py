@@ -153,4 +153,35 @@ async def test_a_drafted_conversation_is_never_brought_back_by_a_late_write(db: 
     await persistence.update_conversation("out", (7001, 7001), Step.PLACE)
     async with db.read() as uow:
         row = (await uow.session.exec(select(ConversationDraft))).one()
-    assert (row.state, row.updated_at) == (Step.PLACE, T0)  # the draft's time is its own
+    assert (row.state, row.updated_at) == (Step.NAME, T0)  # the draft's steps write it
+
+
+async def test_a_late_write_never_puts_a_draft_back_a_step_nor_deletes_a_new_one(
+    db: Database,
+) -> None:
+    """python-telegram-bot writes the state it held when its job ran, which can lag the draft.
+
+    A step commits its new state, then edits the message, then returns the state; the
+    persistence job running in between carries the step before. Written, it made the person's
+    next message an answer to that step ("Please choose one of the listed severities.").
+    """
+    clock = MovableClock(T0)
+    persistence = DatabasePersistence(db, clock, drafted={"report"})
+    async with db.uow() as uow:
+        uow.session.add(
+            ConversationDraft(
+                conversation="report",
+                chat_id=7001,
+                user_id=7001,
+                state=Step.PLACE,
+                data={"severity": "serious"},
+                updated_at=T0,
+            )
+        )
+        await uow.commit()
+    await persistence.update_conversation("report", (7001, 7001), Step.NAME)
+    assert await _stored(db) == [("report", 7001, Step.PLACE)]
+    # the conversation ended and was begun again before the job wrote its end
+    await persistence.update_conversation("report", (7001, 7001), None)
+    assert await _stored(db) == [("report", 7001, Step.PLACE)]
+    assert await persistence.get_conversations("report") == {(7001, 7001): Step.PLACE}
