@@ -182,6 +182,7 @@ class SimUser(_ChatReader):
         stored = self._world.store_file(
             b"OggS" + bytes(32 * duration), folder="voice", file_name=None, mime_type="audio/ogg"
         )
+        stored.duration = duration
         voice = {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,
