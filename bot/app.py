@@ -145,7 +145,6 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         ("shifts", attendance_handlers.shifts_command),
         ("in", attendance_handlers.in_command),
         ("swap", swap_handlers.swap_command),
-        ("followup", incident_handlers.followup_command),
         ("incidents", incident_handlers.incidents_command),
         ("incident", incident_handlers.incident_command),
         ("drill", drill_handlers.drill_command),
@@ -157,6 +156,9 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
     # Conversations first: each takes its own steps' presses and input (handlers/conversations.py).
     application.add_handler(conversations.out_conversation())
     application.add_handler(conversations.report_conversation())
+    application.add_handler(conversations.followup_conversation())
+    application.add_handler(conversations.final_conversation())
+    application.add_handler(conversations.heard_conversation())
     # One handler for every press: bot/callbacks.py decodes it, handlers/buttons.py routes it.
     application.add_handler(CallbackQueryHandler(buttons.on_button))
     application.add_handler(

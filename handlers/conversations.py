@@ -26,7 +26,7 @@ How a conversation holds together (SPEC §3):
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from telegram import Update
@@ -39,15 +39,27 @@ from telegram.ext import (
     filters,
 )
 
-from bot.callbacks import ClockOut, DraftChoice, DutyLogStep, ReportChoice
+from bot.callbacks import (
+    ClockOut,
+    DraftChoice,
+    DutyLogStep,
+    FinalStep,
+    FollowUpOpen,
+    FollowUpStep,
+    HeardChoice,
+    ReportChoice,
+)
 from bot.services.drafts import DraftPrompt
-from handlers import attendance, incidents
+from handlers import attendance, final_report, followups, heard, incidents
 from handlers.buttons import conversation_step
 
 # What each conversation says before its draft times out, and when it does.
 PROMPTS: Mapping[str, DraftPrompt] = {
     attendance.OUT: attendance.OUT_PROMPT,
     incidents.REPORT: incidents.REPORT_PROMPT,
+    followups.FOLLOWUP: followups.FOLLOWUP_PROMPT,
+    final_report.FINAL: final_report.FINAL_PROMPT,
+    heard.HEARD: heard.HEARD_PROMPT,
 }
 
 PRIVATE = filters.ChatType.PRIVATE
@@ -114,6 +126,95 @@ def _report_conversation() -> ConversationHandler:  # type: ignore[type-arg]
         states={step: steps for step in incidents.ReportStep},
         fallbacks=[CommandHandler("cancel", incidents.report_cancel_command, filters=PRIVATE)],
         name=incidents.REPORT,
+        persistent=True,
+        allow_reentry=True,
+    )
+
+
+def _per_person(build: Callable[[], ConversationHandler]) -> ConversationHandler:  # type: ignore[type-arg]
+    with warnings.catch_warnings():
+        # Per chat and person, as for /report: each step's buttons ride on their own message.
+        warnings.filterwarnings("ignore", message=".*per_message=False.*")
+        return build()
+
+
+def followup_conversation() -> ConversationHandler:  # type: ignore[type-arg]
+    """/followup N (or ➕ Follow-up on a confirmation or a page): text, photos, voice; Send."""
+    return _per_person(_followup_conversation)
+
+
+def _followup_conversation() -> ConversationHandler:  # type: ignore[type-arg]
+    return ConversationHandler(
+        entry_points=[
+            CommandHandler("followup", followups.followup_command, filters=PRIVATE),
+            CallbackQueryHandler(
+                conversation_step(FollowUpOpen, followups.on_follow_up_open), pattern=r"^fu:o:"
+            ),
+        ],
+        states={
+            followups.FollowUpState.WRITING: [
+                CallbackQueryHandler(
+                    conversation_step(FollowUpStep, followups.on_follow_up_button),
+                    pattern=r"^fu:[sc]$",
+                ),
+                CallbackQueryHandler(
+                    conversation_step(DraftChoice, followups.on_follow_up_prompt), pattern=r"^cv:"
+                ),
+                MessageHandler(PRIVATE & ~filters.COMMAND, followups.on_follow_up_input),
+            ],
+        },
+        fallbacks=[CommandHandler("cancel", followups.follow_up_cancel_command, filters=PRIVATE)],
+        name=followups.FOLLOWUP,
+        persistent=True,
+        allow_reentry=True,
+    )
+
+
+def final_conversation() -> ConversationHandler:  # type: ignore[type-arg]
+    """/final N: cause, measures, outcome, then close the incident."""
+    return _per_person(_final_conversation)
+
+
+def _final_conversation() -> ConversationHandler:  # type: ignore[type-arg]
+    steps: list[BaseHandler[Update, Any, object]] = [
+        CallbackQueryHandler(
+            conversation_step(FinalStep, final_report.on_final_button), pattern=r"^fr:"
+        ),
+        CallbackQueryHandler(
+            conversation_step(DraftChoice, final_report.on_final_prompt), pattern=r"^cv:"
+        ),
+        MessageHandler(PRIVATE & ~filters.COMMAND, final_report.on_final_input),
+    ]
+    return ConversationHandler(
+        entry_points=[CommandHandler("final", final_report.final_command, filters=PRIVATE)],
+        states={step: steps for step in final_report.FinalState},
+        fallbacks=[CommandHandler("cancel", final_report.final_cancel_command, filters=PRIVATE)],
+        name=final_report.FINAL,
+        persistent=True,
+        allow_reentry=True,
+    )
+
+
+def heard_conversation() -> ConversationHandler:  # type: ignore[type-arg]
+    """/heard: the school, category, severity, what happened, then record it (漏报)."""
+    return _per_person(_heard_conversation)
+
+
+def _heard_conversation() -> ConversationHandler:  # type: ignore[type-arg]
+    steps: list[BaseHandler[Update, Any, object]] = [
+        CallbackQueryHandler(
+            conversation_step(HeardChoice, heard.on_heard_button), pattern=r"^hd:"
+        ),
+        CallbackQueryHandler(
+            conversation_step(DraftChoice, heard.on_heard_prompt), pattern=r"^cv:"
+        ),
+        MessageHandler(PRIVATE & ~filters.COMMAND, heard.on_heard_input),
+    ]
+    return ConversationHandler(
+        entry_points=[CommandHandler("heard", heard.heard_command, filters=PRIVATE)],
+        states={step: steps for step in heard.HeardState},
+        fallbacks=[CommandHandler("cancel", heard.heard_cancel_command, filters=PRIVATE)],
+        name=heard.HEARD,
         persistent=True,
         allow_reentry=True,
     )

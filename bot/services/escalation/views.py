@@ -20,6 +20,9 @@ from bot.services.outbox import Button
 from bot.services.page_text import PageSubject, page_buttons, page_text
 
 DRILL_LINE = N_("【DRILL 演练】 This is an exercise.")
+# The subject type of an incident's escalation (bot.services.incidents.SUBJECT_TYPE, which
+# cannot be imported from here; tests/services/test_incidents.py holds them equal).
+INCIDENT_SUBJECT = "incident"
 # The line added to a page when it closes, in each reader's language.
 Note = Callable[[Translator], str]
 
@@ -56,7 +59,10 @@ def by_note(outcome: str, person: Person, now: datetime, ctx: PagingContext) -> 
 def buttons_for(
     tr: Translator, escalation: Escalation, page: Page, subject: PageSubject
 ) -> list[list[Button]]:
-    """A page's buttons: pass up while a level above exists; direct report under a deadline."""
+    """A page's buttons: pass up while a level above exists; direct report under a deadline.
+
+    A page about an incident also offers a follow-up (续报) to it.
+    """
     policy = matter.policy_of(escalation)
     level = Level(page.level)
     position = policy.levels.index(level) if level in policy.levels else 0
@@ -68,6 +74,9 @@ def buttons_for(
         can_report_direct=policy.report_deadline is not None and position + 2 < len(policy.levels),
         under_deadline=policy.report_deadline is not None,
         resolve_label=subject.resolve_label,
+        follow_up_incident=(
+            escalation.subject_id if escalation.subject_type == INCIDENT_SUBJECT else None
+        ),
     )
 
 
