@@ -151,8 +151,16 @@ async def test_a_follow_up_from_a_page_reaches_the_reporter_and_not_its_author(
     await reported(day, ma)
     page = next(m for m in he.messages() if NUMBER in m.text)
     assert page.buttons[-1] == ("➕ 续报",)
+    await he.press("✅ 接报", message_id=page.message_id)
+    await he.wait_for_answer()
+    await day.settle()
+    # acknowledged: the page keeps only its follow-up button
+    page = next(m for m in he.messages() if m.message_id == page.message_id)
+    assert page.buttons == (("➕ 续报",),) and "何丽已于09:00接报" in page.text
     await he.press("➕ 续报", message_id=page.message_id)
-    assert (await he.wait_for()).text.startswith(f"事件{NUMBER}的续报：")
+    assert (await he.wait_for(lambda m: "的续报：" in m.text)).text.startswith(
+        f"事件{NUMBER}的续报："
+    )
     await he.send("已疏散全部学生。")
     await he.wait_for()
     await he.press("📤 发送")
@@ -365,3 +373,25 @@ async def test_a_follow_up_draft_is_offered_before_it_times_out(
 
 def test_the_page_views_know_the_incidents_subject_type() -> None:
     assert INCIDENT_SUBJECT == SUBJECT_TYPE
+
+
+async def test_a_final_report_in_progress_resumes_after_a_restart(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    ma = await linked(day, clock, "SB01-05", 9281, "Jun", language="en")
+    he = await linked(day, clock, "SB01-02", 9282, "何丽")
+    await reported(day, ma)
+    await he.send(f"/final {NUMBER}")
+    await he.wait_for()
+    await he.send("厨房油锅起火。")
+    assert (await he.wait_for()).text == "采取了哪些措施？"
+    await day.restart_bot()
+    await he.send("疏散学生。")
+    assert (await he.wait_for()).text == "结果如何？"
+    await day.restart_bot()
+    await he.send("无人受伤。")
+    assert "措施：疏散学生。" in (await he.wait_for()).text
+    await he.press("🏁 结案")
+    assert (await he.wait_for()).text.startswith(f"事件{NUMBER}已凭终报结案")
+    [incident] = await rows(day, Incident)
+    assert incident.status == "closed"

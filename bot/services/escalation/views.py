@@ -11,13 +11,14 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.callbacks import FollowUpOpen
 from bot.config import Level
 from bot.i18n import N_, Translator, translator
 from bot.models import Escalation, Page, Person
 from bot.services import contacts
 from bot.services.escalation import matter
 from bot.services.outbox import Button
-from bot.services.page_text import PageSubject, page_buttons, page_text
+from bot.services.page_text import FOLLOW_UP_LABEL, PageSubject, page_buttons, page_text
 
 DRILL_LINE = N_("【DRILL 演练】 This is an exercise.")
 # The subject type of an incident's escalation (bot.services.incidents.SUBJECT_TYPE, which
@@ -78,6 +79,13 @@ def buttons_for(
             escalation.subject_id if escalation.subject_type == INCIDENT_SUBJECT else None
         ),
     )
+
+
+def follow_up_buttons(tr: Translator, escalation: Escalation) -> list[list[Button]]:
+    """The follow-up button an incident's page keeps once acknowledged, until it is resolved."""
+    if escalation.subject_type != INCIDENT_SUBJECT or escalation.status == matter.RESOLVED:
+        return []
+    return [[Button(tr._(FOLLOW_UP_LABEL), FollowUpOpen(escalation.subject_id).data)]]
 
 
 async def render(
