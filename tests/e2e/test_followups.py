@@ -64,15 +64,15 @@ async def entries(stack: LocalStack, kind: str) -> list[IncidentEntry]:
 async def reported(stack: LocalStack, reporter: SimUser) -> SentMessage:
     """A serious fire reported at 石坝小学 on the fast path; its confirmation, once paged."""
     await reporter.send("/report")
-    await reporter.wait_for()
+    await reporter.wait_for(lambda m: m.text.startswith("🚨 Report an incident."))
     await reporter.press("Fire")
-    await reporter.wait_for()
+    await reporter.wait_for(lambda m: m.text == "Fire. How serious is it?")
     await reporter.press("Serious")
-    await reporter.wait_for()
+    await reporter.wait_for(lambda m: m.text.startswith("Place: 石坝小学. Write what happened"))
     await reporter.send("Smoke from the kitchen; pupils evacuated.")
-    await reporter.wait_for()
+    await reporter.wait_for(lambda m: m.text.startswith("Draft report:"))
     await reporter.press("🚨 Report")
-    confirmation = await reporter.wait_for()
+    confirmation = await reporter.wait_for(lambda m: m.text.startswith("Reported:"))
     assert confirmation.text.startswith(f"Reported: {NUMBER}.")
     await stack.settle()
     return confirmation
