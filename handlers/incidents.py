@@ -573,7 +573,7 @@ def _clock_text(tr: Translator, line: IncidentLine) -> str:
 
 def _holder_text(tr: Translator, line: IncidentLine) -> str:
     holder = line.holder
-    if holder is None:
+    if holder is None or line.status == IncidentStatus.CLOSED:
         return ""
     if holder.acknowledged_by:
         return tr._(

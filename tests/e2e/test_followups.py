@@ -237,9 +237,9 @@ async def closed_by_final_report(leader: SimUser) -> None:
     await leader.send("厨房油锅起火。")
     assert (await leader.wait_for()).text == "采取了哪些措施？"
     await leader.press("↩ 返回")
-    await leader.wait_for()
+    await leader.wait_for(lambda m: m.text.endswith("事件原因是什么？"))
     await leader.send("厨房油锅起火。")
-    await leader.wait_for()
+    assert (await leader.wait_for()).text == "采取了哪些措施？"
     await leader.send("疏散学生，扑灭明火。")
     assert (await leader.wait_for()).text == "结果如何？"
     await leader.send("无人受伤，厨房停用一天。")
@@ -280,6 +280,7 @@ async def test_a_final_report_by_the_duty_leader_closes_the_incident_and_tells_t
     await ma.send(f"/incident {NUMBER}")
     timeline = (await ma.wait_for()).text
     assert "🏁 Closed with its final report (终报)." in timeline
+    assert "left to report up" not in timeline and "not acknowledged yet" not in timeline
     assert "final report by 何丽" in timeline
     assert "🏁 Final report (终报):\nCause: 厨房油锅起火。" in timeline
     assert len(await entries(day, "final_report")) == 1

@@ -151,9 +151,10 @@ async def _line(
             last = max([incident.reported_at, *(reached[level] for level in needed)])
             if last > deadline_at:
                 late_by = last - deadline_at
-        elif now >= deadline_at:
-            late_by = now - deadline_at
-        else:
+        elif (incident.closed_at or now) >= deadline_at:
+            # A closed incident's clock stopped when it closed.
+            late_by = (incident.closed_at or now) - deadline_at
+        elif incident.closed_at is None:
             time_left = deadline_at - now
     entry_kinds = (
         await session.exec(
