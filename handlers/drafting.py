@@ -100,15 +100,16 @@ async def gone(
 
 async def prompt_go_on(
     update: Update, context: ZhibanContext, press: Press[DraftChoice], conversation: str
-) -> drafts.Draft | None:
+) -> drafts.Draft | int:
     """Check that a prompt's button names the open draft; keep it open on Go on.
 
-    None (answered) when the draft is gone or the token is an old one.
+    Otherwise (answered) the state to stay in: an old prompt's token leaves the open draft
+    where it is, and a draft that is gone ends the conversation.
     """
     draft = await current(update, context, conversation)
     if draft is None or draft.token != press.button.token:
         await press.answer(context.tr_for(update)._(DRAFT_GONE), alert=True)
-        return None
+        return END if draft is None else draft.state
     if press.button.action == "go_on":
         chat_id, user_id = keys(update)
         runtime = context.runtime

@@ -226,8 +226,8 @@ async def on_final_button(update: Update, context: ZhibanContext, press: Press[F
 async def on_final_prompt(update: Update, context: ZhibanContext, press: Press[DraftChoice]) -> int:
     """Before the timeout: close with the final report as it is, go on, or discard it."""
     draft = await drafting.prompt_go_on(update, context, press, FINAL)
-    if draft is None:
-        return END
+    if isinstance(draft, int):
+        return draft
     match press.button.action:
         case "send":
             return await _close(update, context, press, draft)

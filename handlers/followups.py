@@ -292,8 +292,8 @@ async def on_follow_up_prompt(
 ) -> int:
     """Before the timeout: send the follow-up as it is, go on with it, or discard it."""
     draft = await drafting.prompt_go_on(update, context, press, FOLLOWUP)
-    if draft is None:
-        return END
+    if isinstance(draft, int):
+        return draft
     match press.button.action:
         case "send":
             return await _send(update, context, press, draft)

@@ -310,8 +310,8 @@ async def on_heard_button(update: Update, context: ZhibanContext, press: Press[H
 async def on_heard_prompt(update: Update, context: ZhibanContext, press: Press[DraftChoice]) -> int:
     """Before the timeout: record it as it is, go on, or discard it."""
     draft = await drafting.prompt_go_on(update, context, press, HEARD)
-    if draft is None:
-        return END
+    if isinstance(draft, int):
+        return draft
     match press.button.action:
         case "send":
             return await _record(update, context, press, draft)
