@@ -396,3 +396,31 @@ async def test_a_final_report_in_progress_resumes_after_a_restart(
     assert (await he.wait_for()).text.startswith(f"事件{NUMBER}已凭终报结案")
     [incident] = await rows(day, Incident)
     assert incident.status == "closed"
+
+
+async def test_a_follow_up_refuses_too_many_photos_an_hour_of_voice_and_stickers(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    ma = await linked(day, clock, "SB01-05", 9291, "Jun", language="en")
+    await reported(day, ma)
+    await ma.send(f"/followup {NUMBER}")
+    await ma.wait_for()
+    await ma.send_voice(duration=3600)
+    assert (await ma.wait_for()).text == ("That voice note is too long: keep it under 5 minutes.")
+    await ma.send_sticker()
+    assert (await ma.wait_for()).text == "Send text, photos or voice notes for the follow-up."
+    for _ in range(10):
+        await ma.send_photo()
+        await ma.wait_for()
+    await ma.send_photo()
+    assert (await ma.wait_for()).text == "Send at most 10 photos or files at a time."
+    await ma.press("📤 Send")
+    sent = await ma.wait_for()
+    assert sent.text == f"Follow-up added to {NUMBER}; sent to 0 people."
+    [entry] = await entries(day, "follow_up")
+    assert entry.text is None and len(entry.attachments or []) == 10
+    await ma.press("📤 Send")  # on an older draft message: the draft is gone now
+    answer = await ma.wait_for_answer()
+    assert answer.show_alert and answer.text is not None
+    assert answer.text.startswith("This follow-up is no longer open")
+    assert len(await entries(day, "follow_up")) == 1
