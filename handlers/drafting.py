@@ -86,11 +86,39 @@ async def end(update: Update, context: ZhibanContext, conversation: str) -> None
     )
 
 
+async def _hand_over(update: Update, context: ZhibanContext) -> bool:
+    """Pass a message to the conversation whose draft is open now; tell whether one took it.
+
+    Starting a conversation replaces the person's draft of another one, but that other
+    ConversationHandler still holds the person's state in memory, and being added earlier it
+    would take their next message. When its draft is gone and another one is open, the message
+    belongs to the open one.
+    """
+    chat_id, user_id = keys(update)
+    name = await drafts.open_conversation(context.runtime.db, chat_id=chat_id, user_id=user_id)
+    if name is None:
+        return False
+    for group in context.application.handlers.values():
+        for handler in group:
+            if isinstance(handler, ConversationHandler) and handler.name == name:
+                check = handler.check_update(update)
+                if check is None:
+                    return False
+                await handler.handle_update(update, context.application, check, context)
+                return True
+    return False
+
+
 async def gone(
     update: Update, context: ZhibanContext, press: Press[Any] | None, sentence: str
 ) -> int:
-    """Say in one sentence that the draft is no longer open, and end the conversation."""
+    """Say in one sentence that the draft is no longer open, and end the conversation.
+
+    A message meant for another conversation that is open now goes there instead.
+    """
     tr = context.tr_for(update)
+    if press is None and await _hand_over(update, context):
+        return END
     if press is not None:
         await press.answer(tr._(sentence), alert=True)
     elif update.effective_message is not None:

@@ -170,6 +170,15 @@ async def current(db: Database, *, conversation: str, chat_id: int, user_id: int
         return None if row is None else _draft(row)
 
 
+async def open_conversation(db: Database, *, chat_id: int, user_id: int) -> str | None:
+    """The conversation the person has a draft of in this chat, if any (one at a time)."""
+    async with db.read() as uow:
+        statement = select(ConversationDraft.conversation).where(
+            ConversationDraft.chat_id == chat_id, ConversationDraft.user_id == user_id
+        )
+        return (await uow.session.exec(statement)).first()
+
+
 async def save(
     db: Database,
     *,

@@ -424,3 +424,20 @@ async def test_a_follow_up_refuses_too_many_photos_an_hour_of_voice_and_stickers
     assert answer.show_alert and answer.text is not None
     assert answer.text.startswith("This follow-up is no longer open")
     assert len(await entries(day, "follow_up")) == 1
+
+
+async def test_a_final_report_started_while_writing_a_follow_up_takes_the_next_message(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    ma = await linked(day, clock, "SB01-05", 9301, "Jun", language="en")
+    he = await linked(day, clock, "SB01-02", 9302, "何丽")
+    await reported(day, ma)
+    await he.send(f"/followup {NUMBER}")
+    assert (await he.wait_for()).text.startswith(f"事件{NUMBER}的续报：")
+    await he.send(f"/final {NUMBER}")  # replaces the follow-up draft
+    assert (await he.wait_for()).text.endswith("事件原因是什么？")
+    await he.send("厨房油锅起火。")
+    assert (await he.wait_for()).text == "采取了哪些措施？"
+    assert await entries(day, "follow_up") == []
+    [draft] = await rows(day, ConversationDraft)
+    assert draft.conversation == "final" and draft.data["cause"] == "厨房油锅起火。"
