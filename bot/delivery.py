@@ -581,10 +581,11 @@ class OutboxSender:
     async def _send_media(self, item: _Ready) -> int:
         """Send a photo or voice note again by its file id (a follow-up's attachments)."""
         file_id = str(item.body["file_id"])
+        caption = str(item.body.get("caption") or "") or None
         if item.method == "sendPhoto":
-            sent = await self.bot.send_photo(item.chat_id, photo=file_id)
+            sent = await self.bot.send_photo(item.chat_id, photo=file_id, caption=caption)
         else:
-            sent = await self.bot.send_voice(item.chat_id, voice=file_id)
+            sent = await self.bot.send_voice(item.chat_id, voice=file_id, caption=caption)
         return sent.message_id
 
     async def _retry_later(self, item: _Claimed, attempts: int, error: str) -> None:

@@ -19,7 +19,10 @@ How a conversation holds together (SPEC §3):
   it is / Go on / Discard" five minutes before, then the timeout with a polite word. Both are
   database rows, so a restart keeps them, and they follow the injected clock. When the
   engine drops a draft, the ConversationHandler may still hold the person's state in memory;
-  the next step finds no draft, says so in one sentence and ends.
+  the next step finds no draft, says so in one sentence and ends. The same happens when a
+  person starts another conversation (its draft replaces theirs); the follow-up, final report
+  and /heard conversations then hand such a message to the conversation whose draft is open
+  (handlers/drafting.py), so it is not lost.
 - Cancel (a button, and /cancel) and Back at every step.
 """
 

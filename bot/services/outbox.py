@@ -99,10 +99,13 @@ async def enqueue_media(
     now: datetime,
     method: str,
     file_id: str,
+    caption: str = "",
     person_id: int | None = None,
     chat_id: int | None = None,
 ) -> OutboxMessage:
     """Queue a photo or voice note, sent again by its Telegram file id (sendPhoto, sendVoice).
+
+    `caption` is plain text (at most 1,024 characters), e.g. the incident's number.
 
     It goes after the rows queued before it to the same person or chat: a sender takes a
     chat's rows oldest first, so a follow-up's text arrives ahead of its files.
@@ -118,7 +121,7 @@ async def enqueue_media(
         chat_id=chat_id,
         kind="media",
         method=method,
-        body={"file_id": file_id},
+        body={"file_id": file_id, "caption": caption[:1024]},
     )
     session.add(message)
     await session.flush()

@@ -125,6 +125,10 @@ async def test_a_follow_up_from_the_confirmation_with_a_photo_and_a_voice_note_r
         assert texts[0].text.startswith("📝") and NUMBER in texts[0].text
         assert bot_media(leader, "photo") == [photo]
         assert bot_media(leader, "voice") == [voice]
+        assert [m.caption for m in leader.messages() if "photo" in m.raw or "voice" in m.raw] == [
+            NUMBER,
+            NUMBER,
+        ]
         # the text first, then the photo, then the voice note
         ids = [m.message_id for m in leader.messages()]
         first_photo = next(m.message_id for m in leader.messages() if "photo" in m.raw)

@@ -558,6 +558,10 @@ async def _forward(
         if attachments:
             lines.append(tr._(ATTACHMENTS_LINE, count=len(attachments)))
         await outbox.enqueue(session, now=now, text="\n".join(lines), person_id=person_id)
+        # Each file says which incident it belongs to, as a leader may follow several.
+        caption = incident.number
+        if incident.is_drill:
+            caption = tr._(DRILL_LINE) + "\n" + caption
         for stored in attachments:
             attachment = parse(stored)
             if attachment.kind is not None:
@@ -566,6 +570,7 @@ async def _forward(
                     now=now,
                     method=SEND_METHOD[attachment.kind],
                     file_id=attachment.file_id,
+                    caption=caption,
                     person_id=person_id,
                 )
         sent += 1
