@@ -285,7 +285,7 @@ async def test_a_final_report_by_the_duty_leader_closes_the_incident_and_tells_t
     timeline = (await ma.wait_for()).text
     assert "🏁 Closed with its final report (终报)." in timeline
     assert "left to report up" not in timeline and "not acknowledged yet" not in timeline
-    assert "final report by 何丽" in timeline
+    assert "final report by 何丽" in timeline and "resolved by the system" not in timeline
     assert "🏁 Final report (终报):\nCause: 厨房油锅起火。" in timeline
     assert len(await entries(day, "final_report")) == 1
 
