@@ -143,7 +143,6 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         ("invite", people.invite_command),
         ("shifts", attendance_handlers.shifts_command),
         ("in", attendance_handlers.in_command),
-        ("followup", incident_handlers.followup_command),
         ("incidents", incident_handlers.incidents_command),
         ("incident", incident_handlers.incident_command),
         ("drill", drill_handlers.drill_command),

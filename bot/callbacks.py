@@ -279,6 +279,77 @@ SwapButton = SwapStepButton | SwapAnswer | SwapDecision
 
 
 @dataclass(frozen=True)
+class FollowUpOpen:
+    """`fu:o:<incident>`: write a follow-up (续报) to this incident (confirmation, pages)."""
+
+    incident_id: int
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"fu:o:{self.incident_id}"
+
+
+FollowUpAction = Literal["send", "cancel"]
+
+
+@dataclass(frozen=True)
+class FollowUpStep:
+    """`fu:s` or `fu:c`: send the follow-up being written, or cancel it."""
+
+    action: FollowUpAction
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"fu:{self.action[0]}"
+
+
+FinalAction = Literal["send", "back", "cancel"]
+_FINAL_ACTIONS: dict[str, FinalAction] = {"s": "send", "b": "back", "c": "cancel"}
+
+
+@dataclass(frozen=True)
+class FinalStep:
+    """`fr:<s|b|c>`: close with the final report (终报), go back a step, or cancel."""
+
+    action: FinalAction
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"fr:{self.action[0]}"
+
+
+HeardAction = Literal["unit", "cat", "sev", "send", "back", "cancel"]
+_HEARD_PLAIN: dict[str, HeardAction] = {"s": "send", "b": "back", "c": "cancel"}
+
+
+@dataclass(frozen=True)
+class HeardChoice:
+    """`hd:<step>[:<value>]`: a press in /heard (the school, category, severity, confirm).
+
+    `value` is a unit id for "unit", a category for "cat", a severity for "sev", else empty.
+    """
+
+    action: HeardAction
+    value: str = ""
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        match self.action:
+            case "unit":
+                return f"hd:u:{self.value}"
+            case "cat":
+                return f"hd:k:{self.value}"
+            case "sev":
+                return f"hd:v:{self.value}"
+        letter = next(key for key, action in _HEARD_PLAIN.items() if action == self.action)
+        return f"hd:{letter}"
+
+
+@dataclass(frozen=True)
 class PageButton:
     """`pg:<action>:<page>`: acknowledge, pass up, resolve, details, direct report, by phone."""
 
@@ -399,6 +470,10 @@ ButtonData = (
     | UnitPage
     | ReportChoice
     | DrillButton
+    | FollowUpOpen
+    | FollowUpStep
+    | FinalStep
+    | HeardChoice
 )
 
 
@@ -515,6 +590,37 @@ def _drill(fields: list[str]) -> ButtonData:
     raise InvalidButton
 
 
+def _follow_up(fields: list[str]) -> ButtonData:
+    match fields:
+        case ["o", incident]:
+            return FollowUpOpen(_number(incident))
+        case ["s"]:
+            return FollowUpStep("send")
+        case ["c"]:
+            return FollowUpStep("cancel")
+    raise InvalidButton
+
+
+def _final(fields: list[str]) -> ButtonData:
+    match fields:
+        case [letter] if letter in _FINAL_ACTIONS:
+            return FinalStep(_FINAL_ACTIONS[letter])
+    raise InvalidButton
+
+
+def _heard(fields: list[str]) -> ButtonData:
+    match fields:
+        case ["u", unit]:
+            return HeardChoice("unit", str(_number(unit)))
+        case ["k", category] if category in REPORT_CATEGORIES:
+            return HeardChoice("cat", category)
+        case ["v", severity] if severity in REPORT_SEVERITIES:
+            return HeardChoice("sev", severity)
+        case [letter] if letter in _HEARD_PLAIN:
+            return HeardChoice(_HEARD_PLAIN[letter])
+    raise InvalidButton
+
+
 # One reader per prefix; a prefix not listed here is not ours.
 _READERS: dict[str, Callable[[list[str]], ButtonData]] = {
     "lang": _language,
@@ -528,6 +634,9 @@ _READERS: dict[str, Callable[[list[str]], ButtonData]] = {
     "unit": _unit,
     "rp": _report,
     "dr": _drill,
+    "fu": _follow_up,
+    "fr": _final,
+    "hd": _heard,
 }
 
 

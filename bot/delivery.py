@@ -14,6 +14,10 @@ sends through its own plain `telegram.Bot` (`outbox_bot`), without AIORateLimite
 retries a 429 itself and pauses every request of the bot meanwhile, which would make one flooded
 chat stop all paging. The Application's AIORateLimiter still guards direct replies.
 
+Methods. A row says how it goes: sendMessage (text and buttons), editMessageText (a message it
+sent before), or sendPhoto / sendVoice (a file sent again by its Telegram file id, e.g. a
+follow-up's photos and voice notes, queued after its text). All share the chat's queue and pace.
+
 Telegram's answers.
 - 429: that chat waits `retry_after` (clock time) and the same row is sent again; nothing else
   waits, and the row keeps its claim.
@@ -546,6 +550,8 @@ class OutboxSender:
         return ready
 
     async def _call(self, item: _Ready) -> int | None:
+        if item.method in outbox.MEDIA_METHODS:
+            return await self._send_media(item)
         text = str(item.body["text"])
         markup = _markup(item.body)
         if item.method == "editMessageText":
@@ -570,6 +576,16 @@ class OutboxSender:
             reply_markup=markup,
             reply_parameters=reply,
         )
+        return sent.message_id
+
+    async def _send_media(self, item: _Ready) -> int:
+        """Send a photo or voice note again by its file id (a follow-up's attachments)."""
+        file_id = str(item.body["file_id"])
+        caption = str(item.body.get("caption") or "") or None
+        if item.method == "sendPhoto":
+            sent = await self.bot.send_photo(item.chat_id, photo=file_id, caption=caption)
+        else:
+            sent = await self.bot.send_voice(item.chat_id, voice=file_id, caption=caption)
         return sent.message_id
 
     async def _retry_later(self, item: _Claimed, attempts: int, error: str) -> None:

@@ -34,6 +34,10 @@ from bot.callbacks import (
     DrillEnd,
     DrillStart,
     DutyLogStep,
+    FinalStep,
+    FollowUpOpen,
+    FollowUpStep,
+    HeardChoice,
     InvalidButton,
     Language,
     PageButton,
@@ -52,7 +56,18 @@ from bot.callbacks import (
 )
 from bot.i18n import Translator
 from bot.services import refusals
-from handlers import attendance, draft_steps, drills, incidents, pages, people, swaps
+from handlers import (
+    attendance,
+    draft_steps,
+    drills,
+    final_report,
+    followups,
+    heard,
+    incidents,
+    pages,
+    people,
+    swaps,
+)
 from handlers.context import ZhibanContext
 from handlers.errors import AlreadyTold, apology
 from handlers.replies import send
@@ -215,3 +230,12 @@ async def _dispatch(
             await incidents.on_stale_report_button(update, context, press(button))
         case DrillStart() | DrillEnd():
             await drills.on_drill_button(update, context, press(button))
+        case FollowUpStep():
+            await followups.on_stale_button(update, context, press(button))
+        case FinalStep():
+            await final_report.on_stale_button(update, context, press(button))
+        case HeardChoice():
+            await heard.on_stale_button(update, context, press(button))
+        case FollowUpOpen():
+            # Taken by the follow-up conversation's entry point (handlers/conversations.py).
+            await answer(InvalidButton().render(context.tr_for(update)), alert=True)

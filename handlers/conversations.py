@@ -58,10 +58,20 @@ from telegram.ext import (
 )
 from telegram.ext._utils.types import ConversationKey
 
-from bot.callbacks import ClockOut, DraftChoice, DutyLogStep, ReportChoice, SwapStepButton
+from bot.callbacks import (
+    ClockOut,
+    DraftChoice,
+    DutyLogStep,
+    FinalStep,
+    FollowUpOpen,
+    FollowUpStep,
+    HeardChoice,
+    ReportChoice,
+    SwapStepButton,
+)
 from bot.services import drafts
 from bot.services.drafts import DraftPrompt
-from handlers import attendance, draft_steps, incidents, swaps
+from handlers import attendance, draft_steps, final_report, followups, heard, incidents, swaps
 from handlers.buttons import conversation_step
 from handlers.context import ZhibanContext
 from handlers.replies import reply
@@ -72,6 +82,9 @@ PROMPTS: Mapping[str, DraftPrompt] = {
     attendance.OUT: attendance.OUT_PROMPT,
     incidents.REPORT: incidents.REPORT_PROMPT,
     swaps.SWAP: swaps.SWAP_PROMPT,
+    followups.FOLLOWUP: followups.FOLLOWUP_PROMPT,
+    final_report.FINAL: final_report.FINAL_PROMPT,
+    heard.HEARD: heard.HEARD_PROMPT,
 }
 
 PRIVATE = filters.ChatType.PRIVATE
@@ -137,11 +150,14 @@ def _quiet(build: Callable[[], DraftConversationHandler]) -> DraftConversationHa
 
 
 def conversation_handlers() -> list[DraftConversationHandler]:
-    """/out, /report and /swap, each ending the others for a person when it starts."""
+    """Every conversation, each ending the others for a person when it starts."""
     registry = Conversations()
     registry.add(_quiet(lambda: out_conversation(registry)))
     registry.add(_quiet(lambda: report_conversation(registry)))
     registry.add(_quiet(lambda: swap_conversation(registry)))
+    registry.add(_quiet(lambda: followup_conversation(registry)))
+    registry.add(_quiet(lambda: final_conversation(registry)))
+    registry.add(_quiet(lambda: heard_conversation(registry)))
     return registry.handlers()
 
 
@@ -222,6 +238,93 @@ def swap_conversation(registry: Conversations) -> DraftConversationHandler:
         states={step: steps for step in swaps.SwapStep},
         fallbacks=[CommandHandler("cancel", swaps.swap_cancel_command, filters=PRIVATE)],
         name=swaps.SWAP,
+        persistent=True,
+        allow_reentry=True,
+    )
+
+
+def followup_conversation(registry: Conversations) -> DraftConversationHandler:
+    """/followup N (or ➕ Follow-up on a confirmation or a page): text, photos, voice; Send."""
+    entry = registry.entry
+    return DraftConversationHandler(
+        entry_points=[
+            CommandHandler(
+                "followup", entry(followups.FOLLOWUP, followups.followup_command), filters=PRIVATE
+            ),
+            CallbackQueryHandler(
+                entry(
+                    followups.FOLLOWUP,
+                    conversation_step(FollowUpOpen, followups.on_follow_up_open),
+                ),
+                pattern=r"^fu:o:",
+            ),
+        ],
+        states={
+            followups.FollowUpState.WRITING: [
+                CallbackQueryHandler(
+                    conversation_step(FollowUpStep, followups.on_follow_up_button),
+                    pattern=r"^fu:[sc]$",
+                ),
+                CallbackQueryHandler(
+                    conversation_step(DraftChoice, followups.on_follow_up_prompt), pattern=r"^cv:"
+                ),
+                MessageHandler(PRIVATE & ~filters.COMMAND, followups.on_follow_up_input),
+            ],
+        },
+        fallbacks=[CommandHandler("cancel", followups.follow_up_cancel_command, filters=PRIVATE)],
+        name=followups.FOLLOWUP,
+        persistent=True,
+        allow_reentry=True,
+    )
+
+
+def final_conversation(registry: Conversations) -> DraftConversationHandler:
+    """/final N: cause, measures, outcome, then close the incident."""
+    steps: list[BaseHandler[Update, Any, object]] = [
+        CallbackQueryHandler(
+            conversation_step(FinalStep, final_report.on_final_button), pattern=r"^fr:"
+        ),
+        CallbackQueryHandler(
+            conversation_step(DraftChoice, final_report.on_final_prompt), pattern=r"^cv:"
+        ),
+        MessageHandler(PRIVATE & ~filters.COMMAND, final_report.on_final_input),
+    ]
+    return DraftConversationHandler(
+        entry_points=[
+            CommandHandler(
+                "final",
+                registry.entry(final_report.FINAL, final_report.final_command),
+                filters=PRIVATE,
+            )
+        ],
+        states={step: steps for step in final_report.FinalState},
+        fallbacks=[CommandHandler("cancel", final_report.final_cancel_command, filters=PRIVATE)],
+        name=final_report.FINAL,
+        persistent=True,
+        allow_reentry=True,
+    )
+
+
+def heard_conversation(registry: Conversations) -> DraftConversationHandler:
+    """/heard: the school, category, severity, what happened, then record it (漏报)."""
+    steps: list[BaseHandler[Update, Any, object]] = [
+        CallbackQueryHandler(
+            conversation_step(HeardChoice, heard.on_heard_button), pattern=r"^hd:"
+        ),
+        CallbackQueryHandler(
+            conversation_step(DraftChoice, heard.on_heard_prompt), pattern=r"^cv:"
+        ),
+        MessageHandler(PRIVATE & ~filters.COMMAND, heard.on_heard_input),
+    ]
+    return DraftConversationHandler(
+        entry_points=[
+            CommandHandler(
+                "heard", registry.entry(heard.HEARD, heard.heard_command), filters=PRIVATE
+            )
+        ],
+        states={step: steps for step in heard.HeardState},
+        fallbacks=[CommandHandler("cancel", heard.heard_cancel_command, filters=PRIVATE)],
+        name=heard.HEARD,
         persistent=True,
         allow_reentry=True,
     )

@@ -1,10 +1,11 @@
 """What every conversation's steps do with their draft: load it, save it, end it, say it is gone.
 
-A conversation (/out, /report, /swap) keeps what the person entered in a draft
-(bot/services/drafts.py), keyed by conversation, chat and person. These helpers take the keys
-from the update and the timeouts from the configuration, so a step reads as what it decides,
-not as bookkeeping. They also check input that no conversation keeps: attachments beyond the
-cap, files too large to download, voice notes too long (`attachment_problem`).
+A conversation (/out, /report, /swap, a follow-up, a final report, /heard) keeps what the
+person entered in a draft (bot/services/drafts.py), keyed by conversation, chat and person.
+These helpers take the keys from the update and the timeouts from the configuration, so a step
+reads as what it decides, not as bookkeeping. They also check input that no conversation
+keeps: attachments beyond the cap, files too large to download, voice notes too long
+(`attachment_problem`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.i18n import N_, Translator
 from bot.services import drafts
 from handlers.context import ZhibanContext
-from handlers.replies import reply
+from handlers.replies import edit, reply
 
 if TYPE_CHECKING:
+    from bot.callbacks import DraftChoice
     from handlers.buttons import Press
 
 END = ConversationHandler.END
@@ -126,6 +128,40 @@ async def no_longer_open(
         await press.answer(text, alert=True)
     elif update.effective_message is not None:
         await reply(update.effective_message, text, parse_mode=None)
+    return END
+
+
+async def gone(
+    update: Update, context: ZhibanContext, press: Press[Any] | None, sentence: str
+) -> int:
+    """`no_longer_open` with a catalog id: the draft is gone, said in the person's language."""
+    return await no_longer_open(update, context, context.tr_for(update)._(sentence), press)
+
+
+async def prompt_go_on(
+    update: Update, context: ZhibanContext, press: Press[DraftChoice], conversation: str
+) -> drafts.Draft | int:
+    """Check that a prompt's button names the open draft; keep it open on Go on.
+
+    Otherwise (answered) the state to stay in: an old prompt's token leaves the open draft
+    where it is, and a draft that is gone ends the conversation.
+    """
+    draft = await load(update, context, conversation)
+    if draft is None or prompt_is_stale(draft, press):
+        await press.answer(context.tr_for(update)._(DRAFT_GONE), alert=True)
+        return END if draft is None else draft.state
+    if press.button.action == "go_on":
+        await go_on(update, context, conversation, draft.token)
+    return draft
+
+
+async def discarded(
+    update: Update, context: ZhibanContext, press: Press[Any], conversation: str, sentence: str
+) -> int:
+    """Drop the draft on the prompt's Discard and say so on the prompt."""
+    await end(update, context, conversation)
+    await press.answer()
+    await edit(press.query, context.tr_for(update)._(sentence), parse_mode=None)
     return END
 
 

@@ -1,4 +1,7 @@
-"""/report, /followup, /incidents and /incident N: reporting an incident and following it.
+"""/report, /incidents and /incident N: reporting an incident and following it.
+
+(/followup is in handlers/followups.py, /final in handlers/final_report.py, /heard in
+handlers/heard.py.)
 
 /report is a ConversationHandler on the database (handlers/conversations.py): category →
 severity → what happened (the place is the reporter's unit unless changed) → when →
@@ -18,15 +21,29 @@ from typing import TYPE_CHECKING, Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import ConversationHandler
 
-from bot.callbacks import REPORT_CATEGORIES, REPORT_MINUTES_AGO, DraftChoice, ReportChoice
+from bot.callbacks import (
+    REPORT_CATEGORIES,
+    REPORT_MINUTES_AGO,
+    DraftChoice,
+    FollowUpOpen,
+    ReportChoice,
+)
 from bot.config import Severity
 from bot.errors import InvalidInput, ZhibanError
 from bot.i18n import N_, Translator
 from bot.services import drafts, incidents
-from bot.services.incidents import CATEGORY_NAMES, SEVERITY_NAMES, Category, IncidentLine
+from bot.services.incidents import (
+    CATEGORY_NAMES,
+    SEVERITY_NAMES,
+    Category,
+    IncidentLine,
+    IncidentStatus,
+)
 from bot.services.matter_clock import clock_text, holder_text
+from bot.services.page_text import FOLLOW_UP_LABEL
 from handlers import draft_steps
 from handlers.context import ZhibanContext
+from handlers.followups import attachments_text
 from handlers.replies import edit, reply
 
 if TYPE_CHECKING:
@@ -86,6 +103,10 @@ GONE = N_("This report is no longer open: it was sent, cancelled or timed out. S
 
 def _button(label: str, choice: ReportChoice) -> InlineKeyboardButton:
     return InlineKeyboardButton(label, callback_data=choice.data)
+
+
+def _button_to(label: str, data: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(label, callback_data=data)
 
 
 def _nav(tr: Translator) -> list[InlineKeyboardButton]:
@@ -292,10 +313,16 @@ async def _submit(
     if done.late:
         lines.append(tr._("It came after the reporting deadline and is recorded as late (迟报)."))
     lines.append(
-        tr._("Add what you learn with /followup {number} and your text.", number=done.number)
+        tr._(
+            "Add what you learn with ➕ Follow-up, or /followup {number} and your text.",
+            number=done.number,
+        )
     )
     await press.answer()
-    await edit(press.query, "\n".join(lines), parse_mode=None)
+    follow_up = InlineKeyboardMarkup(
+        [[_button_to(tr._(FOLLOW_UP_LABEL), FollowUpOpen(done.incident_id).data)]]
+    )
+    await edit(press.query, "\n".join(lines), parse_mode=None, reply_markup=follow_up)
     return END
 
 
@@ -486,49 +513,6 @@ async def on_stale_report_button(
     await press.answer(context.tr_for(update)._(GONE), alert=True)
 
 
-async def followup_command(update: Update, context: ZhibanContext) -> None:
-    """/followup NUMBER text: add a follow-up (续报) to an incident."""
-    message, me = update.effective_message, context.me
-    if message is None or me is None:
-        return
-    runtime = context.runtime
-    tr = context.tr_for(update)
-    number, _space, text = " ".join(context.args or []).partition(" ")
-    if not number or not text.strip():
-        await reply(
-            message,
-            tr._(
-                "Write /followup, the incident's number and what is new, for example: "
-                "/followup 20261201-001 Two pupils taken to hospital."
-            ),
-            parse_mode=None,
-        )
-        return
-    try:
-        done = await incidents.follow_up(
-            runtime.db,
-            person_id=me.person_id,
-            incident_id=number,
-            text=text,
-            now=runtime.clock.now(),
-            ctx=runtime.paging,
-        )
-    except ZhibanError as error:
-        await reply(message, error.render(tr, runtime.settings.bot.tz), parse_mode=None)
-        return
-    runtime.wake()
-    await reply(
-        message,
-        tr.n_(
-            "Follow-up added to {number}; sent to {count} person.",
-            "Follow-up added to {number}; sent to {count} people.",
-            done.forwarded,
-            number=done.number,
-        ),
-        parse_mode=None,
-    )
-
-
 def line_text(tr: Translator, tz: tzinfo, line: IncidentLine) -> str:
     """One incident with its clock and who has it now, in plain text (as its pages say it)."""
     head = tr._(
@@ -541,7 +525,8 @@ def line_text(tr: Translator, tz: tzinfo, line: IncidentLine) -> str:
     clock = "🕒 " + clock_text(tr, tz, line.clock)
     if line.reported_late:
         clock += " · " + tr._("⚠️ reported late (迟报)")
-    holder = holder_text(tr, line.holder)
+    # A closed incident is with nobody any more.
+    holder = "" if line.status == IncidentStatus.CLOSED else holder_text(tr, line.holder)
     return "\n".join(p for p in (head, clock, "📌 " + holder if holder else "") if p)
 
 
@@ -609,7 +594,12 @@ async def incident_command(update: Update, context: ZhibanContext) -> None:
     except ZhibanError as error:
         await reply(message, error.render(tr, tz), parse_mode=None)
         return
-    lines = [line_text(tr, tz, found.incident), found.description]
+    lines = [line_text(tr, tz, found.incident)]
+    if found.incident.not_reported_by_unit:
+        lines.append(tr._("⚠️ Not reported by the unit (漏报): recorded by a level above."))
+    if found.incident.status == IncidentStatus.CLOSED:
+        lines.append(tr._("🏁 Closed with its final report (终报)."))
+    lines.append(found.description)
     if found.casualties:
         lines.append(tr._("Casualties: {casualties}", casualties=found.casualties))
     lines.append("")
@@ -626,9 +616,13 @@ async def incident_command(update: Update, context: ZhibanContext) -> None:
             what += " ⚠️"
         text = f"{tr.time_text(item.at, tz)} {what}"
         if item.text and item.kind in ("follow_up", "not_reported_by_unit"):
-            text += f": {item.text}"
+            text = tr._("{what}: {text}", what=text, text=item.text)
+        if item.attachments and item.kind == "follow_up":
+            text += " " + attachments_text(tr, list(item.attachments))
         lines.append(text)
     if found.final is not None:
+        lines.append("")
+        lines.append(tr._("🏁 Final report (终报):"))
         lines.append(
             tr._(
                 "Cause: {cause}\nMeasures: {measures}\nOutcome: {outcome}",

@@ -20,6 +20,16 @@ COMMANDS: list[tuple[str, str, Callable[[Me], bool] | None]] = [
     ("swap", N_("Ask a colleague to take one of my shifts"), None),
     ("report", N_("Report an incident (报告突发事件)"), None),
     ("followup", N_("Add a follow-up to an incident (续报)"), None),
+    (
+        "final",
+        N_("Close an incident with its final report (终报)"),
+        lambda me: me.can_anywhere(Action.PAGE_RESOLVE),
+    ),
+    (
+        "heard",
+        N_("Record an incident a school did not report (漏报)"),
+        lambda me: any(role.role in ("officer", "desk") for role in me.roles),
+    ),
     ("incidents", N_("Open incidents in my area"), None),
     ("incident", N_("One incident's whole timeline"), None),
     ("cancel", N_("Cancel what I am writing (duty log, report, swap)"), None),

@@ -16,6 +16,10 @@ from bot.callbacks import (
     DrillEnd,
     DrillStart,
     DutyLogStep,
+    FinalStep,
+    FollowUpOpen,
+    FollowUpStep,
+    HeardChoice,
     InvalidButton,
     Language,
     PageButton,
@@ -75,6 +79,14 @@ EVERY_KIND: list[ButtonData] = [
     ReportChoice("cancel"),
     *(DrillStart(MAX_ID, severity) for severity in callbacks.DRILL_SEVERITIES),
     DrillEnd(17),
+    FollowUpOpen(MAX_ID),
+    FollowUpStep("send"),
+    FollowUpStep("cancel"),
+    *(FinalStep(action) for action in ("send", "back", "cancel")),
+    HeardChoice("unit", str(MAX_ID)),
+    *(HeardChoice("cat", c) for c in callbacks.REPORT_CATEGORIES),
+    *(HeardChoice("sev", s) for s in callbacks.REPORT_SEVERITIES),
+    *(HeardChoice(action) for action in ("send", "back", "cancel")),
 ]
 
 
@@ -154,6 +166,19 @@ FORGED = [
     "dr:e:0",
     "dr:e:1:2",
     "dr:x:1",
+    "fu:o:",
+    "fu:o:0",
+    "fu:o:x1",
+    "fu:o:1:2",
+    "fu:s:1",
+    "fu:x",
+    "fr:z",
+    "fr:s:1",
+    "hd:u:01",
+    "hd:u:abc",
+    "hd:k:arson",
+    "hd:v:huge",
+    "hd:q",
 ]
 
 

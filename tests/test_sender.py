@@ -365,3 +365,56 @@ async def test_a_row_taken_over_by_another_sender_is_not_sent_by_the_old_one(
     taken_row = await row(db, second)
     assert (taken_row.status, taken_row.claimed_by) == (OutboxStatus.SENDING, "new")
     assert (await row(db, first)).status == OutboxStatus.SENT
+
+
+async def test_a_text_and_its_photo_and_voice_note_go_in_order_at_the_chats_pace(
+    db: Database, district: District, emulator: BotApiEmulator, clock: MovableClock
+) -> None:
+    leader = district.chats["leader"]
+    world = emulator.world
+    photo = world.store_file(b"\xff\xd8photo", folder="photos", file_name=None, mime_type=None)
+    voice = world.store_file(b"OggS", folder="voice", file_name=None, mime_type="audio/ogg")
+    async with db.uow() as uow:
+        text = await outbox.enqueue(uow.session, now=T0, text="续报", chat_id=leader)
+        sent_photo = await outbox.enqueue_media(
+            uow.session, now=T0, method="sendPhoto", file_id=photo.file_id, chat_id=leader
+        )
+        sent_voice = await outbox.enqueue_media(
+            uow.session,
+            now=T0,
+            method="sendVoice",
+            file_id=voice.file_id,
+            caption="No. 1",
+            chat_id=leader,
+        )
+        unknown = await outbox.enqueue_media(
+            uow.session, now=T0, method="sendVoice", file_id="AwACAgIAAxkBnever", chat_id=leader
+        )
+        await uow.commit()
+    async with sender_running(db, emulator, clock) as sender:
+        for _ in range(50):  # move the clock to each pause the chat's pace asks for
+            if len(emulator.calls_of("sendVoice")) == 2:
+                break
+            await quiet(sender)
+            moment = clock.earliest_sleeper()
+            if moment is not None:
+                clock.set(moment)
+            await asyncio.sleep(0.02)
+        await eventually(lambda: _true(len(emulator.calls_of("sendVoice")) == 2))
+        await quiet(sender)
+    done = {r.id: r for r in await rows(db)}
+    order = [done[r.id or 0].sent_at for r in (text, sent_photo, sent_voice)]
+    assert order == sorted(order) and order[0] is not None and order[2] is not None
+    gaps = [b - a for a, b in itertools.pairwise(order) if a and b]
+    assert all(gap >= timedelta(seconds=1) for gap in gaps)  # one chat, one a second
+    chat = world.chats[leader]
+    bot_sent = [m.payload for m in chat.messages.values() if m.from_bot]
+    assert [("photo" in p, "voice" in p) for p in bot_sent] == [
+        (False, False),
+        (True, False),
+        (False, True),
+    ]
+    assert bot_sent[2]["caption"] == "No. 1"
+    failed = done[unknown.id or 0]
+    assert failed.status == OutboxStatus.FAILED
+    assert failed.last_error == "Wrong file identifier/http url specified"

@@ -61,6 +61,7 @@ class BotApi:
             "deletemessage": self.delete_message,
             "answercallbackquery": self.answer_callback_query,
             "sendphoto": self.send_photo,
+            "sendvoice": self.send_voice,
             "senddocument": self.send_document,
             "sendmediagroup": self.send_media_group,
             "sendlocation": self.send_location,
@@ -264,9 +265,11 @@ class BotApi:
             p, "caption", limit=MAX_CAPTION, required=False
         )
         markup = self._markup(p)
-        stored, _ = self._input_file(
+        stored, uploaded = self._input_file(
             p, "photo", folder="photos", missing="there is no photo in the request"
         )
+        if not uploaded and stored.file_path.startswith("voice/"):
+            raise bad_request("type of file mismatch")
         content = {"photo": self.world.photo_sizes(stored)}
         return await self._send(
             p,
@@ -277,6 +280,42 @@ class BotApi:
             parse_mode=parse_mode,
             markup=markup,
             kind="photo",
+            file_id=stored.file_id,
+        )
+
+    async def send_voice(self, p: Params) -> dict[str, Any]:
+        """Answer sendVoice (upload, or the file_id of a voice note the emulator has seen).
+
+        As Telegram: an unknown file id is "wrong file identifier/HTTP URL specified", and the
+        file id of a photo or document is "type of file mismatch".
+        """
+        chat = self._writable_chat(p)
+        formatted, source, parse_mode = self._format(
+            p, "caption", limit=MAX_CAPTION, required=False
+        )
+        markup = self._markup(p)
+        stored, uploaded = self._input_file(
+            p, "voice", folder="voice", missing="there is no voice in the request"
+        )
+        if not uploaded and not stored.file_path.startswith("voice/"):
+            raise bad_request("type of file mismatch")
+        duration = p.get_int("duration")
+        voice = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "duration": stored.duration if duration is None else duration,
+            "mime_type": stored.mime_type or "audio/ogg",
+            "file_size": len(stored.content),
+        }
+        return await self._send(
+            p,
+            chat,
+            content={"voice": voice},
+            formatted=formatted,
+            source=source,
+            parse_mode=parse_mode,
+            markup=markup,
+            kind="voice",
             file_id=stored.file_id,
         )
 

@@ -82,6 +82,8 @@ class StoredFile:
     file_path: str
     file_name: str | None = None
     mime_type: str | None = None
+    # A voice note's length in seconds, as its sender gave it.
+    duration: int = 0
 
 
 @dataclass

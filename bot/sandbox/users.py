@@ -210,6 +210,7 @@ class SimUser(_ChatReader):
             file_name=None,
             mime_type="audio/ogg",
         )
+        stored.duration = duration
         voice = {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,

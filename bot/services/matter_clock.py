@@ -77,8 +77,13 @@ def clock_of(
     needed: Collection[Level],
     reached: Sequence[Reached],
     now: datetime,
+    stopped_at: datetime | None = None,
 ) -> MatterClock:
-    """The clock at `now`: `needed` are the levels above that the deadline is about."""
+    """The clock at `now`: `needed` are the levels above that the deadline is about.
+
+    A matter closed at `stopped_at` counts no more time left nor lateness after it.
+    """
+    until = now if stopped_at is None else min(now, stopped_at)
     holder = None
     if reached:
         top = max(reached, key=lambda row: _ORDER.index(row.level))
@@ -98,9 +103,9 @@ def clock_of(
             last = max([reported_at, *(times[level] for level in needed)])
             if last > deadline_at:
                 late_by = last - deadline_at
-        elif now >= deadline_at:
-            late_by = now - deadline_at
-        else:
+        elif until >= deadline_at:
+            late_by = until - deadline_at
+        elif stopped_at is None:
             time_left = deadline_at - now
     return MatterClock(
         at=now,

@@ -89,6 +89,45 @@ async def enqueue(
     return rows[0]
 
 
+# The methods that send a file again by its file id; the body names it under "file_id".
+MEDIA_METHODS = ("sendPhoto", "sendVoice")
+
+
+async def enqueue_media(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    method: str,
+    file_id: str,
+    caption: str = "",
+    person_id: int | None = None,
+    chat_id: int | None = None,
+) -> OutboxMessage:
+    """Queue a photo or voice note, sent again by its Telegram file id (sendPhoto, sendVoice).
+
+    `caption` is plain text (at most 1,024 characters), e.g. the incident's number.
+
+    It goes after the rows queued before it to the same person or chat: a sender takes a
+    chat's rows oldest first, so a follow-up's text arrives ahead of its files.
+    """
+    if method not in MEDIA_METHODS:
+        raise ValueError(f"not a media method: {method!r}")
+    if (person_id is None) == (chat_id is None):
+        raise ValueError("address a message to exactly one of person_id and chat_id")
+    message = OutboxMessage(
+        created_at=now,
+        not_before=now,
+        person_id=person_id,
+        chat_id=chat_id,
+        kind="media",
+        method=method,
+        body={"file_id": file_id, "caption": caption[:1024]},
+    )
+    session.add(message)
+    await session.flush()
+    return message
+
+
 async def enqueue_edit(
     session: AsyncSession,
     *,

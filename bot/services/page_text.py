@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.callbacks import PageButton
+from bot.callbacks import FollowUpOpen, PageButton
 from bot.i18n import N_, Translator
 from bot.message_parts import MESSAGE_LIMIT, truncate_html, visible_length
 from bot.services.matter_clock import MatterClock, clock_text, holder_text
@@ -152,11 +152,13 @@ def page_buttons(
     can_report_direct: bool = False,
     under_deadline: bool = False,
     resolve_label: str | None = None,
+    follow_up_incident: int | None = None,
 ) -> list[list[Button]]:
     """Acknowledge first; then pass up (by phone, straight to the county); resolve, details.
 
     The phone and skip-level buttons are for matters with a report deadline (serious and
-    above), where reaching the levels above in time is what the regulation checks.
+    above), where reaching the levels above in time is what the regulation checks. A page
+    about an incident ends with its follow-up (续报) button.
     """
     first = [Button(tr._("✅ Acknowledge"), PageButton(ACK, page_id).data)]
     if can_pass_up:
@@ -175,6 +177,8 @@ def page_buttons(
             Button(tr._("ℹ️ Details"), PageButton(DETAILS, page_id).data),
         ]
     )
+    if follow_up_incident is not None:
+        rows.append([Button(tr._(FOLLOW_UP_LABEL), FollowUpOpen(follow_up_incident).data)])
     return rows
 
 
@@ -189,6 +193,7 @@ def closed_text(
 
 
 RESOLVED_LABEL = N_("✔️ Resolved")
+FOLLOW_UP_LABEL = N_("➕ Follow-up (续报)")
 ACKNOWLEDGED_BY = N_("✅ Acknowledged by {name} at {time}.")
 RESOLVED_BY = N_("✔️ Resolved by {name} at {time}.")
 PASSED_UP_BY = N_("⬆️ Passed up by {name} at {time}.")

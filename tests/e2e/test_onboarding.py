@@ -39,6 +39,7 @@ async def test_opening_an_invite_links_the_account_and_greets_in_chinese(
         "swap",
         "report",
         "followup",
+        "final",
         "incidents",
         "incident",
         "cancel",

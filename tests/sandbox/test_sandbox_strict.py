@@ -239,3 +239,28 @@ async def test_bad_token_and_unknown_method(emu: BotApiEmulator) -> None:
         async with session.post(f"{emu.base_url}77:a/getMe") as response:
             me = (await response.json())["result"]
             assert me["id"] == 77 and me["is_bot"] and me["username"] == "zhiban_demo_bot"
+
+
+async def test_photos_and_voice_notes_go_again_only_by_a_file_id_the_emulator_has_seen(
+    emu: BotApiEmulator, bot: Bot
+) -> None:
+    user = emu.user(1, "李")
+    await user.start()
+    photo = (await user.send_photo()).raw["photo"][-1]["file_id"]
+    voice = (await user.send_voice(duration=7)).raw["voice"]["file_id"]
+
+    sent_photo = await bot.send_photo(1, photo=photo)
+    sent_voice = await bot.send_voice(1, voice=voice)
+
+    assert sent_photo.photo[-1].file_id == photo
+    assert sent_voice.voice is not None and sent_voice.voice.file_id == voice
+    assert sent_voice.voice.to_dict()["duration"] == 7
+    assert user.last().raw["voice"]["file_id"] == voice
+    with pytest.raises(BadRequest, match=r"^Wrong file identifier/http url specified$"):
+        await bot.send_voice(1, voice="AwACAgIAAxkBAAIBnever-seen")
+    with pytest.raises(BadRequest, match=r"^Wrong file identifier/http url specified$"):
+        await bot.send_photo(1, photo="AgACAgIAAxkBAAIBnever-seen")
+    with pytest.raises(BadRequest, match=r"^Type of file mismatch$"):
+        await bot.send_voice(1, voice=photo)
+    with pytest.raises(BadRequest, match=r"^Type of file mismatch$"):
+        await bot.send_photo(1, photo=voice)

@@ -20,7 +20,13 @@ from bot.services import audit, contacts, outbox
 from bot.services.engine import DeadlineHandler
 from bot.services.escalation import matter
 from bot.services.escalation.policy import Fire, PolicyStep, Reach, decide
-from bot.services.escalation.views import Note, PagingContext, language, render
+from bot.services.escalation.views import (
+    Note,
+    PagingContext,
+    follow_up_buttons,
+    language,
+    render,
+)
 from bot.services.sql import lock_for_update
 
 # Who stands in when a page cannot be delivered: the next role at the same unit, then upwards.
@@ -422,7 +428,11 @@ async def close_pages(
         tr = translator(language(reader, ctx))
         text, _buttons = await render(session, escalation, page, reader, ctx, now=now)
         await outbox.enqueue_edit(
-            session, now=now, target=messages[0], text=text + "\n\n" + note(tr)
+            session,
+            now=now,
+            target=messages[0],
+            text=text + "\n\n" + note(tr),
+            buttons=follow_up_buttons(tr, escalation),
         )
         for reminder in messages[1:]:  # same words, no buttons left to press
             await outbox.enqueue_edit(session, now=now, target=reminder, text=reminder.body["text"])

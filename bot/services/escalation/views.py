@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.callbacks import FollowUpOpen
 from bot.config import Level
 from bot.i18n import N_, Translator, translator
 from bot.models import Escalation, Page, Person
@@ -18,9 +19,12 @@ from bot.services import contacts
 from bot.services.escalation import matter
 from bot.services.matter_clock import Reached, clock_of
 from bot.services.outbox import Button
-from bot.services.page_text import PageSubject, page_buttons, page_text
+from bot.services.page_text import FOLLOW_UP_LABEL, PageSubject, page_buttons, page_text
 
 DRILL_LINE = N_("【DRILL 演练】 This is an exercise.")
+# The subject type of an incident's escalation (bot.services.incidents.SUBJECT_TYPE, which
+# cannot be imported from here; tests/services/test_incidents.py holds them equal).
+INCIDENT_SUBJECT = "incident"
 # The line added to a page when it closes, in each reader's language.
 Note = Callable[[Translator], str]
 
@@ -57,7 +61,10 @@ def by_note(outcome: str, person: Person, now: datetime, ctx: PagingContext) -> 
 def buttons_for(
     tr: Translator, escalation: Escalation, page: Page, subject: PageSubject
 ) -> list[list[Button]]:
-    """A page's buttons: pass up while a level above exists; direct report under a deadline."""
+    """A page's buttons: pass up while a level above exists; direct report under a deadline.
+
+    A page about an incident also offers a follow-up (续报) to it.
+    """
     policy = matter.policy_of(escalation)
     level = Level(page.level)
     position = policy.levels.index(level) if level in policy.levels else 0
@@ -69,7 +76,17 @@ def buttons_for(
         can_report_direct=policy.report_deadline is not None and position + 2 < len(policy.levels),
         under_deadline=policy.report_deadline is not None,
         resolve_label=subject.resolve_label,
+        follow_up_incident=(
+            escalation.subject_id if escalation.subject_type == INCIDENT_SUBJECT else None
+        ),
     )
+
+
+def follow_up_buttons(tr: Translator, escalation: Escalation) -> list[list[Button]]:
+    """The follow-up button an incident's page keeps once acknowledged, until it is resolved."""
+    if escalation.subject_type != INCIDENT_SUBJECT or escalation.status == matter.RESOLVED:
+        return []
+    return [[Button(tr._(FOLLOW_UP_LABEL), FollowUpOpen(escalation.subject_id).data)]]
 
 
 async def render(

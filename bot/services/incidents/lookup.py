@@ -14,7 +14,8 @@ from bot.models import Incident, Unit
 from bot.services import contacts
 from bot.services.sql import lock_for_update
 
-_NUMBER_RE = re.compile(r"^\d{8}-\d{3,}$")
+_NUMBER_RE = re.compile(r"^[0-9]{8}-[0-9]{3,}$")
+MAX_ID_DIGITS = 9
 
 
 async def find(session: AsyncSession, ref: int | str, *, lock: bool = False) -> Incident:
@@ -23,7 +24,8 @@ async def find(session: AsyncSession, ref: int | str, *, lock: bool = False) -> 
     statement = select(Incident)
     if _NUMBER_RE.match(text):
         statement = statement.where(Incident.number == text)
-    elif text.isdigit():
+    elif text.isascii() and text.isdigit() and len(text) <= MAX_ID_DIGITS:
+        # ASCII only: "²".isdigit() is true and int() refuses it; and ids fit an INTEGER.
         statement = statement.where(Incident.id == int(text))
     else:
         raise NotFound("There is no incident {ref}.", ref=text)

@@ -15,17 +15,29 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.authz import Action, allowed, covers
+from bot.authz import Action, Grant, allowed, covers
 from bot.config import EscalationPolicy, EscalationStep, Level, Severity
 from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_, translator
-from bot.models import Escalation, EscalationLevel, Incident, IncidentEntry, Page, Person, Role
+from bot.models import (
+    Escalation,
+    EscalationLevel,
+    Incident,
+    IncidentEntry,
+    Page,
+    Person,
+    Role,
+    Unit,
+    UnitKind,
+)
 from bot.services import audit, contacts, escalation, outbox
 from bot.services.escalation import PagingContext
 from bot.services.escalation.views import by_note, language
+from bot.services.incidents.attachments import SEND_METHOD, parse
 from bot.services.incidents.kinds import (
     CATEGORY_NAMES,
     SEVERITY_NAMES,
@@ -122,6 +134,23 @@ class Closed:
     number: str
     closed_at: datetime
     escalations_closed: int
+
+
+@dataclass(frozen=True)
+class IncidentRef:
+    """An open incident a person may write about: its id and number."""
+
+    incident_id: int
+    number: str
+
+
+@dataclass(frozen=True)
+class UnitChoice:
+    """A unit an officer above may record an incident at (漏报)."""
+
+    unit_id: int
+    code: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -412,18 +441,8 @@ async def record_heard_elsewhere(
         session = uow.session
         unit = await contacts.unit(session, unit_id)
         grants = await contacts.grants_of(session, person_id)
-        above = [
-            g
-            for g in grants
-            if g.role in (Role.OFFICER, Role.DESK)
-            and g.unit_id != unit_id
-            and covers(g.unit_path, unit.path)
-        ]
-        if not above:
-            raise NotAllowed(
-                "Only an officer or the duty desk above a unit may record an incident "
-                "it did not report."
-            )
+        if not _above(grants, unit):
+            raise NotAllowed(HEARD_NOT_ALLOWED)
         recorder = await contacts.person(session, person_id)
         incident = await _store(
             session,
@@ -526,12 +545,16 @@ async def _forward(
     *,
     author: Person,
     message: str,
-    attachments: int,
+    attachments: Sequence[str] = (),
     now: datetime,
     ctx: PagingContext,
     **params: str,
 ) -> int:
-    """Send a follow-up or final report to everyone concerned but its author; count them."""
+    """Send a follow-up or final report to everyone concerned but its author; count them.
+
+    The text goes first, then each photo and voice note by its file id, as rows of the same
+    person's queue, which the sender keeps in order.
+    """
     sent = 0
     for person_id in await _recipients(session, incident):
         if person_id == author.id or await contacts.account_of(session, person_id) is None:
@@ -548,10 +571,164 @@ async def _forward(
             )
         )
         if attachments:
-            lines.append(tr._(ATTACHMENTS_LINE, count=attachments))
+            lines.append(tr._(ATTACHMENTS_LINE, count=len(attachments)))
         await outbox.enqueue(session, now=now, text="\n".join(lines), person_id=person_id)
+        # Each file says which incident it belongs to, as a leader may follow several.
+        caption = incident.number
+        if incident.is_drill:
+            caption = tr._(DRILL_LINE) + "\n" + caption
+        for stored in attachments:
+            attachment = parse(stored)
+            if attachment.kind is not None:
+                await outbox.enqueue_media(
+                    session,
+                    now=now,
+                    method=SEND_METHOD[attachment.kind],
+                    file_id=attachment.file_id,
+                    caption=caption,
+                    person_id=person_id,
+                )
         sent += 1
     return sent
+
+
+async def _refused(
+    db: Database, *, person_id: int, action: str, ref: int | str, now: datetime
+) -> None:
+    """Audit a refused attempt on an incident outside the person's area."""
+    async with db.uow() as uow:
+        await audit.record(
+            uow.session,
+            at=now,
+            action=action,
+            actor_person_id=person_id,
+            subject_type=SUBJECT_TYPE,
+            allowed=False,
+            detail={"ref": str(ref)[:40]},
+        )
+        await uow.commit()
+
+
+async def follow_up_target(
+    db: Database, *, person_id: int, incident_id: int | str, now: datetime
+) -> IncidentRef:
+    """The open incident a follow-up would go to, refused as `follow_up` would refuse it.
+
+    Checked before a follow-up conversation opens, so that nobody writes one for nothing; a
+    refusal for scope is audited (a button of ours only reaches people in scope).
+    """
+    async with db.read() as uow:
+        try:
+            incident, _unit = await visible(uow.session, incident_id, person_id=person_id)
+        except NotAllowed:
+            refused = True
+        else:
+            refused = False
+    if refused:
+        await _refused(
+            db, person_id=person_id, action="incident.follow_up", ref=incident_id, now=now
+        )
+        raise NotAllowed("This incident is outside your area of responsibility.")
+    assert incident.id is not None
+    if incident.status == IncidentStatus.CLOSED:
+        raise InvalidInput(
+            "Incident {number} is closed; it takes no more follow-ups.", number=incident.number
+        )
+    return IncidentRef(incident.id, incident.number)
+
+
+FINAL_NOT_ALLOWED = N_(
+    "Only a leader of the unit or above may close an incident with its final report."
+)
+
+
+async def final_report_target(
+    db: Database, *, person_id: int, incident_id: int | str, now: datetime
+) -> IncidentRef:
+    """The open incident a final report would close, refused as `final_report` would refuse it.
+
+    Who may: whoever may resolve the incident's pages at its unit (authz: duty leaders, safety
+    officers and principals of the unit or above, township and county officers, the county
+    desk); staff and admins may not. Refusals for scope or role are audited.
+    """
+    async with db.read() as uow:
+        session = uow.session
+        refusal: str | None = None
+        try:
+            incident, unit = await visible(session, incident_id, person_id=person_id)
+        except NotAllowed:
+            refusal = "This incident is outside your area of responsibility."
+        else:
+            grants = await contacts.grants_of(session, person_id)
+            if not allowed(grants, Action.PAGE_RESOLVE, unit.path):
+                refusal = FINAL_NOT_ALLOWED
+    if refusal is not None:
+        await _refused(
+            db, person_id=person_id, action="incident.final_report", ref=incident_id, now=now
+        )
+        raise NotAllowed(refusal)
+    assert incident.id is not None
+    if incident.status == IncidentStatus.CLOSED:
+        raise InvalidInput("Incident {number} is already closed.", number=incident.number)
+    return IncidentRef(incident.id, incident.number)
+
+
+def _above(grants: Sequence[Grant], unit: Unit) -> bool:
+    """Whether an officer or desk role covers the unit from a unit above it."""
+    return any(
+        g.role in (Role.OFFICER, Role.DESK)
+        and g.unit_id != unit.id
+        and covers(g.unit_path, unit.path)
+        for g in grants
+    )
+
+
+HEARD_NOT_ALLOWED = N_(
+    "Only an officer or the duty desk above a unit may record an incident it did not report."
+)
+
+
+async def heard_elsewhere_schools(db: Database, *, person_id: int) -> list[UnitChoice]:
+    """The schools an officer or the desk above may record a 漏报 at, by code.
+
+    NotAllowed for anyone without such a role; an empty list when no school lies below.
+    """
+    async with db.read() as uow:
+        session = uow.session
+        grants = await contacts.grants_of(session, person_id)
+        tops = [g for g in grants if g.role in (Role.OFFICER, Role.DESK)]
+        if not tops:
+            raise NotAllowed(HEARD_NOT_ALLOWED)
+        statement = (
+            select(Unit)
+            .where(
+                Unit.kind == UnitKind.SCHOOL,
+                sa.or_(*(col(Unit.path).startswith(g.unit_path) for g in tops if g.unit_path)),
+            )
+            .order_by(col(Unit.code))
+        )
+        found = [unit for unit in (await session.exec(statement)).all() if _above(grants, unit)]
+        return [UnitChoice(unit.id or 0, unit.code, unit.name) for unit in found]
+
+
+async def heard_elsewhere_unit(
+    db: Database, *, person_id: int, code_or_id: int | str
+) -> UnitChoice:
+    """The unit named by its code (or id) if the person may record a 漏报 there."""
+    async with db.read() as uow:
+        session = uow.session
+        if isinstance(code_or_id, int):
+            unit = await session.get(Unit, code_or_id)
+        else:
+            code = code_or_id.strip()
+            unit = (await session.exec(select(Unit).where(Unit.code == code))).first()
+        grants = await contacts.grants_of(session, person_id)
+        if unit is None or unit.id is None or not _above(grants, unit):
+            raise NotAllowed(
+                "{ref} is no unit below you where you may record an incident.",
+                ref=str(code_or_id)[:40],
+            )
+        return UnitChoice(unit.id, unit.code, unit.name)
 
 
 async def follow_up(
@@ -601,7 +778,7 @@ async def follow_up(
             incident,
             author=author,
             message=FOLLOW_UP_TEXT,
-            attachments=len(files or []),
+            attachments=files or [],
             now=now,
             ctx=ctx,
             text=body,
@@ -651,9 +828,7 @@ async def final_report(
         assert incident.id is not None
         grants = await contacts.grants_of(session, person_id)
         if not allowed(grants, Action.PAGE_RESOLVE, unit.path):
-            raise NotAllowed(
-                "Only a leader of the unit or above may close an incident with its final report."
-            )
+            raise NotAllowed(FINAL_NOT_ALLOWED)
         if incident.status == IncidentStatus.CLOSED:
             raise InvalidInput("Incident {number} is already closed.", number=incident.number)
         author = await contacts.person(session, person_id)
@@ -675,7 +850,6 @@ async def final_report(
             incident,
             author=author,
             message=FINAL_TEXT,
-            attachments=0,
             now=now,
             ctx=ctx,
             **parts,

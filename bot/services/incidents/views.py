@@ -119,6 +119,7 @@ async def _line(
         needed={level for p in policies for level in p.levels[1:]},
         reached=reached,
         now=now,
+        stopped_at=incident.closed_at,
     )
     entry_kinds = (
         await session.exec(
@@ -267,7 +268,11 @@ async def timeline(
         if incident.reported_late and entries and entries[0].kind == EntryKind.REPORT:
             items.append(TimelineItem(incident.reported_at, "reported_late", late=True))
         for escalation in await escalations_of(session, incident.id):
-            items.extend(await _escalation_items(session, escalation))
+            for item in await _escalation_items(session, escalation):
+                # The final report stopped the paging: its own line says who, not "the system".
+                closing = final is not None and item.at == final.at
+                if not (item.kind == "resolved" and item.person is None and closing):
+                    items.append(item)
         if incident.closed_at is not None:
             items.append(
                 TimelineItem(incident.closed_at, "closed", person=final.by if final else None)
