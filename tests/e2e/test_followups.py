@@ -280,7 +280,7 @@ async def test_a_final_report_by_the_duty_leader_closes_the_incident_and_tells_t
     assert [m for user in (yang, he) for m in user.messages() if NUMBER in m.text] == about
 
     await he.send(f"/final {NUMBER}")
-    assert (await he.wait_for()).text == f"事件 {NUMBER} 已经结案。"
+    assert (await he.wait_for()).text == f"事件{NUMBER}已经结案。"
     await ma.send(f"/incident {NUMBER}")
     timeline = (await ma.wait_for()).text
     assert "🏁 Closed with its final report (终报)." in timeline
@@ -410,14 +410,20 @@ async def test_a_follow_up_refuses_too_many_photos_an_hour_of_voice_and_stickers
     await ma.send(f"/followup {NUMBER}")
     await ma.wait_for()
     await ma.send_voice(duration=3600)
-    assert (await ma.wait_for()).text == ("That voice note is too long: keep it under 5 minutes.")
+    assert (await ma.wait_for()).text == (
+        "That voice note is longer than 10 minutes; nothing was added. "
+        "Say it in a shorter one, or write it."
+    )
     await ma.send_sticker()
     assert (await ma.wait_for()).text == "Send text, photos or voice notes for the follow-up."
     for _ in range(10):
         await ma.send_photo()
         await ma.wait_for()
     await ma.send_photo()
-    assert (await ma.wait_for()).text == "Send at most 10 photos or files at a time."
+    assert (await ma.wait_for()).text == (
+        "This draft already holds 10 photos and voice notes, the most it can; that one "
+        "was not added. Send text, or finish the draft."
+    )
     await ma.press("📤 Send")
     sent = await ma.wait_for()
     assert sent.text == f"Follow-up added to {NUMBER}; sent to 0 people."
@@ -438,8 +444,11 @@ async def test_a_final_report_started_while_writing_a_follow_up_takes_the_next_m
     await reported(day, ma)
     await he.send(f"/followup {NUMBER}")
     assert (await he.wait_for()).text.startswith(f"事件{NUMBER}的续报：")
-    await he.send(f"/final {NUMBER}")  # replaces the follow-up draft
+    await he.send(f"/final {NUMBER}")  # replaces the follow-up draft, and says so
     assert (await he.wait_for()).text.endswith("事件原因是什么？")
+    assert (await he.wait_for()).text == (
+        "您未完成的续报已丢弃，未发送任何内容。请发送 /followup 加事件编号重新开始。"
+    )
     await he.send("厨房油锅起火。")
     assert (await he.wait_for()).text == "采取了哪些措施？"
     assert await entries(day, "follow_up") == []
