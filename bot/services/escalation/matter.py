@@ -163,14 +163,28 @@ async def timeline(session: AsyncSession, escalation_id: int) -> list[Escalation
     return list(rows.all())
 
 
-async def state_of(session: AsyncSession, escalation: Escalation) -> MatterState:
-    """The matter as `decide` sees it."""
-    assert escalation.id is not None
-    levels = await level_rows(session, escalation.id)
+async def progress_of(session: AsyncSession, escalation_id: int) -> dict[int, StepProgress]:
+    """How often each step has fired and when last, from the timeline's "fired" lines."""
+    rows = await session.exec(
+        select(EscalationEvent.step, EscalationEvent.at).where(
+            EscalationEvent.escalation_id == escalation_id,
+            EscalationEvent.kind == "fired",
+            col(EscalationEvent.step).is_not(None),
+        )
+    )
     fired: dict[int, list[datetime]] = defaultdict(list)
-    for event in await timeline(session, escalation.id):
-        if event.kind == "fired" and event.step is not None:
-            fired[event.step].append(event.at)
+    for step, at in rows.all():
+        assert step is not None
+        fired[step].append(at)
+    return {step: StepProgress(len(times), max(times)) for step, times in fired.items()}
+
+
+def state_from(
+    escalation: Escalation,
+    levels: dict[Level, EscalationLevel],
+    progress: dict[int, StepProgress],
+) -> MatterState:
+    """The matter as `decide` sees it, from its row, its levels and its steps' progress."""
     states = {
         level: LevelState(row.reached_at, row.acknowledged_at) for level, row in levels.items()
     }
@@ -181,7 +195,7 @@ async def state_of(session: AsyncSession, escalation: Escalation) -> MatterState
         occurred_at=escalation.occurred_at,
         resolved=escalation.status == RESOLVED,
         levels=states,
-        progress={step: StepProgress(len(times), max(times)) for step, times in fired.items()},
+        progress=dict(progress),
     )
 
 
@@ -225,10 +239,15 @@ async def reach(
     now: datetime,
     by: int | None = None,
     at: datetime | None = None,
+    levels: dict[Level, EscalationLevel] | None = None,
 ) -> EscalationLevel | None:
-    """Make the matter reach a level (once); return the new level, or None if it had it."""
+    """Make the matter reach a level (once); return the new level, or None if it had it.
+
+    `levels` is the matter's levels as the caller already read them (the engine's look): they
+    are used instead of reading them again, and the new level is added to them.
+    """
     assert escalation.id is not None
-    existing = await level_rows(session, escalation.id)
+    existing = levels if levels is not None else await level_rows(session, escalation.id)
     if level in existing:
         return None
     base = await contacts.unit(session, escalation.unit_id)
@@ -246,6 +265,8 @@ async def reach(
         late=how == ReachHow.DEADLINE,
     )
     session.add(row)
+    if levels is not None:
+        levels[level] = row
     if escalation.status == ACKNOWLEDGED:
         escalation.status = ACTIVE  # a new level waits for its acknowledgement
     await session.flush()
