@@ -16,6 +16,7 @@ import clockin
 import due_lookup
 import fanout
 import lateness
+import look_cost
 import rota
 import storm
 from support import Options, Result
@@ -31,6 +32,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "rota": (rota.run, 120.0),
     "clockin": (clockin.run, 90.0),
     "storm": (storm.run, 240.0),
+    "look_cost": (look_cost.run, 120.0),
 }
 
 
