@@ -18,16 +18,26 @@ from bot.models import Account, Person, Role, RoleGrant, Shift, ShiftKind, Unit
 _Row = TypeVar("_Row")
 # Where `remembering_holders` keeps its answers: the session's own info dict.
 _HOLDERS = "zhiban.contacts.holders"
+# Units and people loaded through this module, held for the session (see `_kept`).
+_KEPT = "zhiban.contacts.kept"
 
 
 async def unit(session: AsyncSession, unit_id: int) -> Unit:
     """Load a unit by id (from the session's identity map when it is loaded already)."""
-    return _found(await session.get(Unit, unit_id), "unit", unit_id)
+    return _kept(session, await session.get(Unit, unit_id), "unit", unit_id)
 
 
-def _found(row: _Row | None, what: str, key: int) -> _Row:
+def _kept(session: AsyncSession, row: _Row | None, what: str, key: int) -> _Row:
+    """The row, held for as long as the session lives.
+
+    The identity map holds rows weakly, so a unit that only a finished call had used was
+    forgotten and read again by the next; a look at a matter asks for the same few units and
+    people many times. Holding them changes nothing else: the session hands out the same
+    object as before, refreshed after a commit as before.
+    """
     if row is None:
         raise NoResultFound(f"no {what} {key}")
+    session.info.setdefault(_KEPT, {})[(what, key)] = row
     return row
 
 
@@ -125,7 +135,7 @@ async def account_of(session: AsyncSession, person_id: int) -> Account | None:
 
 async def person(session: AsyncSession, person_id: int) -> Person:
     """Load a person by id (from the session's identity map when it is loaded already)."""
-    return _found(await session.get(Person, person_id), "person", person_id)
+    return _kept(session, await session.get(Person, person_id), "person", person_id)
 
 
 async def person_by_account(
