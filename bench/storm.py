@@ -13,7 +13,10 @@ Measured from the moment the first tap was sent (emulator times, monotonic):
   spread between the first and the last school;
 - the emulator's whole send rate over the storm (peak in any one second) and its 429 answers;
 - the county desk's first page (target within 2 s), and how the desk is served: one page per
-  incident, at the desk chat's 1 a second.
+  incident, at the desk chat's 1 a second;
+- the reporters: how many read the confirmation with their number, how many an apology, and how
+  many presses were handled after Telegram stopped taking their answer (the bot handles one
+  update at a time, so the 100th press waits for the 99 before it).
 """
 
 from __future__ import annotations
@@ -101,6 +104,14 @@ async def run(options: Options) -> Result:
                 )
             ).one()
         school_sends = [c for c in sends_to(emulator, school_chats) if c.at >= started]
+        confirmed = sum(
+            1
+            for reporter in reporters
+            if any(m.text.startswith("Reported: ") for m in reporter.messages())
+        )
+        apologised = sum(
+            1 for reporter in reporters if any("went wrong" in m.text for m in reporter.messages())
+        )
     firsts = sorted(paged.values())
     refused = sum(1 for call in storm if call.status == 429)
     refused_by = Counter(call.method for call in storm if call.status == 429)
@@ -119,6 +130,7 @@ async def run(options: Options) -> Result:
         and peak <= TELEGRAM_RATE
         and desk_first <= TARGET_DESK
         and incidents == SCHOOLS
+        and confirmed == SCHOOLS
     )
     if not firsts:
         figures = f"no school was paged; desk_first={desk_first:.2f}s 429s={refused}"
@@ -132,9 +144,10 @@ async def run(options: Options) -> Result:
         f" sends={len(sends)} in {span:.1f}s school_pages={len(school_sends)}"
         f" desk_pages={len(desk)} of {desk_rows} at {desk_rate:.2f}/s"
         f" reports={incidents} stored_over={reports_span:.2f}s taps_sent_in={pressed * 1000:.0f}ms"
-        f" taps_too_old_to_answer={expired}"
+        f" confirmed={confirmed}/{SCHOOLS} apologised={apologised}"
+        f" taps_answered_too_late={expired}"
         f" (target: every school paged, 0 x 429, <= {TELEGRAM_RATE}/s,"
-        f" desk within {TARGET_DESK:.0f}s) [{options.backend}]"
+        f" desk within {TARGET_DESK:.0f}s, every reporter confirmed) [{options.backend}]"
     )
     return Result("storm", passed, figures)
 
