@@ -286,17 +286,24 @@ def status_after(levels: dict[Level, EscalationLevel], resolved: bool) -> str:
 
 
 async def plan_next(
-    session: AsyncSession, escalation: Escalation, *, next_at: datetime | None, now: datetime
+    session: AsyncSession,
+    escalation: Escalation,
+    *,
+    next_at: datetime | None,
+    now: datetime,
+    handling: str | None = None,
 ) -> None:
     """Replace the matter's pending tick with one at `next_at` (none when nothing is left).
 
     A matter has at most one pending tick, the last one planned, so it is cancelled by its key
-    (an index lookup; a key-prefix match cannot use SQLite's index and scanned every deadline).
+    (an index lookup; a key-prefix match cannot use SQLite's index and scanned every deadline),
+    unless it is `handling`, the tick the engine is handling now and closes itself.
     Matters stored before ticks existed may still hold per-step deadlines: those go by prefix.
     """
     assert escalation.id is not None
-    if escalation.ticks:
-        await deadlines.cancel(session, now=now, key=tick_key(escalation.id, escalation.ticks))
+    current = tick_key(escalation.id, escalation.ticks) if escalation.ticks else None
+    if current is not None and current != handling:
+        await deadlines.cancel(session, now=now, key=current)
     if "policy" not in (escalation.details or {}):
         await deadlines.cancel(session, now=now, prefix=f"esc:{escalation.id}:")
     if next_at is None or escalation.status == RESOLVED:

@@ -55,24 +55,34 @@ class _Look:
 
     `advance` keeps these up to date as it acts (a level reached, a step fired, a page written)
     instead of reading them again for every round and every page: each read is a round trip
-    inside the engine's write transaction, which on SQLite holds the one write lock.
+    inside the engine's write transaction, which on SQLite holds the one write lock. Who has a
+    page is read only when a step pages someone: most looks at a matter page nobody.
     """
 
     escalation: Escalation
     levels: dict[Level, EscalationLevel]
     progress: dict[int, StepProgress]
-    paged: set[int]
+    _paged: set[int] | None = None
 
     @classmethod
     async def load(cls, session: AsyncSession, escalation: Escalation) -> _Look:
-        """Read the matter's levels, progress and paged people."""
+        """Read the matter's levels and the progress of its steps."""
         assert escalation.id is not None
         return cls(
             escalation=escalation,
             levels=await matter.level_rows(session, escalation.id),
             progress=await matter.progress_of(session, escalation.id),
-            paged=await _paged_people(session, escalation.id),
         )
+
+    async def paged(self, session: AsyncSession) -> set[int]:
+        """Who has a page about the matter (read once; the look adds the pages it writes)."""
+        if self._paged is None:
+            self._paged = await _paged_people(session, self.escalation.id or 0)
+        return self._paged
+
+    async def reread_paged(self, session: AsyncSession) -> None:
+        """Read who has a page again, after pages were written outside this look."""
+        self._paged = await _paged_people(session, self.escalation.id or 0)
 
     def fired(self, step: int, at: datetime) -> None:
         """Count one firing of `step` at `at`, as its timeline line says."""
@@ -82,9 +92,18 @@ class _Look:
 
 
 async def advance(
-    session: AsyncSession, escalation_id: int, *, now: datetime, ctx: PagingContext
+    session: AsyncSession,
+    escalation_id: int,
+    *,
+    now: datetime,
+    ctx: PagingContext,
+    handling: str | None = None,
 ) -> None:
-    """Carry out whatever the matter's policy says is due now, then plan the next look."""
+    """Carry out whatever the matter's policy says is due now, then plan the next look.
+
+    `handling` is the key of the engine deadline this look handles: the engine closes it
+    itself, so it is not cancelled as well.
+    """
     escalation = await matter.lock(session, escalation_id)
     if escalation is None or escalation.status == matter.RESOLVED:
         return
@@ -111,7 +130,7 @@ async def advance(
                     )
                 elif isinstance(action, Fire):
                     await _fire(session, look, policy.steps[action.step], action, now=now, ctx=ctx)
-    await matter.plan_next(session, escalation, next_at=next_at, now=now)
+    await matter.plan_next(session, escalation, next_at=next_at, now=now, handling=handling)
 
 
 async def _fire(
@@ -228,6 +247,7 @@ async def _first_pages(
 ) -> None:
     escalation = look.escalation
     target = await _unit_of_level(session, look, step.level)
+    paged = await look.paged(session)
     excluded = matter.excluded(escalation)
     recipients: list[tuple[Person, str]] = []
     holders_found = False
@@ -236,7 +256,7 @@ async def _first_pages(
             if person.id in excluded:
                 continue
             holders_found = True
-            if person.id not in look.paged and all(person.id != p.id for p, _ in recipients):
+            if person.id not in paged and all(person.id != p.id for p, _ in recipients):
                 recipients.append((person, role))
     if holders_found and not recipients:
         return  # everyone this step names has the page already (a principal on leader duty)
@@ -261,12 +281,12 @@ async def _first_pages(
             now=now,
             replaces=None,
             ctx=ctx,
-            paged=look.paged,
+            paged=paged,
         )
         return
     for person, role in recipients:
         # A stand-in for an undeliverable page earlier in this loop may be this very person.
-        if person.id in look.paged:
+        if person.id in paged:
             continue
         page = await _page(
             session,
@@ -279,10 +299,11 @@ async def _first_pages(
             now=now,
             ctx=ctx,
             late_since=late_since,
-            paged=look.paged,
+            paged=paged,
         )
         if page.status != "active":  # passed on to a stand-in, written outside this look
-            look.paged |= await _paged_people(session, escalation.id or 0)
+            await look.reread_paged(session)
+            paged = await look.paged(session)
 
 
 async def _repeat_pages(
@@ -483,6 +504,6 @@ def step_handler(ctx: PagingContext) -> DeadlineHandler:
     """The engine handler for a matter's tick."""
 
     async def handle(session: AsyncSession, deadline: Deadline, now: datetime, late: bool) -> None:
-        await advance(session, deadline.subject_id, now=now, ctx=ctx)
+        await advance(session, deadline.subject_id, now=now, ctx=ctx, handling=deadline.key)
 
     return handle
