@@ -7,14 +7,18 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import busy_chat
 import clockin
 import due_lookup
 import fanout
 import lateness
+import look_cost
 import rota
+import storm
 from support import Options, Result
 
 Benchmark = Callable[[Options], Awaitable[Result]]
@@ -27,6 +31,8 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "due_lookup": (due_lookup.run, 120.0),
     "rota": (rota.run, 120.0),
     "clockin": (clockin.run, 90.0),
+    "storm": (storm.run, 240.0),
+    "look_cost": (look_cost.run, 120.0),
 }
 
 
@@ -54,6 +60,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="fanout only: the emulator answers every call this many seconds late",
     )
     parser.add_argument("--verbose", action="store_true", help="print query plans and logs")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="sample the whole run with pyinstrument (a dev dependency) and write its call "
+        "tree as text to FILE (time spent waiting on the event loop shows as select)",
+    )
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n != "all" and n not in BENCHMARKS]
     if unknown:
@@ -89,15 +101,33 @@ def main(argv: list[str]) -> int:
         api_latency=args.api_latency,
     )
     names = list(BENCHMARKS) if "all" in args.names else list(dict.fromkeys(args.names))
-    failed = 0
-    for name in names:
-        result = asyncio.run(run_one(name, options))  # a fresh event loop for each benchmark
-        print(result.line(), flush=True)
-        if args.verbose:
-            for line in result.details:
-                print(f"  {line}", flush=True)
-        failed += not result.passed
+    with _profiled(args.profile):
+        failed = 0
+        for name in names:
+            result = asyncio.run(run_one(name, options))  # a fresh event loop for each benchmark
+            print(result.line(), flush=True)
+            if args.verbose:
+                for line in result.details:
+                    print(f"  {line}", flush=True)
+            failed += not result.passed
     return 1 if failed else 0
+
+
+@contextmanager
+def _profiled(path: str | None) -> Iterator[None]:
+    """Sample the run with pyinstrument when asked, and write the call tree to `path`."""
+    if path is None:
+        yield
+        return
+    from pyinstrument import Profiler  # a dev dependency, needed only here
+
+    profiler = Profiler(interval=0.001, async_mode="disabled")
+    profiler.start()
+    try:
+        yield
+    finally:
+        profiler.stop()
+        Path(path).write_text(profiler.output_text(unicode=True, show_all=False))
 
 
 if __name__ == "__main__":

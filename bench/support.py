@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import statistics
 import tempfile
@@ -154,6 +155,117 @@ async def build_schools(db: Database, count: int) -> list[Leader]:
             )
         await uow.commit()
     return leaders
+
+
+@dataclass(frozen=True)
+class School:
+    """A school of the storm district: its duty leader, principal and one reporter, by chat."""
+
+    unit_id: int
+    leader_chat: int
+    principal_chat: int
+    reporter_chat: int
+
+
+@dataclass(frozen=True)
+class District:
+    """County → townships → schools, with the county duty desk's chat."""
+
+    schools: list[School]
+    desk_chat: int
+    names: dict[int, str]  # chat id → display name, for the emulator's users
+
+
+# Chat id ranges of the storm district's people (leaders use FIRST_CHAT's range elsewhere).
+LEADER_CHAT, PRINCIPAL_CHAT, REPORTER_CHAT, DESK_CHAT = 7_100_001, 7_200_001, 7_300_001, 7_400_001
+
+
+async def build_district(db: Database, *, schools: int, townships: int) -> District:
+    """Write a county with one duty desk, `townships` townships and `schools` schools.
+
+    Schools are spread evenly over the townships; each township has an officer (unlinked, so
+    nobody there is paged by chat), each school a duty leader, a principal and a member of
+    staff who reports, all linked. Reporters read English so the benchmark can press buttons
+    by their English labels; everyone else reads the default language.
+    """
+    linked_at = datetime.now(UTC) - timedelta(days=1)
+    names: dict[int, str] = {}
+    async with db.uow() as uow:
+        session = uow.session
+        county = Unit(code="SC", name="风暴县教育局", kind="county")
+        session.add(county)
+        await session.flush()
+        county.path = f"/{county.id}/"
+        towns = [
+            Unit(code=f"ST{t:03d}", name=f"风暴镇{t}", kind="township", parent_id=county.id)
+            for t in range(townships)
+        ]
+        session.add_all(towns)
+        await session.flush()
+        for town in towns:
+            town.path = f"{county.path}{town.id}/"
+        units = [
+            Unit(
+                code=f"SS{i:04d}",
+                name=f"风暴小学{i}",
+                kind="school",
+                parent_id=towns[i % townships].id,
+            )
+            for i in range(schools)
+        ]
+        session.add_all(units)
+        await session.flush()
+        parents = {town.id: town for town in towns}
+        for unit in units:
+            unit.path = f"{parents[unit.parent_id].path}{unit.id}/"
+
+        phones = itertools.count(13_100_000_000)
+
+        def person(staff_no: str, name: str, unit: Unit, language: str | None = None) -> Person:
+            return Person(
+                staff_no=staff_no,
+                name=name,
+                unit_id=_id(unit.id),
+                phone=str(next(phones)),
+                language=language,
+            )
+
+        desk = person("SD0001", "县值班室", county)
+        officers = [person(f"SO{t:04d}", f"专干{t}", town) for t, town in enumerate(towns)]
+        staff = [
+            (
+                person(f"SL{i:04d}", f"带班{i}", unit),
+                person(f"SP{i:04d}", f"校长{i}", unit),
+                person(f"SR{i:04d}", f"Reporter {i}", unit, language="en"),
+            )
+            for i, unit in enumerate(units)
+        ]
+        session.add_all([desk, *officers, *(p for trio in staff for p in trio)])
+        await session.flush()
+
+        def grant(who: Person, role: str, unit: Unit, chat: int | None) -> None:
+            session.add(RoleGrant(person_id=_id(who.id), role=role, unit_id=_id(unit.id)))
+            if chat is not None:
+                names[chat] = who.name
+                session.add(
+                    Account(
+                        person_id=_id(who.id), external_id=chat, chat_id=chat, linked_at=linked_at
+                    )
+                )
+
+        grant(desk, "desk", county, DESK_CHAT)
+        for officer, town in zip(officers, towns, strict=True):
+            grant(officer, "officer", town, None)
+        found = []
+        for i, (unit, (leader, principal, reporter)) in enumerate(zip(units, staff, strict=True)):
+            grant(leader, "duty_leader", unit, LEADER_CHAT + i)
+            grant(principal, "principal", unit, PRINCIPAL_CHAT + i)
+            grant(reporter, "staff", unit, REPORTER_CHAT + i)
+            found.append(
+                School(_id(unit.id), LEADER_CHAT + i, PRINCIPAL_CHAT + i, REPORTER_CHAT + i)
+            )
+        await uow.commit()
+    return District(found, DESK_CHAT, names)
 
 
 def _id(value: int | None) -> int:

@@ -12,7 +12,9 @@ Every press gets exactly one answer (`answerCallbackQuery`), so no client is lef
 spinning button: `Answer` gives it once, and anything said later goes to the chat as a message;
 a press the handler left unanswered is answered empty at the end; when a handler raises, the
 person reads the apology here (as the answer, or as a message once the answer was given) and
-the error handler only logs.
+the error handler only logs. A press that waited longer than Telegram keeps it open (a storm
+of presses handled one at a time) cannot be answered any more; that is no failure of what the
+press did, so the handler goes on and its messages and edits still reach the chat.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from telegram import CallbackQuery, Update
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 
 from bot import callbacks
 from bot.callbacks import (
@@ -86,8 +88,15 @@ class Answer:
         """Answer the press (a toast, or an alert to dismiss), or write to the chat if answered."""
         if not self.given:
             self.given = True
-            await self._query.answer(text, show_alert=alert)
-            return
+            try:
+                await self._query.answer(text, show_alert=alert)
+                return
+            except BadRequest as error:
+                if "query is too old" not in error.message.lower():
+                    raise
+                # The press waited in line longer than Telegram keeps it open (a storm of
+                # presses): it can no longer be answered, but what it did still stands and the
+                # handler goes on; what the answer would have said goes to the chat instead.
         message = self._query.message
         if text and message is not None:
             await send(self._query.get_bot(), message.chat.id, text, parse_mode=None)

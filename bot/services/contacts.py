@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from typing import TypeVar
 
+from sqlalchemy.exc import NoResultFound
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -11,10 +15,30 @@ from bot.authz import Grant
 from bot.config import Level
 from bot.models import Account, Person, Role, RoleGrant, Shift, ShiftKind, Unit
 
+_Row = TypeVar("_Row")
+# Where `remembering_holders` keeps its answers: the session's own info dict.
+_HOLDERS = "zhiban.contacts.holders"
+# Units and people loaded through this module, held for the session (see `_kept`).
+_KEPT = "zhiban.contacts.kept"
+
 
 async def unit(session: AsyncSession, unit_id: int) -> Unit:
-    """Load a unit by id."""
-    return (await session.exec(select(Unit).where(Unit.id == unit_id))).one()
+    """Load a unit by id (from the session's identity map when it is loaded already)."""
+    return _kept(session, await session.get(Unit, unit_id), "unit", unit_id)
+
+
+def _kept(session: AsyncSession, row: _Row | None, what: str, key: int) -> _Row:
+    """The row, held for as long as the session lives.
+
+    The identity map holds rows weakly, so a unit that only a finished call had used was
+    forgotten and read again by the next; a look at a matter asks for the same few units and
+    people many times. Holding them changes nothing else: the session hands out the same
+    object as before, refreshed after a commit as before.
+    """
+    if row is None:
+        raise NoResultFound(f"no {what} {key}")
+    session.info.setdefault(_KEPT, {})[(what, key)] = row
+    return row
 
 
 async def unit_at_level(session: AsyncSession, base: Unit, level: Level) -> Unit | None:
@@ -67,11 +91,35 @@ async def leaders_on_duty(session: AsyncSession, *, unit_id: int, now: datetime)
 
 async def holders(session: AsyncSession, *, role: str, unit_id: int, now: datetime) -> list[Person]:
     """Who answers for `role` at a unit now: for duty_leader, the leader of the day first."""
+    memo: dict[tuple[str, int, datetime], list[Person]] | None = session.info.get(_HOLDERS)
+    if memo is not None and (role, unit_id, now) in memo:
+        return list(memo[(role, unit_id, now)])
+    found = None
     if role == Role.DUTY_LEADER:
-        on_duty = await leaders_on_duty(session, unit_id=unit_id, now=now)
-        if on_duty:
-            return on_duty
-    return await people_with_role(session, role=role, unit_id=unit_id)
+        found = await leaders_on_duty(session, unit_id=unit_id, now=now) or None
+    if found is None:
+        found = await people_with_role(session, role=role, unit_id=unit_id)
+    if memo is not None:
+        memo[(role, unit_id, now)] = list(found)
+    return found
+
+
+@contextmanager
+def remembering_holders(session: AsyncSession) -> Iterator[None]:
+    """Within the block, `holders` answers a question it was asked before from memory.
+
+    For the engine's look at a matter, which asks who holds the same roles at the same unit for
+    the pages it writes and again for the phones those pages list. Nothing inside such a block
+    may change who holds a role (role grants, leader shifts, people's active flag).
+    """
+    if _HOLDERS in session.info:  # an outer block remembers already
+        yield
+        return
+    session.info[_HOLDERS] = {}
+    try:
+        yield
+    finally:
+        session.info.pop(_HOLDERS, None)
 
 
 async def account_of(session: AsyncSession, person_id: int) -> Account | None:
@@ -86,8 +134,8 @@ async def account_of(session: AsyncSession, person_id: int) -> Account | None:
 
 
 async def person(session: AsyncSession, person_id: int) -> Person:
-    """Load a person by id."""
-    return (await session.exec(select(Person).where(Person.id == person_id))).one()
+    """Load a person by id (from the session's identity map when it is loaded already)."""
+    return _kept(session, await session.get(Person, person_id), "person", person_id)
 
 
 async def person_by_account(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -339,3 +339,17 @@ async def test_the_prompt_before_the_timeout_sends_the_report_as_it_is(
     await ma.press("🚨 Send the report as it is")
     assert NUMBER.match((await ma.wait_for()).text)
     assert len(await incidents_stored(day)) == 1 and await drafts_open(day) == 0
+
+
+async def test_a_report_pressed_too_long_ago_to_answer_is_still_confirmed_not_apologised_for(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    """In a storm of presses handled one at a time, Telegram stops taking answers to old ones."""
+    ma = await linked(day, clock, "SB01-05", 9171, "Jun", language="en")
+    await described(ma)
+    day.emulator.world.callback_timeout = timedelta(seconds=-1)  # every answer comes too late
+    await ma.press("🚨 Report")
+    done = (await ma.wait_for()).text
+    assert NUMBER.match(done), done
+    assert [i.number for i in await incidents_stored(day)] == ["20261202-001"]
+    assert not any("went wrong" in m.text for m in ma.messages())

@@ -24,7 +24,7 @@ from bot.models import (
     Person,
     RoleGrant,
 )
-from bot.services import deadlines, escalation
+from bot.services import contacts, deadlines, escalation
 from bot.services.engine import run_due
 from bot.services.escalation import PagingContext, phone
 from bot.services.page_text import PageSubject
@@ -803,3 +803,26 @@ async def test_reaching_the_county_directly_needs_a_report_deadline(
                 now=T0,
                 ctx=CTX,
             )
+
+
+async def test_who_holds_a_role_is_remembered_within_a_look_and_read_afresh_after_it(
+    db: Database, district: District
+) -> None:
+    school = district.units["S"]
+    async with db.uow() as uow:
+        session = uow.session
+
+        async def principals() -> list[int | None]:
+            found = await contacts.holders(session, role="principal", unit_id=school, now=T0)
+            return [person.id for person in found]
+
+        with contacts.remembering_holders(session):
+            inside = await principals()
+            session.add(
+                RoleGrant(person_id=district.people["safety"], role="principal", unit_id=school)
+            )
+            await session.flush()
+            remembered = await principals()
+        after = await principals()
+    assert inside == remembered == [district.people["principal"]]
+    assert sorted(after) == sorted([district.people["principal"], district.people["safety"]])

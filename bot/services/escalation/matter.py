@@ -183,14 +183,28 @@ async def timeline(session: AsyncSession, escalation_id: int) -> list[Escalation
     return list(rows.all())
 
 
-async def state_of(session: AsyncSession, escalation: Escalation) -> MatterState:
-    """The matter as `decide` sees it."""
-    assert escalation.id is not None
-    levels = await level_rows(session, escalation.id)
+async def progress_of(session: AsyncSession, escalation_id: int) -> dict[int, StepProgress]:
+    """How often each step has fired and when last, from the timeline's "fired" lines."""
+    rows = await session.exec(
+        select(EscalationEvent.step, EscalationEvent.at).where(
+            EscalationEvent.escalation_id == escalation_id,
+            EscalationEvent.kind == "fired",
+            col(EscalationEvent.step).is_not(None),
+        )
+    )
     fired: dict[int, list[datetime]] = defaultdict(list)
-    for event in await timeline(session, escalation.id):
-        if event.kind == "fired" and event.step is not None:
-            fired[event.step].append(event.at)
+    for step, at in rows.all():
+        assert step is not None
+        fired[step].append(at)
+    return {step: StepProgress(len(times), max(times)) for step, times in fired.items()}
+
+
+def state_from(
+    escalation: Escalation,
+    levels: dict[Level, EscalationLevel],
+    progress: dict[int, StepProgress],
+) -> MatterState:
+    """The matter as `decide` sees it, from its row, its levels and its steps' progress."""
     states = {
         level: LevelState(row.reached_at, row.acknowledged_at) for level, row in levels.items()
     }
@@ -201,7 +215,7 @@ async def state_of(session: AsyncSession, escalation: Escalation) -> MatterState
         occurred_at=escalation.occurred_at,
         resolved=escalation.status == RESOLVED,
         levels=states,
-        progress={step: StepProgress(len(times), max(times)) for step, times in fired.items()},
+        progress=dict(progress),
     )
 
 
@@ -246,16 +260,19 @@ async def reach(
     by: int | None = None,
     at: datetime | None = None,
     late: bool | None = None,
+    levels: dict[Level, EscalationLevel] | None = None,
 ) -> EscalationLevel | None:
     """Make the matter reach a level (once); return the new level, or None if it had it.
 
     This is the one place where a matter reaches a level, whoever makes it (a person passing
     it up, the system for silence or at the report deadline, a direct report, a confirmed
     call), so the subject's listener hears of every change here. `late` defaults to whether
-    the system passed it up under the report deadline.
+    the system passed it up under the report deadline. `levels` is the matter's levels as the
+    caller already read them (the engine's look): they are used instead of reading them again,
+    and the new level is added to them.
     """
     assert escalation.id is not None
-    existing = await level_rows(session, escalation.id)
+    existing = levels if levels is not None else await level_rows(session, escalation.id)
     if level in existing:
         return None
     base = await contacts.unit(session, escalation.unit_id)
@@ -273,6 +290,8 @@ async def reach(
         late=how == ReachHow.DEADLINE if late is None else late,
     )
     session.add(row)
+    if levels is not None:
+        levels[level] = row
     if escalation.status == ACKNOWLEDGED:
         escalation.status = ACTIVE  # a new level waits for its acknowledgement
     await session.flush()
@@ -293,17 +312,24 @@ def status_after(levels: dict[Level, EscalationLevel], resolved: bool) -> str:
 
 
 async def plan_next(
-    session: AsyncSession, escalation: Escalation, *, next_at: datetime | None, now: datetime
+    session: AsyncSession,
+    escalation: Escalation,
+    *,
+    next_at: datetime | None,
+    now: datetime,
+    handling: str | None = None,
 ) -> None:
     """Replace the matter's pending tick with one at `next_at` (none when nothing is left).
 
     A matter has at most one pending tick, the last one planned, so it is cancelled by its key
-    (an index lookup; a key-prefix match cannot use SQLite's index and scanned every deadline).
+    (an index lookup; a key-prefix match cannot use SQLite's index and scanned every deadline),
+    unless it is `handling`, the tick the engine is handling now and closes itself.
     Matters stored before ticks existed may still hold per-step deadlines: those go by prefix.
     """
     assert escalation.id is not None
-    if escalation.ticks:
-        await deadlines.cancel(session, now=now, key=tick_key(escalation.id, escalation.ticks))
+    current = tick_key(escalation.id, escalation.ticks) if escalation.ticks else None
+    if current is not None and current != handling:
+        await deadlines.cancel(session, now=now, key=current)
     if "policy" not in (escalation.details or {}):
         await deadlines.cancel(session, now=now, prefix=f"esc:{escalation.id}:")
     if next_at is None or escalation.status == RESOLVED:

@@ -8,6 +8,7 @@ account, bot blocked) goes to the next contact in `FALLBACK_CHAIN`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel import col, select
@@ -15,11 +16,19 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import Level
 from bot.i18n import translator
-from bot.models import Deadline, Escalation, OutboxMessage, Page, Person, Role, Unit
+from bot.models import (
+    Deadline,
+    Escalation,
+    EscalationLevel,
+    Page,
+    Person,
+    Role,
+    Unit,
+)
 from bot.services import audit, contacts, outbox
 from bot.services.engine import DeadlineHandler
 from bot.services.escalation import matter
-from bot.services.escalation.policy import Fire, PolicyStep, Reach, decide
+from bot.services.escalation.policy import Fire, PolicyStep, Reach, StepProgress, decide
 from bot.services.escalation.views import (
     Note,
     PagingContext,
@@ -46,46 +55,100 @@ LATE_AFTER = timedelta(minutes=2)
 _MAX_ROUNDS = 8
 
 
+@dataclass
+class _Look:
+    """One look at a matter: its levels, its steps' progress and who has a page, read once.
+
+    `advance` keeps these up to date as it acts (a level reached, a step fired, a page written)
+    instead of reading them again for every round and every page: each read is a round trip
+    inside the engine's write transaction, which on SQLite holds the one write lock. Who has a
+    page is read only when a step pages someone: most looks at a matter page nobody.
+    """
+
+    escalation: Escalation
+    levels: dict[Level, EscalationLevel]
+    progress: dict[int, StepProgress]
+    _paged: set[int] | None = None
+
+    @classmethod
+    async def load(cls, session: AsyncSession, escalation: Escalation) -> _Look:
+        """Read the matter's levels and the progress of its steps."""
+        assert escalation.id is not None
+        return cls(
+            escalation=escalation,
+            levels=await matter.level_rows(session, escalation.id),
+            progress=await matter.progress_of(session, escalation.id),
+        )
+
+    async def paged(self, session: AsyncSession) -> set[int]:
+        """Who has a page about the matter (read once; the look adds the pages it writes)."""
+        if self._paged is None:
+            self._paged = await _paged_people(session, self.escalation.id or 0)
+        return self._paged
+
+    async def reread_paged(self, session: AsyncSession) -> None:
+        """Read who has a page again, after pages were written outside this look."""
+        self._paged = await _paged_people(session, self.escalation.id or 0)
+
+    def fired(self, step: int, at: datetime) -> None:
+        """Count one firing of `step` at `at`, as its timeline line says."""
+        before = self.progress.get(step, StepProgress())
+        last = at if before.last_at is None else max(before.last_at, at)
+        self.progress[step] = StepProgress(before.fired + 1, last)
+
+
 async def advance(
-    session: AsyncSession, escalation_id: int, *, now: datetime, ctx: PagingContext
+    session: AsyncSession,
+    escalation_id: int,
+    *,
+    now: datetime,
+    ctx: PagingContext,
+    handling: str | None = None,
 ) -> None:
-    """Carry out whatever the matter's policy says is due now, then plan the next look."""
+    """Carry out whatever the matter's policy says is due now, then plan the next look.
+
+    `handling` is the key of the engine deadline this look handles: the engine closes it
+    itself, so it is not cancelled as well.
+    """
     escalation = await matter.lock(session, escalation_id)
     if escalation is None or escalation.status == matter.RESOLVED:
         return
     policy = matter.policy_of(escalation)
+    look = await _Look.load(session, escalation)
     next_at = None
-    for _round in range(_MAX_ROUNDS):
-        decision = decide(await matter.state_of(session, escalation), policy, now)
-        next_at = decision.next_at
-        if not decision.actions:
-            break
-        for action in decision.actions:
-            if isinstance(action, Reach):
-                await matter.reach(
-                    session,
-                    escalation,
-                    level=action.level,
-                    how=action.how,
-                    now=now,
-                    at=action.due_at,
-                )
-            elif isinstance(action, Fire):
-                await _fire(
-                    session, escalation, policy.steps[action.step], action, now=now, ctx=ctx
-                )
-    await matter.plan_next(session, escalation, next_at=next_at, now=now)
+    with contacts.remembering_holders(session):
+        for _round in range(_MAX_ROUNDS):
+            state = matter.state_from(escalation, look.levels, look.progress)
+            decision = decide(state, policy, now)
+            next_at = decision.next_at
+            if not decision.actions:
+                break
+            for action in decision.actions:
+                if isinstance(action, Reach):
+                    await matter.reach(
+                        session,
+                        escalation,
+                        level=action.level,
+                        how=action.how,
+                        now=now,
+                        at=action.due_at,
+                        levels=look.levels,
+                    )
+                elif isinstance(action, Fire):
+                    await _fire(session, look, policy.steps[action.step], action, now=now, ctx=ctx)
+    await matter.plan_next(session, escalation, next_at=next_at, now=now, handling=handling)
 
 
 async def _fire(
     session: AsyncSession,
-    escalation: Escalation,
+    look: _Look,
     step: PolicyStep,
     action: Fire,
     *,
     now: datetime,
     ctx: PagingContext,
 ) -> None:
+    escalation = look.escalation
     late = now - action.due_at > LATE_AFTER
     await matter.record(
         session,
@@ -98,20 +161,17 @@ async def _fire(
         key=matter.fire_key(action.step, action.repeat),
         late=late,
     )
+    look.fired(action.step, now)
     if action.repeat:
         await _repeat_pages(session, escalation, action.step, action.repeat, now=now, ctx=ctx)
         return
     late_since = action.due_at if late else matter.late_since(escalation)
-    await _first_pages(
-        session, escalation, action.step, step, now=now, late_since=late_since, ctx=ctx
-    )
+    await _first_pages(session, look, action.step, step, now=now, late_since=late_since, ctx=ctx)
 
 
-async def _unit_of_level(session: AsyncSession, escalation: Escalation, level: Level) -> Unit:
-    rows = await matter.level_rows(session, escalation.id or 0)
-    if level in rows:
-        return await contacts.unit(session, rows[level].unit_id)
-    return await contacts.unit(session, escalation.unit_id)
+async def _unit_of_level(session: AsyncSession, look: _Look, level: Level) -> Unit:
+    row = look.levels.get(level)
+    return await contacts.unit(session, row.unit_id if row else look.escalation.unit_id)
 
 
 async def _paged_people(session: AsyncSession, escalation_id: int) -> set[int]:
@@ -119,7 +179,7 @@ async def _paged_people(session: AsyncSession, escalation_id: int) -> set[int]:
     return set(rows.all())
 
 
-async def _new_page(
+async def _page(
     session: AsyncSession,
     escalation: Escalation,
     *,
@@ -129,9 +189,21 @@ async def _new_page(
     unit: Unit,
     role: str,
     now: datetime,
+    ctx: PagingContext,
+    late_since: datetime | None,
     replaces: int | None = None,
+    paged: set[int] | None = None,
 ) -> Page:
+    """Write a page and queue its first message, or pass it on at once when nobody can read it.
+
+    Whether the person can be reached is known before the page is written, so the page is
+    stored with its send count in one insert. A page passed on is left undeliverable.
+    """
     assert escalation.id is not None and person.id is not None and unit.id is not None
+    if paged is not None:
+        paged.add(person.id)
+    account = await contacts.account_of(session, person.id)
+    reachable = account is not None and account.unreachable_since is None
     page = Page(
         escalation_id=escalation.id,
         step=step,
@@ -141,24 +213,10 @@ async def _new_page(
         role=role,
         created_at=now,
         replaces_page_id=replaces,
+        sent_count=1 if reachable else 0,
     )
     session.add(page)
     await session.flush()
-    return page
-
-
-async def _send_page(
-    session: AsyncSession,
-    escalation: Escalation,
-    page: Page,
-    ctx: PagingContext,
-    *,
-    now: datetime,
-    late_since: datetime | None,
-) -> OutboxMessage | None:
-    """Queue the page's first message, or pass it on at once when nobody can receive it."""
-    person = await contacts.person(session, page.person_id)
-    account = await contacts.account_of(session, page.person_id)
     if account is None or account.unreachable_since is not None:
         reason = (
             "no linked account"
@@ -166,26 +224,26 @@ async def _send_page(
             else (account.unreachable_reason or "unreachable")
         )
         await mark_undeliverable(session, page_id=page.id or 0, reason=reason, now=now, ctx=ctx)
-        return None
+        return page
     text, buttons = await render(
         session, escalation, page, person, ctx, now=now, late_since=late_since
     )
-    page.sent_count = 1
-    return await outbox.enqueue(
+    await outbox.enqueue(
         session,
         now=now,
         text=text,
-        person_id=page.person_id,
+        person_id=person.id,
         buttons=buttons,
         kind="page",
         page_id=page.id,
         late=late_since is not None,
     )
+    return page
 
 
 async def _first_pages(
     session: AsyncSession,
-    escalation: Escalation,
+    look: _Look,
     index: int,
     step: PolicyStep,
     *,
@@ -193,8 +251,9 @@ async def _first_pages(
     late_since: datetime | None,
     ctx: PagingContext,
 ) -> None:
-    target = await _unit_of_level(session, escalation, step.level)
-    already = await _paged_people(session, escalation.id or 0)
+    escalation = look.escalation
+    target = await _unit_of_level(session, look, step.level)
+    paged = await look.paged(session)
     excluded = matter.excluded(escalation)
     recipients: list[tuple[Person, str]] = []
     holders_found = False
@@ -203,7 +262,7 @@ async def _first_pages(
             if person.id in excluded:
                 continue
             holders_found = True
-            if person.id not in already and all(person.id != p.id for p, _ in recipients):
+            if person.id not in paged and all(person.id != p.id for p, _ in recipients):
                 recipients.append((person, role))
     if holders_found and not recipients:
         return  # everyone this step names has the page already (a principal on leader duty)
@@ -228,13 +287,14 @@ async def _first_pages(
             now=now,
             replaces=None,
             ctx=ctx,
+            paged=paged,
         )
         return
     for person, role in recipients:
         # A stand-in for an undeliverable page earlier in this loop may be this very person.
-        if person.id in await _paged_people(session, escalation.id or 0):
+        if person.id in paged:
             continue
-        page = await _new_page(
+        page = await _page(
             session,
             escalation,
             step=index,
@@ -243,8 +303,13 @@ async def _first_pages(
             unit=target,
             role=role,
             now=now,
+            ctx=ctx,
+            late_since=late_since,
+            paged=paged,
         )
-        await _send_page(session, escalation, page, ctx, now=now, late_since=late_since)
+        if page.status != "active":  # passed on to a stand-in, written outside this look
+            await look.reread_paged(session)
+            paged = await look.paged(session)
 
 
 async def _repeat_pages(
@@ -297,10 +362,16 @@ async def _page_next_contact(
     now: datetime,
     replaces: int | None,
     ctx: PagingContext,
+    paged: set[int] | None = None,
 ) -> Page | None:
-    """Page the first reachable person further down the fallback chain from `target`."""
-    already = await _paged_people(session, escalation.id or 0)
-    already |= matter.excluded(escalation)
+    """Page the first reachable person further down the fallback chain from `target`.
+
+    `paged` is who has a page about the matter as the caller's look knows it (kept up to date
+    here); without it they are read from the database.
+    """
+    if paged is None:
+        paged = await _paged_people(session, escalation.id or 0)
+    already = paged | matter.excluded(escalation)
     for chain_level, role in _chain_after(after):
         unit = await contacts.unit_at_level(session, target, chain_level)
         if unit is None:
@@ -311,7 +382,7 @@ async def _page_next_contact(
             account = await contacts.account_of(session, person.id or 0)
             if account is None or account.unreachable_since is not None:
                 continue
-            page = await _new_page(
+            return await _page(
                 session,
                 escalation,
                 step=step,
@@ -320,10 +391,11 @@ async def _page_next_contact(
                 unit=unit,
                 role=role,
                 now=now,
+                ctx=ctx,
+                late_since=None,
                 replaces=replaces,
+                paged=paged,
             )
-            await _send_page(session, escalation, page, ctx, now=now, late_since=None)
-            return page
     await audit.record(
         session,
         at=now,
@@ -442,6 +514,6 @@ def step_handler(ctx: PagingContext) -> DeadlineHandler:
     """The engine handler for a matter's tick."""
 
     async def handle(session: AsyncSession, deadline: Deadline, now: datetime, late: bool) -> None:
-        await advance(session, deadline.subject_id, now=now, ctx=ctx)
+        await advance(session, deadline.subject_id, now=now, ctx=ctx, handling=deadline.key)
 
     return handle
