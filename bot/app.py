@@ -32,6 +32,7 @@ from bot.services import attendance, drafts, escalation
 from bot.services.engine import DeadlineHandler
 from bot.services.incidents import drills
 from bot.uow import Database
+from bot.updates import PerPersonUpdates
 from handlers import attendance as attendance_handlers
 from handlers import buttons, conversations, edge, fallback, gate, menu, people
 from handlers import drills as drill_handlers
@@ -80,6 +81,7 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         .base_url(telegram.api_base_url)
         .base_file_url(telegram.api_file_url)
         .context_types(context_types)
+        .concurrent_updates(PerPersonUpdates(telegram.update_workers))
         .rate_limiter(
             AIORateLimiter(
                 overall_max_rate=telegram.messages_per_second,

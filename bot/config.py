@@ -153,6 +153,7 @@ class TelegramSettings(_Section):
     group_messages_per_minute: float = Field(default=20.0, gt=0)
     chat_messages_per_second: float = Field(default=1.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
+    update_workers: int = Field(default=8, ge=1, le=64)
 
     @model_validator(mode="after")
     def _webhook_needs_url(self) -> TelegramSettings:
