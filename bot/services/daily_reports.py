@@ -346,7 +346,7 @@ async def _missing(
     subject = PageSubject(
         what=N_("Daily safety report missing: {school} has not submitted its report for {day}"),
         what_params={"school": unit.name, "day": report.day.strftime("%m-%d")},
-        ask=N_("See that the school submits it today; the township is told if it stays missing."),
+        ask=N_("See that the school submits its daily report today."),
         since=report.deadline,
     )
     await escalation.start(
