@@ -7,7 +7,9 @@ Rules (SPEC §3.5, §4 "Missing daily report"):
 - Planning looks `PLAN_AHEAD` ahead with a high-water mark (`plan:daily_reports`), as shift
   planning does: a day is planned once its prompt time comes within the horizon; a day whose
   prompt time fell while the bot was down (beyond the mark) is planned late when it is back,
-  its prompt, page and roll-up marked late; days before the installation's first start are not.
+  its prompt and page marked late while the day lasts (a report cannot be submitted after its
+  day, so neither is sent then), its roll-up marked late in any case; days before the
+  installation's first start are not planned.
 - The prompt goes `[daily_report] prompt_before` ahead of `deadline` to the school's duty leader
   of the day and its principal, listing the day's incidents at the school (drills left out),
   with 📝 Submit and ✅ Nothing to report.
@@ -341,6 +343,10 @@ async def _missing(
 ) -> None:
     report = await _lock(session, deadline.subject_id)
     if report is None or report.submitted_at is not None or report.id is None:
+        return
+    if now.astimezone(ctx.tz).date() > report.day:
+        # The bot was down past the day's end: the report can no longer be submitted, so a page
+        # asking for it is no use; the day's roll-up names the school as missing.
         return
     unit = await contacts.unit(session, report.unit_id)
     subject = PageSubject(

@@ -274,3 +274,20 @@ async def test_after_downtime_the_day_is_caught_up_late_and_rolled_up_once(
     await stack.restart_bot()
     await at(stack, clock, local(2, 20))
     assert len(having(wu, "📋 石坝乡中心校12-02安全日报")) == 1
+
+
+async def test_a_day_lost_to_downtime_is_rolled_up_late_without_asking_for_the_report(
+    district: LocalStack, clock: MovableClock
+) -> None:
+    stack = district
+    await at(stack, clock, local(2, 6))
+    feng = await linked(stack, clock, "SB02-01", 9401, "冯志刚")
+    wu = await linked(stack, clock, "SB002", 9402, "吴静")
+    # Down from 06:00 on 12-02 to 10:00 on 12-03: 12-02 can no longer be reported.
+    await at(stack, clock, local(3, 10))
+    assert not having(feng, "12-02安全日报")
+    assert not having(feng, "日报缺报")
+    rollup = having(wu, "📋 石坝乡中心校12-02安全日报")
+    assert len(rollup) == 1
+    assert "⚠️ 延迟发送：当时值班系统未运行。" in rollup[0]
+    assert (await report_of(stack, "SB02")).submitted_at is None
