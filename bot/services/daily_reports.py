@@ -8,8 +8,10 @@ Rules (SPEC §3.5, §4 "Missing daily report"):
   planning does: a day is planned once its prompt time comes within the horizon; a day whose
   prompt time fell while the bot was down (beyond the mark) is planned late when it is back,
   its prompt and page marked late while the day lasts (a report cannot be submitted after its
-  day, so neither is sent then), its roll-up marked late in any case; days before the
-  installation's first start are not planned.
+  day, so neither is sent then), its roll-up marked late in any case. Such a day is owed only by
+  schools that owed an earlier one: a school imported while the bot was down owes reports from
+  the first day planned in the ordinary way, as a shift imported after its start is not chased.
+  Days before the installation's first start are not planned.
 - The prompt goes `[daily_report] prompt_before` ahead of `deadline` to the school's duty leader
   of the day and its principal, listing the day's incidents at the school (drills left out),
   with 📝 Submit and ✅ Nothing to report.
@@ -160,6 +162,12 @@ async def _schools(session: AsyncSession) -> list[Unit]:
     return list((await session.exec(statement)).all())
 
 
+async def _reporting_before(session: AsyncSession, day: date) -> set[int]:
+    """The schools that owed a report before `day` (they were on the roster before an outage)."""
+    statement = select(DailyReport.unit_id).where(col(DailyReport.day) < day).distinct()
+    return set((await session.exec(statement)).all())
+
+
 async def plan(
     session: AsyncSession, *, now: datetime, settings: DailyReportSettings, tz: ZoneInfo
 ) -> int:
@@ -169,7 +177,10 @@ async def plan(
     schools = await _schools(session) if days else []
     for day in days:
         due = deadline_of(day, settings, tz)
-        for school in schools:
+        owing = schools
+        if due - settings.prompt_before < now - PLAN_AHEAD:
+            owing = [s for s in schools if s.id in await _reporting_before(session, day)]
+        for school in owing:
             await insert_ignoring_conflicts(
                 session,
                 _REPORTS,

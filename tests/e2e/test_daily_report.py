@@ -33,7 +33,7 @@ def local(day: int, hour: int, minute: int = 0) -> datetime:
 
 @pytest.fixture
 def clock() -> MovableClock:
-    return MovableClock(local(2, 5))
+    return MovableClock(local(1, 11))
 
 
 @pytest.fixture
@@ -258,14 +258,15 @@ async def test_after_downtime_the_day_is_caught_up_late_and_rolled_up_once(
     district: LocalStack, clock: MovableClock
 ) -> None:
     stack = district
+    await at(stack, clock, local(1, 12))  # 12-01 is planned: the schools owe reports already
     await at(stack, clock, local(2, 6))
     feng = await linked(stack, clock, "SB02-01", 9301, "冯志刚")
     wu = await linked(stack, clock, "SB002", 9302, "吴静")
     # The bot "was down" from 06:00 to 19:00: nothing ran; now everything due goes out late.
     await at(stack, clock, local(2, 19))
-    prompt = next(m for m in feng.messages() if "安全日报，请于17:00前提交" in m.text)
+    prompt = next(m for m in feng.messages() if "12-02安全日报，请于17:00前提交" in m.text)
     assert prompt.text.endswith("⚠️ 延迟发送：当时值班系统未运行。")
-    page = next(m for m in feng.messages() if "日报缺报" in m.text)
+    page = next(m for m in feng.messages() if "日报缺报：石坝乡红岩小学未提交12-02" in m.text)
     assert "⚠️" in page.text
     rollup = having(wu, "📋 石坝乡中心校12-02安全日报")
     assert len(rollup) == 1
@@ -280,14 +281,35 @@ async def test_a_day_lost_to_downtime_is_rolled_up_late_without_asking_for_the_r
     district: LocalStack, clock: MovableClock
 ) -> None:
     stack = district
+    await at(stack, clock, local(1, 12))  # 12-01 is planned: the schools owe reports already
     await at(stack, clock, local(2, 6))
     feng = await linked(stack, clock, "SB02-01", 9401, "冯志刚")
     wu = await linked(stack, clock, "SB002", 9402, "吴静")
     # Down from 06:00 on 12-02 to 10:00 on 12-03: 12-02 can no longer be reported.
     await at(stack, clock, local(3, 10))
     assert not having(feng, "12-02安全日报")
-    assert not having(feng, "日报缺报")
+    assert not having(feng, "未提交12-02")
     rollup = having(wu, "📋 石坝乡中心校12-02安全日报")
     assert len(rollup) == 1
     assert "⚠️ 延迟发送：当时值班系统未运行。" in rollup[0]
     assert (await report_of(stack, "SB02")).submitted_at is None
+
+
+async def test_schools_imported_during_an_outage_owe_no_report_for_the_days_before(
+    database_url: str, clock: MovableClock
+) -> None:
+    settings = settings_from_mapping({"database": {"url": database_url}}, environ={})
+    async with LocalStack(settings, clock) as stack:  # running at 11:00 with no roster yet
+        assert stack.db is not None
+        await stack.settle()
+        clock.set(local(4, 9))  # down for three days; the roster is imported meanwhile
+        await roster.import_roster(
+            stack.db, roster.sample_district_files(), tz=TZ, default_language="zh", now=clock.now()
+        )
+        await stack.settle()
+        async with stack.db.read() as uow:
+            assert (await uow.session.exec(select(DailyReport))).all() == []
+        await at(stack, clock, local(4, 12))
+        assert {r.day for r in [await report_of(stack, "SB01", date(2026, 12, 4))]} == {
+            date(2026, 12, 4)
+        }
