@@ -5,7 +5,8 @@ Rules (SPEC §3.5, §4 "Missing daily report"):
   Township central schools (kind `township`) do not: they are the level that reads the
   roll-up; classes report through their school; the county bureau is the desk.
 - Planning looks `PLAN_AHEAD` ahead with a high-water mark (`plan:daily_reports`), as shift
-  planning does: a day is planned once its prompt time comes within the horizon; a day whose
+  planning does: a day is planned once, when its prompt time comes within the horizon (a school
+  added to the roster after that owes reports from the next day); a day whose
   prompt time fell while the bot was down (beyond the mark) is planned late when it is back,
   its prompt and page marked late while the day lasts (a report cannot be submitted after its
   day, so neither is sent then), its roll-up marked late in any case. Such a day is owed only by
@@ -51,6 +52,7 @@ from bot.i18n import N_, Translator, translator
 from bot.models import (
     DailyReport,
     Deadline,
+    EngineMark,
     Incident,
     OutboxMessage,
     Person,
@@ -141,9 +143,20 @@ def status_of(report: DailyReport, now: datetime) -> str:
 
 
 def days_to_plan(
-    *, now: datetime, looked_ahead: datetime, settings: DailyReportSettings, tz: ZoneInfo
+    *,
+    now: datetime,
+    looked_ahead: datetime,
+    settings: DailyReportSettings,
+    tz: ZoneInfo,
+    first_start: bool = False,
 ) -> list[date]:
-    """The local days whose reports are planned at `now` (pure); see the module's rules."""
+    """The local days whose reports are planned at `now` (pure); see the module's rules.
+
+    A day is planned once, when its prompt time first comes within the horizon: it lies beyond
+    the mark `looked_ahead` (after an outage, maybe long past: those days are caught up late).
+    On the installation's first start the day whose prompt went out less than `PLAN_AHEAD` ago
+    is planned too.
+    """
     horizon = now + PLAN_AHEAD
     first = (min(looked_ahead, now) - PLAN_AHEAD).astimezone(tz).date() - timedelta(days=1)
     last = horizon.astimezone(tz).date()
@@ -151,7 +164,8 @@ def days_to_plan(
     day = first
     while day <= last:
         prompt_at = deadline_of(day, settings, tz) - settings.prompt_before
-        if prompt_at <= horizon and (prompt_at > looked_ahead or prompt_at >= now - PLAN_AHEAD):
+        recent = first_start and prompt_at >= now - PLAN_AHEAD
+        if prompt_at <= horizon and (prompt_at > looked_ahead or recent):
             days.append(day)
         day += timedelta(days=1)
     return days
@@ -172,14 +186,18 @@ async def plan(
     session: AsyncSession, *, now: datetime, settings: DailyReportSettings, tz: ZoneInfo
 ) -> int:
     """Create the coming days' reports and their deadlines; return how many days were planned."""
+    first_start = await session.get(EngineMark, PLAN_MARK) is None
     looked_ahead = await marks.hold(session, name=PLAN_MARK, now=now)
-    days = days_to_plan(now=now, looked_ahead=looked_ahead, settings=settings, tz=tz)
+    days = days_to_plan(
+        now=now, looked_ahead=looked_ahead, settings=settings, tz=tz, first_start=first_start
+    )
     schools = await _schools(session) if days else []
     for day in days:
         due = deadline_of(day, settings, tz)
         owing = schools
         if due - settings.prompt_before < now - PLAN_AHEAD:
-            owing = [s for s in schools if s.id in await _reporting_before(session, day)]
+            earlier = await _reporting_before(session, day)
+            owing = [school for school in schools if school.id in earlier]
         for school in owing:
             await insert_ignoring_conflicts(
                 session,

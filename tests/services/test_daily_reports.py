@@ -28,27 +28,30 @@ def local(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 12, day, hour, minute, tzinfo=TZ).astimezone(UTC)
 
 
-def planned(now: datetime, mark: datetime) -> list[int]:
-    days = daily_reports.days_to_plan(now=now, looked_ahead=mark, settings=SETTINGS, tz=TZ)
+def planned(now: datetime, mark: datetime, first_start: bool) -> list[int]:
+    days = daily_reports.days_to_plan(
+        now=now, looked_ahead=mark, settings=SETTINGS, tz=TZ, first_start=first_start
+    )
     return [day.day for day in days]
 
 
 @pytest.mark.parametrize(
-    ("now", "mark", "days"),
+    ("now", "mark", "first_start", "days"),
     [
-        (local(2, 11, 59), local(2, 14, 59), []),  # the prompt is beyond the horizon
-        (local(2, 12), local(2, 14, 59), [2]),  # comes within it
-        (local(2, 13), local(2, 15), [2]),  # still within three hours: planned again, harmless
-        (local(2, 19), local(2, 19), []),  # first start after the prompt: quiet that day
-        (local(2, 16), local(2, 16), [2]),  # first start an hour after the prompt: planned
-        (local(4, 10), local(2, 9), [2, 3]),  # down from 06:00 on 12-02: both days, late
-        (local(4, 13), local(3, 18), [4]),  # down after 12-03's prompt had been planned
+        (local(2, 11, 59), local(2, 14, 59), False, []),  # the prompt is beyond the horizon
+        (local(2, 12), local(2, 14, 59), False, [2]),  # comes within it: planned
+        (local(2, 13), local(2, 15), False, []),  # planned already, not again at every step
+        (local(2, 19), local(2, 19), True, []),  # first start after the prompt: quiet that day
+        (local(2, 16), local(2, 16), True, [2]),  # first start an hour after the prompt
+        (local(2, 16), local(2, 16), False, []),  # the same moment, not a first start
+        (local(4, 10), local(2, 9), False, [2, 3]),  # down from 06:00 on 12-02: both, late
+        (local(4, 13), local(3, 18), False, [4]),  # down after 12-03's prompt had been planned
     ],
 )
-def test_days_are_planned_when_their_prompt_comes_within_the_horizon_or_fell_in_an_outage(
-    now: datetime, mark: datetime, days: list[int]
+def test_days_are_planned_once_when_their_prompt_comes_within_the_horizon_or_fell_in_an_outage(
+    now: datetime, mark: datetime, first_start: bool, days: list[int]
 ) -> None:
-    assert planned(now, mark) == days
+    assert planned(now, mark, first_start) == days
 
 
 async def plan_days(db: Database, *moments: datetime) -> None:
