@@ -226,6 +226,8 @@ async def plan(
                     due_at=at,
                     now=now,
                 )
+        if not owing:
+            continue  # nobody owes that day (a roster imported during an outage): no roll-up
         await deadlines.schedule(
             session,
             key=f"daily:rollup:{day.isoformat()}",

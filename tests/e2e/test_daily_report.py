@@ -17,7 +17,7 @@ from sqlmodel import col, select
 
 from bot.clock import MovableClock
 from bot.config import settings_from_mapping
-from bot.models import AuditEntry, DailyReport, Unit
+from bot.models import AuditEntry, DailyReport, Deadline, Unit
 from bot.sandbox import SimUser
 from bot.sandbox.stack import LocalStack
 from bot.services import daily_reports, roster
@@ -309,6 +309,8 @@ async def test_schools_imported_during_an_outage_owe_no_report_for_the_days_befo
         await stack.settle()
         async with stack.db.read() as uow:
             assert (await uow.session.exec(select(DailyReport))).all() == []
+            kinds = (await uow.session.exec(select(Deadline.kind))).all()
+            assert not [kind for kind in kinds if kind.startswith("daily.")]  # no roll-up either
         await at(stack, clock, local(4, 12))
         assert {r.day for r in [await report_of(stack, "SB01", date(2026, 12, 4))]} == {
             date(2026, 12, 4)
