@@ -28,7 +28,7 @@ from bot.delivery import OutboxSender, outbox_bot, worker_name
 from bot.i18n import LANGUAGES, translator
 from bot.migrate import upgrade
 from bot.persistence import DatabasePersistence
-from bot.services import attendance, drafts, escalation
+from bot.services import attendance, daily_reports, drafts, escalation
 from bot.services.engine import DeadlineHandler
 from bot.services.incidents import drills
 from bot.uow import Database
@@ -116,13 +116,20 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
     async def plan_shifts(now: datetime) -> int:
         return await attendance.plan_upcoming(runtime.db, now=now, settings=shift_settings)
 
+    daily_settings = runtime.settings.daily_report
+
+    async def plan_daily_reports(now: datetime) -> int:
+        return await daily_reports.plan_upcoming(
+            runtime.db, now=now, settings=daily_settings, tz=runtime.settings.bot.tz
+        )
+
     engine = EngineJob(
         db=runtime.db,
         clock=runtime.clock,
         handlers=deadline_handlers(runtime),
         worker=worker,
         after_step=sender.wake,
-        planners=[plan_shifts],
+        planners=[plan_shifts, plan_daily_reports],
     )
 
     def wake() -> None:
@@ -185,6 +192,7 @@ def deadline_handlers(runtime: Runtime) -> dict[str, DeadlineHandler]:
         escalation.STEP_KIND: escalation.step_handler(runtime.paging),
         **drills.deadline_handlers(runtime.paging),
         **attendance.deadline_handlers(runtime.settings.shifts, runtime.paging),
+        **daily_reports.deadline_handlers(runtime.settings.daily_report, runtime.paging),
         **drafts.deadline_handlers(
             conversations.PROMPTS,
             default_language=runtime.settings.bot.language,

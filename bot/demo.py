@@ -14,7 +14,7 @@ from typing import TextIO
 
 from bot.clock import MovableClock
 from bot.config import settings_from_mapping
-from bot.i18n import N_, translator
+from bot.i18n import N_, Translator, translator
 from bot.sandbox import SimUser
 from bot.sandbox.server import BotApiEmulator
 from bot.sandbox.stack import LocalStack
@@ -42,6 +42,11 @@ class Transcript:
         self.flush()
         self._out.write(f"\n— {title} —\n")
 
+    def skip(self, note: str) -> None:
+        """Leave out what happened since the last call, saying so in one line."""
+        self._shown = len(self._emulator.transcript())
+        self._out.write(f"\n{note}\n")
+
     def flush(self) -> None:
         """Print the new transcript lines."""
         entries = self._emulator.transcript()
@@ -68,6 +73,60 @@ async def _report_fire(reporter: SimUser, what: str) -> str:
     found = _NUMBER.search((await reporter.wait_for()).text)
     assert found is not None, "the report was not confirmed with a number"
     return found.group(0)
+
+
+async def _daily_reports(
+    stack: LocalStack,
+    clock: MovableClock,
+    show: Transcript,
+    tr: Translator,
+    *,
+    principal: SimUser,
+    silent: SimUser,
+    officer: SimUser,
+    desk: SimUser,
+) -> None:
+    """The afternoon's daily safety report (日报): one school submits, one stays silent.
+
+    The silent school's principal is paged at the deadline (17:00); at 18:00 the township officer
+    is paged too and reads the roll-up of her schools, and the county desk reads the county's.
+    """
+    show.flush()
+    clock.set(DEMO_START + timedelta(hours=7, minutes=9))  # 14:59: the morning's pages ran
+    await stack.settle()
+    show.skip(tr._("(The day goes on; the morning's pages and reminders are left out.)"))
+    clock.set(DEMO_START + timedelta(hours=7, minutes=10))
+    show.scene(
+        tr._(
+            "{time} Each school's principal and duty leader are asked for the daily safety report",
+            time="15:00",
+        )
+    )
+    await stack.settle()
+    await silent.wait_for(lambda m: m.text.startswith("📋"))
+    prompt = await principal.wait_for(lambda m: m.text.startswith("📋"))
+    await principal.press(prompt.labels[0], message_id=prompt.message_id)  # 📝 Submit
+    draft = await principal.wait_for()
+    await principal.press(draft.labels[0], message_id=draft.message_id)  # 📤 Send, as listed
+    await principal.wait_for()
+    await stack.settle()  # the prompt is edited to say who submitted
+
+    clock.set(DEMO_START + timedelta(hours=9, minutes=10))
+    show.scene(
+        tr._("{time} 石坝乡红岩小学 has not sent its report: its principal is paged", time="17:00")
+    )
+    await stack.settle()
+
+    clock.set(DEMO_START + timedelta(hours=10, minutes=10))
+    show.scene(
+        tr._(
+            "{time} Still missing: the township officer is paged, and the roll-ups name it",
+            time="18:00",
+        )
+    )
+    await stack.settle()
+    await officer.wait_for(lambda m: "SB02" in m.text or "红岩" in m.text)
+    await desk.wait_for(lambda m: "红岩" in m.text)
 
 
 async def run_demo(*, language: str, out: TextIO) -> None:
@@ -238,5 +297,8 @@ async def run_demo(*, language: str, out: TextIO) -> None:
             show.scene(tr._("{time} The township's officer reads the timeline", time="09:16"))
             await admin.send(f"/incident {number}")
             await admin.wait_for()
+            await _daily_reports(
+                stack, clock, show, tr, principal=principal, silent=feng, officer=admin, desk=desk
+            )
             show.flush()
             out.write("\n" + tr._("End of the demo.") + "\n")

@@ -60,6 +60,8 @@ from telegram.ext._utils.types import ConversationKey
 
 from bot.callbacks import (
     ClockOut,
+    DailyOpen,
+    DailyStep,
     DraftChoice,
     DutyLogStep,
     FinalStep,
@@ -71,7 +73,16 @@ from bot.callbacks import (
 )
 from bot.services import drafts
 from bot.services.drafts import DraftPrompt
-from handlers import attendance, draft_steps, final_report, followups, heard, incidents, swaps
+from handlers import (
+    attendance,
+    daily_reports,
+    draft_steps,
+    final_report,
+    followups,
+    heard,
+    incidents,
+    swaps,
+)
 from handlers.buttons import conversation_step
 from handlers.context import ZhibanContext
 from handlers.replies import reply
@@ -85,6 +96,7 @@ PROMPTS: Mapping[str, DraftPrompt] = {
     followups.FOLLOWUP: followups.FOLLOWUP_PROMPT,
     final_report.FINAL: final_report.FINAL_PROMPT,
     heard.HEARD: heard.HEARD_PROMPT,
+    daily_reports.DAILY: daily_reports.DAILY_PROMPT,
 }
 
 PRIVATE = filters.ChatType.PRIVATE
@@ -158,6 +170,7 @@ def conversation_handlers() -> list[DraftConversationHandler]:
     registry.add(_quiet(lambda: followup_conversation(registry)))
     registry.add(_quiet(lambda: final_conversation(registry)))
     registry.add(_quiet(lambda: heard_conversation(registry)))
+    registry.add(_quiet(lambda: daily_report_conversation(registry)))
     return registry.handlers()
 
 
@@ -325,6 +338,35 @@ def heard_conversation(registry: Conversations) -> DraftConversationHandler:
         states={step: steps for step in heard.HeardState},
         fallbacks=[CommandHandler("cancel", heard.heard_cancel_command, filters=PRIVATE)],
         name=heard.HEARD,
+        persistent=True,
+        allow_reentry=True,
+    )
+
+
+def daily_report_conversation(registry: Conversations) -> DraftConversationHandler:
+    """📝 Submit on a daily report prompt: write it or send the listed incidents; Back, Cancel."""
+    return DraftConversationHandler(
+        entry_points=[
+            CallbackQueryHandler(
+                registry.entry(
+                    daily_reports.DAILY, conversation_step(DailyOpen, daily_reports.on_open)
+                ),
+                pattern=r"^dy:o:",
+            ),
+        ],
+        states={
+            daily_reports.DailyState.WRITING: [
+                CallbackQueryHandler(
+                    conversation_step(DailyStep, daily_reports.on_step), pattern=r"^dy:[sbc]$"
+                ),
+                CallbackQueryHandler(
+                    conversation_step(DraftChoice, daily_reports.on_prompt), pattern=r"^cv:"
+                ),
+                MessageHandler(PRIVATE & ~filters.COMMAND, daily_reports.on_input),
+            ],
+        },
+        fallbacks=[CommandHandler("cancel", daily_reports.cancel_command, filters=PRIVATE)],
+        name=daily_reports.DAILY,
         persistent=True,
         allow_reentry=True,
     )

@@ -12,6 +12,9 @@ from bot.callbacks import (
     ButtonData,
     ClockIn,
     ClockOut,
+    DailyNothing,
+    DailyOpen,
+    DailyStep,
     DraftChoice,
     DrillEnd,
     DrillStart,
@@ -87,6 +90,9 @@ EVERY_KIND: list[ButtonData] = [
     *(HeardChoice("cat", c) for c in callbacks.REPORT_CATEGORIES),
     *(HeardChoice("sev", s) for s in callbacks.REPORT_SEVERITIES),
     *(HeardChoice(action) for action in ("send", "back", "cancel")),
+    DailyOpen(MAX_ID),
+    DailyNothing(1),
+    *(DailyStep(action) for action in ("send", "back", "cancel")),
 ]
 
 
@@ -179,6 +185,12 @@ FORGED = [
     "hd:k:arson",
     "hd:v:huge",
     "hd:q",
+    "dy:o:0",
+    "dy:z:²",
+    "dy:z:2147483648",
+    "dy:o",
+    "dy:s:1",
+    "dy:x",
 ]
 
 
