@@ -24,7 +24,7 @@ from bot.services import daily_reports, roster
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 12, 2)
-TOO_LONG = "文字太长，请控制在 3000 字以内。"
+TOO_LONG = "文字太长，请控制在3000字以内。"
 
 
 def local(day: int, hour: int, minute: int = 0) -> datetime:
