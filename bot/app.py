@@ -24,7 +24,13 @@ from telegram.ext import (
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db import create_engine
-from bot.delivery import OutboxSender, outbox_bot, worker_name
+from bot.delivery import (
+    OutboxSender,
+    SendWindow,
+    SharedWindowLimiter,
+    outbox_bot,
+    worker_name,
+)
 from bot.i18n import LANGUAGES, translator
 from bot.migrate import upgrade
 from bot.persistence import DatabasePersistence
@@ -75,6 +81,8 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
     """Build the python-telegram-bot Application for this runtime."""
     telegram = runtime.settings.telegram
     context_types = ContextTypes(context=ZhibanContext, bot_data=BotData)
+    # One count of Telegram's 30 a second for the outbox sender and the bot's direct replies.
+    window = SendWindow(runtime.clock, per_second=telegram.messages_per_second)
     application: ZhibanApplication = (
         ApplicationBuilder()
         .token(token)
@@ -83,10 +91,13 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         .context_types(context_types)
         .concurrent_updates(PerPersonUpdates(telegram.update_workers))
         .rate_limiter(
-            AIORateLimiter(
-                overall_max_rate=telegram.messages_per_second,
-                group_max_rate=telegram.group_messages_per_minute,
-                max_retries=telegram.max_retries,
+            SharedWindowLimiter(
+                AIORateLimiter(
+                    overall_max_rate=telegram.messages_per_second,
+                    group_max_rate=telegram.group_messages_per_minute,
+                    max_retries=telegram.max_retries,
+                ),
+                window,
             )
         )
         .post_init(_register_commands)
@@ -110,6 +121,7 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         telegram=telegram,
         paging=runtime.paging,
         worker=worker,
+        window=window,
     )
     shift_settings = runtime.settings.shifts
 
