@@ -28,7 +28,7 @@ from bot.delivery import OutboxSender, outbox_bot, worker_name
 from bot.i18n import LANGUAGES, translator
 from bot.migrate import upgrade
 from bot.persistence import DatabasePersistence
-from bot.services import attendance, drafts, escalation
+from bot.services import attendance, checkins, drafts, escalation
 from bot.services.engine import DeadlineHandler
 from bot.services.incidents import drills
 from bot.uow import Database
@@ -114,13 +114,18 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
     async def plan_shifts(now: datetime) -> int:
         return await attendance.plan_upcoming(runtime.db, now=now, settings=shift_settings)
 
+    async def plan_checkins(now: datetime) -> int:
+        return await checkins.plan_upcoming(
+            runtime.db, now=now, settings=runtime.settings.checkins, tz=runtime.settings.bot.tz
+        )
+
     engine = EngineJob(
         db=runtime.db,
         clock=runtime.clock,
         handlers=deadline_handlers(runtime),
         worker=worker,
         after_step=sender.wake,
-        planners=[plan_shifts],
+        planners=[plan_shifts, plan_checkins],
     )
 
     def wake() -> None:
@@ -183,6 +188,9 @@ def deadline_handlers(runtime: Runtime) -> dict[str, DeadlineHandler]:
         escalation.STEP_KIND: escalation.step_handler(runtime.paging),
         **drills.deadline_handlers(runtime.paging),
         **attendance.deadline_handlers(runtime.settings.shifts, runtime.paging),
+        **checkins.deadline_handlers(
+            runtime.settings.checkins, runtime.settings.shifts, runtime.paging
+        ),
         **drafts.deadline_handlers(
             conversations.PROMPTS,
             default_language=runtime.settings.bot.language,

@@ -28,6 +28,8 @@ from telegram.error import TelegramError
 from bot import callbacks
 from bot.callbacks import (
     ButtonData,
+    CheckinNormal,
+    CheckinProblem,
     ClockIn,
     ClockOut,
     DraftChoice,
@@ -58,6 +60,7 @@ from bot.i18n import Translator
 from bot.services import refusals
 from handlers import (
     attendance,
+    checkins,
     draft_steps,
     drills,
     final_report,
@@ -238,4 +241,9 @@ async def _dispatch(
             await heard.on_stale_button(update, context, press(button))
         case FollowUpOpen():
             # Taken by the follow-up conversation's entry point (handlers/conversations.py).
+            await answer(InvalidButton().render(context.tr_for(update)), alert=True)
+        case CheckinNormal():
+            await checkins.on_normal_button(update, context, press(button))
+        case CheckinProblem():
+            # Taken by the report conversation's entry point (handlers/conversations.py).
             await answer(InvalidButton().render(context.tr_for(update)), alert=True)

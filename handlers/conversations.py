@@ -59,6 +59,7 @@ from telegram.ext import (
 from telegram.ext._utils.types import ConversationKey
 
 from bot.callbacks import (
+    CheckinProblem,
     ClockOut,
     DraftChoice,
     DutyLogStep,
@@ -71,7 +72,16 @@ from bot.callbacks import (
 )
 from bot.services import drafts
 from bot.services.drafts import DraftPrompt
-from handlers import attendance, draft_steps, final_report, followups, heard, incidents, swaps
+from handlers import (
+    attendance,
+    checkins,
+    draft_steps,
+    final_report,
+    followups,
+    heard,
+    incidents,
+    swaps,
+)
 from handlers.buttons import conversation_step
 from handlers.context import ZhibanContext
 from handlers.replies import reply
@@ -193,7 +203,7 @@ def out_conversation(registry: Conversations) -> DraftConversationHandler:
 
 
 def report_conversation(registry: Conversations) -> DraftConversationHandler:
-    """/report: category, severity, what happened, when, casualties, then confirm."""
+    """/report (or 🚨 Report a problem on a check-in): kind, severity, what, when, casualties."""
     # Every step takes the same presses and input; the draft's step decides what they mean.
     steps: list[BaseHandler[Update, Any, object]] = [
         CallbackQueryHandler(
@@ -210,7 +220,14 @@ def report_conversation(registry: Conversations) -> DraftConversationHandler:
                 "report",
                 registry.entry(incidents.REPORT, incidents.report_command),
                 filters=PRIVATE,
-            )
+            ),
+            # 🚨 Report a problem on a check-in prompt: the same report, at the check-in's unit.
+            CallbackQueryHandler(
+                registry.entry(
+                    incidents.REPORT, conversation_step(CheckinProblem, checkins.on_problem_button)
+                ),
+                pattern=r"^ck:p:",
+            ),
         ],
         states={step: steps for step in incidents.ReportStep},
         fallbacks=[CommandHandler("cancel", incidents.report_cancel_command, filters=PRIVATE)],

@@ -10,6 +10,8 @@ from bot import callbacks, plausible
 from bot.callbacks import (
     MAX_ID,
     ButtonData,
+    CheckinNormal,
+    CheckinProblem,
     ClockIn,
     ClockOut,
     DraftChoice,
@@ -87,6 +89,8 @@ EVERY_KIND: list[ButtonData] = [
     *(HeardChoice("cat", c) for c in callbacks.REPORT_CATEGORIES),
     *(HeardChoice("sev", s) for s in callbacks.REPORT_SEVERITIES),
     *(HeardChoice(action) for action in ("send", "back", "cancel")),
+    CheckinNormal(1),
+    CheckinProblem(MAX_ID),
 ]
 
 
@@ -179,6 +183,13 @@ FORGED = [
     "hd:k:arson",
     "hd:v:huge",
     "hd:q",
+    "ck:n:",
+    "ck:n:0",
+    "ck:n:01",
+    "ck:p:x",
+    "ck:p:1:2",
+    "ck:y:1",
+    f"ck:n:{MAX_ID + 1}",
 ]
 
 
