@@ -25,6 +25,10 @@ Rules:
   next contact.
 - A check-in whose person is no longer on duty for it (deactivated, or the shift handed to
   someone else) is void: no reminder, no page, and an answer is refused.
+- Someone on duty without a linked account owes a check-in all the same (compliance counts it
+  missing), but the bot could not ask them, so they are neither reminded nor paged about:
+  twice a day a page saying "could not be asked" would teach leaders to ignore pages, and the
+  roster already shows who has not opened their invite.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import callbacks
 from bot.config import CheckinSettings, EscalationStep, ShiftSettings
 from bot.i18n import N_, Translator, translator
-from bot.models import Checkin, ClockEvent, Deadline, Person, Shift, Unit
+from bot.models import Account, Checkin, ClockEvent, Deadline, Person, Shift, Unit
 from bot.services import audit, deadlines, escalation, marks, outbox
 from bot.services.engine import DeadlineHandler
 from bot.services.escalation import PagingContext
@@ -310,7 +314,11 @@ async def _open_round(
 async def still_owed(
     session: AsyncSession, due: datetime
 ) -> list[tuple[Checkin, Person, Unit, Shift | None]]:
-    """The round's check-ins not answered yet whose person is still on duty for them."""
+    """The round's unanswered check-ins of people still on duty for them who can be asked.
+
+    Someone without a linked account could not be asked: they are counted missing, but neither
+    reminded nor paged about (the roster already says they have not opened their invite).
+    """
     rows = (
         await session.exec(
             select(Checkin, Person, Unit)
@@ -321,10 +329,20 @@ async def still_owed(
         )
     ).all()
     shifts = await _shifts(session, {c.shift_id for c, _p, _u in rows if c.shift_id})
+    linked = set(
+        (
+            await session.exec(
+                select(Account.person_id).where(
+                    col(Account.person_id).in_({c.person_id for c, _p, _u in rows}),
+                    col(Account.unlinked_at).is_(None),
+                )
+            )
+        ).all()
+    )
     owed = []
     for checkin, person, unit in rows:
         shift = shifts.get(checkin.shift_id) if checkin.shift_id else None
-        if not void(checkin, person, shift):
+        if checkin.person_id in linked and not void(checkin, person, shift):
             owed.append((checkin, person, unit, shift))
     return owed
 
@@ -381,7 +399,7 @@ async def _page_silent(
                 "time": due.astimezone(ctx.tz).strftime("%H:%M"),
             },
             ask=SILENT_ASK,
-            since=checkin.deadline,
+            since=checkin.due_at,
             resolve_label=SILENT_RESOLVE,
         )
         await escalation.start(
