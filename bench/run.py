@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import busy_chat
+import checkins
 import clockin
 import due_lookup
 import fanout
@@ -27,6 +28,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "due_lookup": (due_lookup.run, 120.0),
     "rota": (rota.run, 120.0),
     "clockin": (clockin.run, 90.0),
+    "checkins": (checkins.run, 300.0),
 }
 
 

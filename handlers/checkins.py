@@ -12,20 +12,13 @@ from typing import TYPE_CHECKING
 from telegram import Update
 
 from bot.errors import ZhibanError
-from bot.i18n import N_
 from bot.services import checkins
 from handlers import incidents
 from handlers.context import ZhibanContext
-from handlers.replies import edit
 
 if TYPE_CHECKING:
     from bot.callbacks import CheckinNormal, CheckinProblem
     from handlers.buttons import Press
-
-RECORDED = N_("✅ All normal: recorded at {time}. Thank you.")
-RECORDED_LATE = N_(
-    "✅ All normal: recorded at {time}, late (the answer was due by {deadline}). Thank you."
-)
 
 
 async def on_normal_button(
@@ -47,17 +40,8 @@ async def on_normal_button(
     except ZhibanError as error:
         await press.answer(error.render(tr, tz), alert=True)
         return
-    runtime.wake()
-    await press.answer()
-    if answered.late:
-        text = tr._(
-            RECORDED_LATE,
-            time=tr.time_text(answered.at, tz),
-            deadline=tr.time_text(answered.deadline, tz),
-        )
-    else:
-        text = tr._(RECORDED, time=tr.time_text(answered.at, tz))
-    await edit(press.query, text, parse_mode=None)
+    runtime.wake()  # the prompt loses its buttons through the outbox, at Telegram's pace
+    await press.answer(checkins.answered_text(tr, answered, tz))
 
 
 async def on_problem_button(

@@ -119,6 +119,10 @@ async def test_a_day_of_rounds_one_silent_paged_one_late_one_problem_reported(
     async with db.read() as uow:
         incident = (await uow.session.exec(select(Incident))).one()
     assert problem.incident_id == incident.id and incident.number in reported.text
+    await stack.settle()
+    answered_prompt = next(m for m in leader.messages() if m.message_id == leader_prompt.message_id)
+    assert answered_prompt.text == f"🚨 Problem reported at 09:04: {incident.number}."
+    assert not answered_prompt.buttons
 
     # 张老师 stays silent: reminded at 09:15, the duty leader paged at 09:30, naming them
     await at(stack, clock, local(9, 15))
@@ -157,7 +161,7 @@ async def test_a_day_of_rounds_one_silent_paged_one_late_one_problem_reported(
     # all normal, in time
     await at(stack, clock, local(21, 5))
     await leader.press("✅ All normal", message_id=evening.message_id)
-    await leader.wait_for_answer()
+    assert (await leader.wait_for_answer()).text == "✅ All normal: recorded at 21:05. Thank you."
     done = await leader.wait_for()
     assert done.text == "✅ All normal: recorded at 21:05. Thank you."
     assert not done.buttons

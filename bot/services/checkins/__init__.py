@@ -11,6 +11,7 @@ from bot.services.checkins.answers import (
     ProblemReported,
     ProblemTarget,
     answer_normal,
+    answered_text,
     problem_target,
     report_problem,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "ProblemReported",
     "ProblemTarget",
     "answer_normal",
+    "answered_text",
     "closes_at",
     "compliance",
     "deadline_handlers",

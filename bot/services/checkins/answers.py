@@ -25,14 +25,14 @@ from datetime import datetime, time
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import EscalationPolicy, Severity
 from bot.errors import InvalidInput, NotAllowed, NotFound
-from bot.i18n import N_, Translator
-from bot.models import Checkin, Person, Shift
-from bot.services import audit, contacts, escalation, incidents
+from bot.i18n import N_, Translator, translator
+from bot.models import Checkin, OutboxMessage, Person, Shift
+from bot.services import audit, contacts, escalation, incidents, outbox
 from bot.services.checkins import rounds
 from bot.services.escalation import Note, PagingContext
 from bot.services.escalation.actions import on_behalf
@@ -44,6 +44,11 @@ NOT_YOURS = N_("This check-in is not yours.")
 ANSWERED_ALREADY = N_("You already answered this check-in at {time}.")
 CLOSED = N_("This check-in closed at {time}; nothing was recorded.")
 OFF_DUTY = N_("You are no longer on duty for this check-in; nothing was recorded.")
+RECORDED = N_("✅ All normal: recorded at {time}. Thank you.")
+RECORDED_LATE = N_(
+    "✅ All normal: recorded at {time}, late (the answer was due by {deadline}). Thank you."
+)
+RECORDED_PROBLEM = N_("🚨 Problem reported at {time}: {number}.")
 LATE_NORMAL_NOTE = N_("✔️ {name} answered late at {time}: all normal.")
 LATE_PROBLEM_NOTE = N_("✔️ {name} answered late at {time}: reported a problem ({number}).")
 
@@ -146,6 +151,7 @@ async def _record(
         await escalation.close_for_subject(
             session, subject_type=rounds.SUBJECT, subject_id=checkin.id, note=note, now=now, ctx=ctx
         )
+    await _close_prompts(session, checkin, person, now=now, ctx=ctx, incident=incident)
     await audit.record(
         session,
         at=now,
@@ -157,6 +163,44 @@ async def _record(
         detail={"answer": answer.value, "late": late, "incident": checkin.incident_id},
     )
     return Answered(checkin.id, checkin.due_at, checkin.deadline, now, late)
+
+
+def answered_text(
+    tr: Translator, answered: Answered, tz: ZoneInfo, number: str | None = None
+) -> str:
+    """What the person reads once their answer is recorded (pure)."""
+    at = tr.time_text(answered.at, tz)
+    if number is not None:
+        return tr._(RECORDED_PROBLEM, time=at, number=number)
+    if answered.late:
+        return tr._(RECORDED_LATE, time=at, deadline=tr.time_text(answered.deadline, tz))
+    return tr._(RECORDED, time=at)
+
+
+async def _close_prompts(
+    session: AsyncSession,
+    checkin: Checkin,
+    person: Person,
+    *,
+    now: datetime,
+    ctx: PagingContext,
+    incident: incidents.Reported | None,
+) -> None:
+    """Replace the buttons of the check-in's prompt and reminder by the answer.
+
+    Through the outbox, so that 1,500 answers within a minute are each answered at once and
+    their edits go out at Telegram's pace.
+    """
+    assert checkin.id is not None
+    keys = [rounds.asked_key(checkin.id, name) for name in ("prompt", "remind")]
+    sent = (
+        await session.exec(select(OutboxMessage).where(col(OutboxMessage.dedupe_key).in_(keys)))
+    ).all()
+    tr = translator(person.language or ctx.default_language)
+    answered = Answered(checkin.id, checkin.due_at, checkin.deadline, now, now > checkin.deadline)
+    text = answered_text(tr, answered, ctx.tz, incident.number if incident else None)
+    for message in sent:
+        await outbox.enqueue_edit(session, now=now, target=message, text=text)
 
 
 async def answer_normal(

@@ -116,12 +116,22 @@ def closes_at(due: datetime, times: Sequence[time], tz: ZoneInfo) -> datetime:
 
 
 def _minutes(due: datetime) -> int:
-    """A round's id for its deadlines' subject: minutes since the epoch (fits an INTEGER)."""
+    """A round's id for its deadlines' subject: minutes since the epoch (fits an INTEGER).
+
+    Only an id: the reminder and silence deadlines name their round's exact moment in their
+    payload.
+    """
     return int(due.timestamp()) // 60
 
 
-def _due_of(minutes: int) -> datetime:
-    return datetime.fromtimestamp(minutes * 60, UTC)
+def _due_of(deadline: Deadline) -> datetime:
+    """The round a reminder or silence deadline belongs to (its payload names it)."""
+    return datetime.fromisoformat(str((deadline.payload or {})["due"]))
+
+
+def asked_key(checkin_id: int, name: str) -> str:
+    """The outbox key of a check-in's prompt or reminder: an answer edits them both."""
+    return f"checkin:{checkin_id}:{name}"
 
 
 def round_key(due: datetime, name: str) -> str:
@@ -286,6 +296,7 @@ async def _open_round(
             person_id=person.id,
             buttons=answer_buttons(tr, checkin.id),
             late=late,
+            dedupe_key=asked_key(checkin.id, "prompt"),
         )
     for kind, name, at in (
         (KIND_REMIND, "remind", opened + settings.remind_after),
@@ -299,6 +310,7 @@ async def _open_round(
             subject_id=deadline.subject_id,
             due_at=at,
             now=now,
+            payload={"due": due.isoformat()},
         )
     await audit.record(
         session,
@@ -355,7 +367,7 @@ def void(checkin: Checkin, person: Person, shift: Shift | None) -> bool:
 async def _remind(
     session: AsyncSession, deadline: Deadline, now: datetime, ctx: PagingContext
 ) -> None:
-    due = _due_of(deadline.subject_id)
+    due = _due_of(deadline)
     for checkin, person, _unit, _shift in await still_owed(session, due):
         if now >= checkin.deadline:
             continue  # found after the window (downtime): the page says the rest
@@ -367,7 +379,12 @@ async def _remind(
             deadline=tr.time_text(checkin.deadline, ctx.tz),
         )
         await outbox.enqueue(
-            session, now=now, text=text, person_id=person.id, buttons=answer_buttons(tr, checkin.id)
+            session,
+            now=now,
+            text=text,
+            person_id=person.id,
+            buttons=answer_buttons(tr, checkin.id),
+            dedupe_key=asked_key(checkin.id, "remind"),
         )
 
 
@@ -388,7 +405,7 @@ async def _page_silent(
     settings: CheckinSettings,
     ctx: PagingContext,
 ) -> None:
-    due = _due_of(deadline.subject_id)
+    due = _due_of(deadline)
     for checkin, person, unit, _shift in await still_owed(session, due):
         assert checkin.id is not None and person.id is not None
         subject = PageSubject(
