@@ -7,9 +7,11 @@ the check-in's unit, and sending that report answers the check-in.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from telegram import Update
+from telegram.error import BadRequest
 
 from bot.errors import ZhibanError
 from bot.services import checkins
@@ -41,7 +43,10 @@ async def on_normal_button(
         await press.answer(error.render(tr, tz), alert=True)
         return
     runtime.wake()  # the prompt loses its buttons through the outbox, at Telegram's pace
-    await press.answer(checkins.answered_text(tr, answered, tz))
+    # In a burst of answers a press may wait in line past Telegram's answer window; it is
+    # recorded all the same and its prompt's edit says so, so no apology follows.
+    with suppress(BadRequest):
+        await press.answer(checkins.answered_text(tr, answered, tz))
 
 
 async def on_problem_button(
