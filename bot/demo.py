@@ -122,6 +122,8 @@ async def _silent_checkin(
     await silent.press("✅ All normal")
     await silent.wait_for_answer()
     await stack.settle()
+    # The page about him is edited through the outbox: wait for the edit that says so.
+    await leader.wait_for(lambda m: m.message_id == page.message_id and "09:35" in m.text)
 
 
 async def run_demo(*, language: str, out: TextIO) -> None:

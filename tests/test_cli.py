@@ -145,9 +145,7 @@ def test_demo_runs_offline_and_prints_the_conversation() -> None:
     silence = out.split("[09:30] bot → 杨光明: 🚨 Check-in unanswered: 马俊 (☎ 13800000015)")[1]
     assert "✅ Acknowledged by 杨光明 at 09:32." in silence
     assert "[09:35] bot ✎ Ma Jun: ✅ All normal: recorded at 09:35, late" in silence
-    assert silence.rstrip().endswith(
-        "✔️ 马俊 answered late at 09:35: all normal.\n\nEnd of the demo."
-    )
+    assert "        ✔️ 马俊 answered late at 09:35: all normal.\n" in silence
     assert out.count("Check-in unanswered") == 3  # the page, its acknowledgement, the late answer
     assert "Traceback" not in out + result.stderr
 
