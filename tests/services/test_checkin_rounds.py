@@ -20,7 +20,7 @@ from bot.models import (
     Person,
     Shift,
 )
-from bot.services import checkins, escalation
+from bot.services import checkins, escalation, incidents
 from bot.services.checkins import CheckinStatus, Figures
 from bot.services.engine import run_due
 from bot.services.escalation import PagingContext
@@ -260,3 +260,62 @@ async def test_compliance_counts_in_time_late_and_missing_per_person_and_unit(
         db, unit_id=district.units["S2"], start=local(0), end=local(0, day=3), now=local(12)
     )
     assert other.total == Figures() and other.by_unit == {}
+
+
+async def test_a_problem_reported_after_the_window_answers_late_and_closes_the_page(
+    db: Database, district: District
+) -> None:
+    await shift(db, district, "staff", local(8), local(20))
+    await checkins.plan_upcoming(db, now=local(8), settings=ROUNDS, tz=TZ)
+    for moment in (local(9), local(9, 15), local(9, 30)):
+        await run_due(db, now=moment, handlers=HANDLERS, worker="w")
+    checkin = (await owed(db))[district.people["staff"]]
+    assert checkin.id is not None
+    draft = incidents.ReportDraft(
+        category="building_facility",
+        severity="general",
+        description="The stairwell window is cracked.",
+        occurred_at=local(9, 40),
+    )
+    done = await checkins.report_problem(
+        db,
+        person_id=district.people["staff"],
+        checkin_id=checkin.id,
+        draft=draft,
+        now=local(9, 41),
+        policies=SETTINGS.escalation,
+        times=ROUNDS.times,
+        ctx=CTX,
+    )
+    assert done.answered is not None and done.answered.late
+    row = (await owed(db))[district.people["staff"]]
+    assert (row.answer, row.incident_id, row.answered_at) == (
+        "problem",
+        done.report.incident_id,
+        local(9, 41),
+    )
+    async with db.read() as uow:
+        matter = (
+            await uow.session.exec(select(Escalation).where(Escalation.subject_type == "checkin"))
+        ).one()
+        edits = (
+            await uow.session.exec(select(OutboxMessage).where(OutboxMessage.kind == "edit"))
+        ).all()
+    # (the pages were never sent here, so there is no page message to edit; the e2e tests
+    # read the note on a page that was)
+    assert matter.status == "resolved" and matter.resolved_at == local(9, 41)
+    prompt = f"🚨 Problem reported at 09:41: {done.report.number}."
+    assert sum(e.body["text"] == prompt for e in edits) == 2  # the prompt and the reminder
+    # a second report from the same prompt is stored, and leaves the answer as it was
+    again = await checkins.report_problem(
+        db,
+        person_id=district.people["staff"],
+        checkin_id=checkin.id,
+        draft=draft,
+        now=local(9, 50),
+        policies=SETTINGS.escalation,
+        times=ROUNDS.times,
+        ctx=CTX,
+    )
+    assert again.answered is None and again.report.incident_id != done.report.incident_id
+    assert (await owed(db))[district.people["staff"]].incident_id == done.report.incident_id
