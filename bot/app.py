@@ -34,7 +34,7 @@ from bot.delivery import (
 from bot.i18n import LANGUAGES, translator
 from bot.migrate import upgrade
 from bot.persistence import DatabasePersistence
-from bot.services import attendance, daily_reports, drafts, escalation
+from bot.services import attendance, checkins, daily_reports, drafts, escalation
 from bot.services.engine import DeadlineHandler
 from bot.services.incidents import drills
 from bot.uow import Database
@@ -135,13 +135,18 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
             runtime.db, now=now, settings=daily_settings, tz=runtime.settings.bot.tz
         )
 
+    async def plan_checkins(now: datetime) -> int:
+        return await checkins.plan_upcoming(
+            runtime.db, now=now, settings=runtime.settings.checkins, tz=runtime.settings.bot.tz
+        )
+
     engine = EngineJob(
         db=runtime.db,
         clock=runtime.clock,
         handlers=deadline_handlers(runtime),
         worker=worker,
         after_step=sender.wake,
-        planners=[plan_shifts, plan_daily_reports],
+        planners=[plan_shifts, plan_daily_reports, plan_checkins],
     )
 
     def wake() -> None:
@@ -205,6 +210,9 @@ def deadline_handlers(runtime: Runtime) -> dict[str, DeadlineHandler]:
         **drills.deadline_handlers(runtime.paging),
         **attendance.deadline_handlers(runtime.settings.shifts, runtime.paging),
         **daily_reports.deadline_handlers(runtime.settings.daily_report, runtime.paging),
+        **checkins.deadline_handlers(
+            runtime.settings.checkins, runtime.settings.shifts, runtime.paging
+        ),
         **drafts.deadline_handlers(
             conversations.PROMPTS,
             default_language=runtime.settings.bot.language,

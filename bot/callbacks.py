@@ -500,6 +500,33 @@ class DrillEnd:
 
 DrillButton = DrillStart | DrillEnd
 
+
+@dataclass(frozen=True)
+class CheckinNormal:
+    """`ck:n:<checkin>`: ✅ All normal on a check-in prompt (平安报告)."""
+
+    checkin_id: int
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"ck:n:{self.checkin_id}"
+
+
+@dataclass(frozen=True)
+class CheckinProblem:
+    """`ck:p:<checkin>`: 🚨 Report a problem on a check-in prompt (opens /report)."""
+
+    checkin_id: int
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"ck:p:{self.checkin_id}"
+
+
+CheckinButton = CheckinNormal | CheckinProblem
+
 ButtonData = (
     Language
     | ClockIn
@@ -518,6 +545,7 @@ ButtonData = (
     | FinalStep
     | HeardChoice
     | DailyButton
+    | CheckinButton
 )
 
 
@@ -676,6 +704,15 @@ def _daily(fields: list[str]) -> ButtonData:
     raise InvalidButton
 
 
+def _checkin(fields: list[str]) -> ButtonData:
+    match fields:
+        case ["n", checkin]:
+            return CheckinNormal(_number(checkin))
+        case ["p", checkin]:
+            return CheckinProblem(_number(checkin))
+    raise InvalidButton
+
+
 # One reader per prefix; a prefix not listed here is not ours.
 _READERS: dict[str, Callable[[list[str]], ButtonData]] = {
     "lang": _language,
@@ -693,6 +730,7 @@ _READERS: dict[str, Callable[[list[str]], ButtonData]] = {
     "fr": _final,
     "hd": _heard,
     "dy": _daily,
+    "ck": _checkin,
 }
 
 

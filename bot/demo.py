@@ -15,7 +15,7 @@ from typing import TextIO
 from bot.clock import MovableClock
 from bot.config import settings_from_mapping
 from bot.i18n import N_, Translator, translator
-from bot.sandbox import SimUser
+from bot.sandbox import SentMessage, SimUser
 from bot.sandbox.server import BotApiEmulator
 from bot.sandbox.stack import LocalStack
 from bot.services import accounts, roster
@@ -127,6 +127,62 @@ async def _daily_reports(
     await stack.settle()
     await officer.wait_for(lambda m: "SB02" in m.text or "红岩" in m.text)
     await desk.wait_for(lambda m: "红岩" in m.text)
+
+
+def _has_button(message: SentMessage, prefix: str) -> bool:
+    """Whether the message carries a button whose callback data starts with `prefix`."""
+    return any((data or "").startswith(prefix) for row in message.callback_data for data in row)
+
+
+async def _checkin_round(
+    show: Transcript, stack: LocalStack, tr: Translator, *, answering: tuple[SimUser, ...]
+) -> None:
+    """09:00: the safety check-in (平安报告) reaches everyone on duty; the leaders answer."""
+    show.scene(
+        tr._("{time} The morning safety check-in (平安报告) asks everyone on duty", time="09:00")
+    )
+    await stack.settle()
+    for person in answering:
+        prompt = await person.wait_for(lambda m: _has_button(m, "ck:n:"))
+        await person.press(prompt.labels[0], message_id=prompt.message_id)
+        await person.wait_for_answer()
+    await stack.settle()
+
+
+async def _silent_checkin(
+    show: Transcript,
+    stack: LocalStack,
+    clock: MovableClock,
+    tr: Translator,
+    *,
+    silent: SimUser,
+    leader: SimUser,
+) -> None:
+    """09:30: one person never answered the check-in; their duty leader is paged about them.
+
+    The silent person was reminded at 09:15. The leader acknowledges; the person's answer
+    comes late and the page says so.
+    """
+    clock.set(DEMO_START + timedelta(minutes=100))
+    show.scene(
+        tr._(
+            "{time} 马俊 has not answered the 09:00 check-in: his duty leader is paged",
+            time="09:30",
+        )
+    )
+    await stack.settle()
+    page = await leader.wait_for(lambda m: _has_button(m, "pg:a:") and "09:00" in m.text)
+    clock.advance(timedelta(minutes=2))
+    await leader.press(page.labels[0], message_id=page.message_id)
+    await leader.wait_for_answer()
+    await stack.settle()
+    clock.advance(timedelta(minutes=3))
+    show.scene(tr._("{time} 马俊 answers at last: recorded as late", time="09:35"))
+    await silent.press("✅ All normal")
+    await silent.wait_for_answer()
+    await stack.settle()
+    # The page about him is edited through the outbox: wait for the edit that says so.
+    await leader.wait_for(lambda m: m.message_id == page.message_id and "09:35" in m.text)
 
 
 async def run_demo(*, language: str, out: TextIO) -> None:
@@ -270,7 +326,7 @@ async def run_demo(*, language: str, out: TextIO) -> None:
             # Meanwhile the morning's other missed shifts run their course; the county desk is
             # not linked yet, so none of their stand-in pages falls to her.
             clock.set(DEMO_START + timedelta(minutes=70))
-            await stack.settle()
+            await _checkin_round(show, stack, tr, answering=(principal, feng))
             clock.set(DEMO_START + timedelta(minutes=80))
             show.scene(tr._("{time} The county's duty desk links her account", time="09:10"))
             issued = await accounts.issue_invites(
@@ -297,6 +353,8 @@ async def run_demo(*, language: str, out: TextIO) -> None:
             show.scene(tr._("{time} The township's officer reads the timeline", time="09:16"))
             await admin.send(f"/incident {number}")
             await admin.wait_for()
+
+            await _silent_checkin(show, stack, clock, tr, silent=colleague, leader=principal)
             await _daily_reports(
                 stack, clock, show, tr, principal=principal, silent=feng, officer=admin, desk=desk
             )

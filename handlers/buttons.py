@@ -30,6 +30,8 @@ from telegram.error import BadRequest, TelegramError
 from bot import callbacks
 from bot.callbacks import (
     ButtonData,
+    CheckinNormal,
+    CheckinProblem,
     ClockIn,
     ClockOut,
     DailyNothing,
@@ -63,6 +65,7 @@ from bot.i18n import Translator
 from bot.services import refusals
 from handlers import (
     attendance,
+    checkins,
     daily_reports,
     draft_steps,
     drills,
@@ -256,3 +259,8 @@ async def _dispatch(
             await daily_reports.on_nothing_button(update, context, press(button))
         case DailyStep():
             await daily_reports.on_stale_button(update, context, press(button))
+        case CheckinNormal():
+            await checkins.on_normal_button(update, context, press(button))
+        case CheckinProblem():
+            # Taken by the report conversation's entry point (handlers/conversations.py).
+            await answer(InvalidButton().render(context.tr_for(update)), alert=True)

@@ -59,6 +59,7 @@ from telegram.ext import (
 from telegram.ext._utils.types import ConversationKey
 
 from bot.callbacks import (
+    CheckinProblem,
     ClockOut,
     DailyOpen,
     DailyStep,
@@ -75,6 +76,7 @@ from bot.services import drafts
 from bot.services.drafts import DraftPrompt
 from handlers import (
     attendance,
+    checkins,
     daily_reports,
     draft_steps,
     final_report,
@@ -206,7 +208,7 @@ def out_conversation(registry: Conversations) -> DraftConversationHandler:
 
 
 def report_conversation(registry: Conversations) -> DraftConversationHandler:
-    """/report: category, severity, what happened, when, casualties, then confirm."""
+    """/report (or 🚨 Report a problem on a check-in): kind, severity, what, when, casualties."""
     # Every step takes the same presses and input; the draft's step decides what they mean.
     steps: list[BaseHandler[Update, Any, object]] = [
         CallbackQueryHandler(
@@ -223,7 +225,14 @@ def report_conversation(registry: Conversations) -> DraftConversationHandler:
                 "report",
                 registry.entry(incidents.REPORT, incidents.report_command),
                 filters=PRIVATE,
-            )
+            ),
+            # 🚨 Report a problem on a check-in prompt: the same report, at the check-in's unit.
+            CallbackQueryHandler(
+                registry.entry(
+                    incidents.REPORT, conversation_step(CheckinProblem, checkins.on_problem_button)
+                ),
+                pattern=r"^ck:p:",
+            ),
         ],
         states={step: steps for step in incidents.ReportStep},
         fallbacks=[CommandHandler("cancel", incidents.report_cancel_command, filters=PRIVATE)],

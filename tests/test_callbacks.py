@@ -10,6 +10,8 @@ from bot import callbacks, plausible
 from bot.callbacks import (
     MAX_ID,
     ButtonData,
+    CheckinNormal,
+    CheckinProblem,
     ClockIn,
     ClockOut,
     DailyNothing,
@@ -93,6 +95,8 @@ EVERY_KIND: list[ButtonData] = [
     DailyOpen(MAX_ID),
     DailyNothing(1),
     *(DailyStep(action) for action in ("send", "back", "cancel")),
+    CheckinNormal(1),
+    CheckinProblem(MAX_ID),
 ]
 
 
@@ -191,6 +195,13 @@ FORGED = [
     "dy:o",
     "dy:s:1",
     "dy:x",
+    "ck:n:",
+    "ck:n:0",
+    "ck:n:01",
+    "ck:p:x",
+    "ck:p:1:2",
+    "ck:y:1",
+    f"ck:n:{MAX_ID + 1}",
 ]
 
 
