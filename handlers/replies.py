@@ -12,6 +12,7 @@ from typing import Any
 
 from telegram import Bot, CallbackQuery, Message
 from telegram.constants import ParseMode
+from telegram.error import BadRequest
 
 from bot.message_parts import split_html, split_plain, truncate_html, truncate_plain
 
@@ -64,4 +65,10 @@ async def edit(
 ) -> None:
     """Replace the text of the message a button sits on: one message, so cut short if need be."""
     short = truncate_html(text) if parse_mode == ParseMode.HTML else truncate_plain(text)
-    await query.edit_message_text(short, parse_mode=parse_mode, reply_markup=reply_markup)
+    try:
+        await query.edit_message_text(short, parse_mode=parse_mode, reply_markup=reply_markup)
+    except BadRequest as error:
+        # A second press of the same button asks for what the message already shows (Telegram
+        # refuses such an edit): there is nothing left to do, and nothing went wrong.
+        if "message is not modified" not in error.message.lower():
+            raise
