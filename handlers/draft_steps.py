@@ -3,18 +3,21 @@
 A conversation (/out, /report, /swap, a follow-up, a final report, /heard) keeps what the
 person entered in a draft (bot/services/drafts.py), keyed by conversation, chat and person.
 These helpers take the keys from the update and the timeouts from the configuration, so a step
-reads as what it decides, not as bookkeeping. They also check input that no conversation
-keeps: attachments beyond the cap, files too large to download, voice notes too long
-(`attachment_problem`).
+reads as what it decides, not as bookkeeping. The endings every conversation has alike live
+here too: Cancel and /cancel (`dropped`, `cancel_command`), the draft prompt's Send as it is /
+Go on / Discard (`answer_prompt`), and the confirmation once the use case is done
+(`finished`). They also check input that no conversation keeps: attachments beyond the cap,
+files too large to download, voice notes too long (`attachment_problem`).
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from telegram import Message, Update
+from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.ext import ConversationHandler
 from telegram.warnings import PTBDeprecationWarning
 
@@ -155,13 +158,68 @@ async def prompt_go_on(
     return draft
 
 
-async def discarded(
+async def answer_prompt(
+    update: Update,
+    context: ZhibanContext,
+    press: Press[DraftChoice],
+    conversation: str,
+    *,
+    send: Callable[[Update, ZhibanContext, Press[Any], drafts.Draft], Awaitable[int]],
+    show: Callable[[Translator, drafts.Draft], tuple[str, InlineKeyboardMarkup]],
+    discarded: str,
+) -> int:
+    """The draft prompt's buttons: `send` the draft as it is, go on (`show` its step), discard.
+
+    `discarded` is the catalog id said on the prompt when the draft is discarded.
+    """
+    draft = await prompt_go_on(update, context, press, conversation)
+    if isinstance(draft, int):
+        return draft
+    match press.button.action:
+        case "send":
+            return await send(update, context, press, draft)
+        case "go_on":
+            text, markup = show(context.tr_for(update), draft)
+            await press.answer()
+            await edit(press.query, text, parse_mode=None, reply_markup=markup)
+            return draft.state
+    return await dropped(update, context, press, conversation, discarded)
+
+
+async def dropped(
     update: Update, context: ZhibanContext, press: Press[Any], conversation: str, sentence: str
 ) -> int:
-    """Drop the draft on the prompt's Discard and say so on the prompt."""
+    """Drop the draft on a press (Cancel, the prompt's Discard) and say so on its message."""
     await end(update, context, conversation)
     await press.answer()
     await edit(press.query, context.tr_for(update)._(sentence), parse_mode=None)
+    return END
+
+
+async def finished(
+    update: Update,
+    context: ZhibanContext,
+    press: Press[Any],
+    conversation: str,
+    text: str,
+    reply_markup: InlineKeyboardMarkup | None = None,
+) -> int:
+    """After a draft's use case succeeded: drop the draft, wake the engine, say `text`."""
+    await end(update, context, conversation)
+    context.runtime.wake()
+    await press.answer()
+    await edit(press.query, text, parse_mode=None, reply_markup=reply_markup)
+    return END
+
+
+async def cancel_command(
+    update: Update, context: ZhibanContext, conversation: str, sentence: str
+) -> int:
+    """/cancel during a conversation: drop its draft and say `sentence` (a catalog id)."""
+    await end(update, context, conversation)
+    if update.effective_message is not None:
+        tr = context.tr_for(update)
+        await reply(update.effective_message, tr._(sentence), parse_mode=None)
     return END
 
 

@@ -14,6 +14,7 @@ tables before the confirmation.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, time, timedelta, tzinfo
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -98,6 +99,7 @@ MINUTES_LABELS = {
     30: N_("30 min ago"),
     60: N_("1 hour ago"),
 }
+CANCELLED = N_("Cancelled; nothing was reported.")
 GONE = N_("This report is no longer open: it was sent, cancelled or timed out. Send /report.")
 
 
@@ -299,8 +301,6 @@ async def _submit(
     except ZhibanError as error:
         await press.answer(error.render(tr, tz), alert=True)
         return draft.state
-    await draft_steps.end(update, context, REPORT)
-    runtime.wake()
     lines = [
         tr._(
             "Reported: {number}. The leaders of {unit} are being paged.",
@@ -318,16 +318,10 @@ async def _submit(
             number=done.number,
         )
     )
-    await press.answer()
     follow_up = InlineKeyboardMarkup(
         [[_button_to(tr._(FOLLOW_UP_LABEL), FollowUpOpen(done.incident_id).data)]]
     )
-    await edit(press.query, "\n".join(lines), parse_mode=None, reply_markup=follow_up)
-    return END
-
-
-async def _cancel(update: Update, context: ZhibanContext) -> None:
-    await draft_steps.end(update, context, REPORT)
+    return await draft_steps.finished(update, context, press, REPORT, "\n".join(lines), follow_up)
 
 
 async def on_report_button(
@@ -344,10 +338,7 @@ async def on_report_button(
     following: ReportStep
     match choice.action:
         case "cancel":
-            await _cancel(update, context)
-            await press.answer()
-            await edit(press.query, tr._("Cancelled; nothing was reported."), parse_mode=None)
-            return END
+            return await draft_steps.dropped(update, context, press, REPORT, CANCELLED)
         case "back":
             if step not in BACK:
                 await press.answer(
@@ -478,32 +469,20 @@ async def on_report_prompt(
     update: Update, context: ZhibanContext, press: Press[DraftChoice]
 ) -> int:
     """Before the timeout: send the report as it is, go on with it, or discard it."""
-    tr = context.tr_for(update)
-    draft = await draft_steps.load(update, context, REPORT)
-    if draft is None or draft_steps.prompt_is_stale(draft, press):
-        await press.answer(tr._(draft_steps.DRAFT_GONE), alert=True)
-        return draft.state if draft is not None else END
-    match press.button.action:
-        case "send":
-            return await _submit(update, context, press, draft, direct=False)
-        case "go_on":
-            await draft_steps.go_on(update, context, REPORT, draft.token)
-            return await _show(update, context, press, draft.state, draft.data)
-    await _cancel(update, context)
-    await press.answer()
-    await edit(press.query, tr._("The report is discarded; nothing was reported."), parse_mode=None)
-    return END
+    return await draft_steps.answer_prompt(
+        update,
+        context,
+        press,
+        REPORT,
+        send=functools.partial(_submit, direct=False),
+        show=lambda tr, draft: view(tr, context, draft.state, draft.data),
+        discarded=N_("The report is discarded; nothing was reported."),
+    )
 
 
 async def report_cancel_command(update: Update, context: ZhibanContext) -> int:
     """/cancel while reporting."""
-    await _cancel(update, context)
-    if update.effective_message is not None:
-        tr = context.tr_for(update)
-        await reply(
-            update.effective_message, tr._("Cancelled; nothing was reported."), parse_mode=None
-        )
-    return END
+    return await draft_steps.cancel_command(update, context, REPORT, CANCELLED)
 
 
 async def on_stale_report_button(
