@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.ext import ConversationHandler
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.config import ConversationSettings
 from bot.i18n import N_, Translator
 from bot.services import drafts
 from handlers.context import ZhibanContext
@@ -48,48 +49,54 @@ def keys(update: Update) -> tuple[int, int]:
     return (chat.id if chat else 0, user.id if user else 0)
 
 
-async def begin(
-    update: Update, context: ZhibanContext, conversation: str, state: int, data: dict[str, Any]
-) -> drafts.Draft:
-    """Start the person's draft of this conversation (any other draft of theirs is dropped)."""
-    runtime = context.runtime
+class _Owner(TypedDict):
+    """Whose draft of which conversation: the keys every draft call takes."""
+
+    conversation: str
+    chat_id: int
+    user_id: int
+
+
+class _Timed(_Owner):
+    """The keys, and what a draft's deadlines are counted from."""
+
+    now: datetime
+    limits: ConversationSettings
+
+
+def _owner(update: Update, conversation: str) -> _Owner:
     chat_id, user_id = keys(update)
-    return await drafts.begin(
-        runtime.db,
-        conversation=conversation,
-        chat_id=chat_id,
-        user_id=user_id,
-        state=state,
-        data=data,
+    return _Owner(conversation=conversation, chat_id=chat_id, user_id=user_id)
+
+
+def _timed(update: Update, context: ZhibanContext, conversation: str) -> _Timed:
+    runtime = context.runtime
+    return _Timed(
+        **_owner(update, conversation),
         now=runtime.clock.now(),
         limits=runtime.settings.conversations,
     )
 
 
+async def begin(
+    update: Update, context: ZhibanContext, conversation: str, state: int, data: dict[str, Any]
+) -> drafts.Draft:
+    """Start the person's draft of this conversation (any other draft of theirs is dropped)."""
+    timed = _timed(update, context, conversation)
+    return await drafts.begin(context.runtime.db, state=state, data=data, **timed)
+
+
 async def load(update: Update, context: ZhibanContext, conversation: str) -> drafts.Draft | None:
     """The person's open draft of this conversation, or None when it is gone."""
-    chat_id, user_id = keys(update)
-    return await drafts.current(
-        context.runtime.db, conversation=conversation, chat_id=chat_id, user_id=user_id
-    )
+    return await drafts.current(context.runtime.db, **_owner(update, conversation))
 
 
 async def save(
     update: Update, context: ZhibanContext, conversation: str, state: int, data: dict[str, Any]
 ) -> bool:
     """Store the step and what was entered, with the full time again; False when it is gone."""
-    runtime = context.runtime
-    chat_id, user_id = keys(update)
-    saved = await drafts.save(
-        runtime.db,
-        conversation=conversation,
-        chat_id=chat_id,
-        user_id=user_id,
-        state=state,
-        data=data,
-        now=runtime.clock.now(),
-        limits=runtime.settings.conversations,
-    )
+    timed = _timed(update, context, conversation)
+    saved = await drafts.save(context.runtime.db, state=state, data=data, **timed)
     return saved is not None
 
 
@@ -97,30 +104,15 @@ async def go_on(
     update: Update, context: ZhibanContext, conversation: str, token: str
 ) -> drafts.Draft | None:
     """The prompt's Go on: the draft named by the token gets its full time again."""
-    runtime = context.runtime
-    chat_id, user_id = keys(update)
-    return await drafts.go_on(
-        runtime.db,
-        conversation=conversation,
-        chat_id=chat_id,
-        user_id=user_id,
-        token=token,
-        now=runtime.clock.now(),
-        limits=runtime.settings.conversations,
-    )
+    timed = _timed(update, context, conversation)
+    return await drafts.go_on(context.runtime.db, token=token, **timed)
 
 
 async def end(update: Update, context: ZhibanContext, conversation: str) -> bool:
     """Drop the person's draft of this conversation (sent, cancelled, discarded)."""
     runtime = context.runtime
-    chat_id, user_id = keys(update)
-    return await drafts.end(
-        runtime.db,
-        conversation=conversation,
-        chat_id=chat_id,
-        user_id=user_id,
-        now=runtime.clock.now(),
-    )
+    owner = _owner(update, conversation)
+    return await drafts.end(runtime.db, now=runtime.clock.now(), **owner)
 
 
 async def no_longer_open(
