@@ -115,6 +115,28 @@ async def end(update: Update, context: ZhibanContext, conversation: str) -> bool
     return await drafts.end(runtime.db, now=runtime.clock.now(), **owner)
 
 
+async def moved(
+    update: Update,
+    context: ZhibanContext,
+    press: Press[Any],
+    conversation: str,
+    state: int,
+    data: dict[str, Any],
+    shown: tuple[str, InlineKeyboardMarkup],
+    gone_sentence: str,
+) -> int:
+    """Save the draft at the step a press led to and turn its message into that step (`shown`).
+
+    A draft that is gone meanwhile gets `gone_sentence` (a catalog id) and ends the step.
+    """
+    if not await save(update, context, conversation, state, data):
+        return await gone(update, context, press, gone_sentence)
+    text, markup = shown
+    await press.answer()
+    await edit(press.query, text, parse_mode=None, reply_markup=markup)
+    return state
+
+
 async def no_longer_open(
     update: Update, context: ZhibanContext, text: str, press: Press[Any] | None = None
 ) -> int:

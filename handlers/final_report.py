@@ -25,7 +25,7 @@ from bot.services import drafts, incidents
 from handlers import draft_steps
 from handlers.context import ZhibanContext
 from handlers.draft_steps import END
-from handlers.replies import edit, reply
+from handlers.replies import reply
 
 if TYPE_CHECKING:
     from handlers.buttons import Press
@@ -210,12 +210,10 @@ async def on_final_button(update: Update, context: ZhibanContext, press: Press[F
         case _:
             await press.answer(tr._("Please answer this step first."), alert=True)
             return state
-    if not await draft_steps.save(update, context, FINAL, following, draft.data):
-        return await draft_steps.gone(update, context, press, GONE)
-    text, markup = view(tr, following, draft.data)
-    await press.answer()
-    await edit(press.query, text, parse_mode=None, reply_markup=markup)
-    return following
+    shown = view(tr, following, draft.data)
+    return await draft_steps.moved(
+        update, context, press, FINAL, following, draft.data, shown, GONE
+    )
 
 
 async def on_final_prompt(update: Update, context: ZhibanContext, press: Press[DraftChoice]) -> int:

@@ -28,7 +28,7 @@ from bot.services.page_text import FOLLOW_UP_LABEL
 from handlers import draft_steps
 from handlers.context import ZhibanContext
 from handlers.draft_steps import END
-from handlers.replies import edit, reply
+from handlers.replies import reply
 
 if TYPE_CHECKING:
     from handlers.buttons import Press
@@ -289,12 +289,8 @@ async def on_heard_button(update: Update, context: ZhibanContext, press: Press[H
         case _:
             await press.answer(tr._("Please answer this step first."), alert=True)
             return state
-    if not await draft_steps.save(update, context, HEARD, following, data):
-        return await draft_steps.gone(update, context, press, GONE)
-    text, markup = view(tr, following, data)
-    await press.answer()
-    await edit(press.query, text, parse_mode=None, reply_markup=markup)
-    return following
+    shown = view(tr, following, data)
+    return await draft_steps.moved(update, context, press, HEARD, following, data, shown, GONE)
 
 
 async def on_heard_prompt(update: Update, context: ZhibanContext, press: Press[DraftChoice]) -> int:

@@ -45,7 +45,7 @@ from bot.services.page_text import FOLLOW_UP_LABEL
 from handlers import draft_steps
 from handlers.context import ZhibanContext
 from handlers.followups import attachments_text
-from handlers.replies import edit, reply
+from handlers.replies import reply
 
 if TYPE_CHECKING:
     from handlers.buttons import Press
@@ -248,21 +248,6 @@ async def report_command(update: Update, context: ZhibanContext) -> int:
     return ReportStep.CATEGORY
 
 
-async def _show(
-    update: Update, context: ZhibanContext, press: Press[Any], step: int, data: dict[str, Any]
-) -> int:
-    """Answer a press by turning its message into the step's view."""
-    tr = context.tr_for(update)
-    text, markup = view(tr, context, step, data)
-    await press.answer()
-    await edit(press.query, text, parse_mode=None, reply_markup=markup)
-    return step
-
-
-async def _ended(update: Update, context: ZhibanContext, press: Press[Any] | None) -> int:
-    return await draft_steps.no_longer_open(update, context, context.tr_for(update)._(GONE), press)
-
-
 async def _submit(
     update: Update, context: ZhibanContext, press: Press[Any], draft: drafts.Draft, *, direct: bool
 ) -> int:
@@ -332,7 +317,7 @@ async def on_report_button(
     tr = context.tr_for(update)
     draft = await draft_steps.load(update, context, REPORT)
     if draft is None:
-        return await _ended(update, context, press)
+        return await draft_steps.gone(update, context, press, GONE)
     data, step = dict(draft.data), ReportStep(draft.state)
     choice = press.button
     following: ReportStep
@@ -373,9 +358,8 @@ async def on_report_button(
                 tr._("Please finish this step first: write what happened."), alert=True
             )
             return step
-    if not await draft_steps.save(update, context, REPORT, following, data):
-        return await _ended(update, context, press)
-    return await _show(update, context, press, following, data)
+    shown = view(tr, context, following, data)
+    return await draft_steps.moved(update, context, press, REPORT, following, data, shown, GONE)
 
 
 def _today_at(context: ZhibanContext, text: str) -> datetime | None:
@@ -423,7 +407,7 @@ async def on_report_input(update: Update, context: ZhibanContext) -> int:
     tr = context.tr_for(update)
     draft = await draft_steps.load(update, context, REPORT)
     if draft is None:
-        return await _ended(update, context, None)
+        return await draft_steps.gone(update, context, None, GONE)
     data, step = dict(draft.data), ReportStep(draft.state)
     problem: str | None = None
     following = step
@@ -459,7 +443,7 @@ async def on_report_input(update: Update, context: ZhibanContext) -> int:
         case _:
             problem = tr._("Press Report to send it, or Back to change something.")
     if problem is None and not await draft_steps.save(update, context, REPORT, following, data):
-        return await _ended(update, context, None)
+        return await draft_steps.gone(update, context, None, GONE)
     body, markup = view(tr, context, following, data)
     await reply(message, body if problem is None else problem, parse_mode=None, reply_markup=markup)
     return following
