@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import busy_chat
+import checkins
 import clockin
 import due_lookup
 import fanout
@@ -33,6 +34,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "clockin": (clockin.run, 90.0),
     "storm": (storm.run, 240.0),
     "look_cost": (look_cost.run, 120.0),
+    "checkins": (checkins.run, 300.0),
 }
 
 

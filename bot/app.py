@@ -24,11 +24,17 @@ from telegram.ext import (
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db import create_engine
-from bot.delivery import OutboxSender, outbox_bot, worker_name
+from bot.delivery import (
+    OutboxSender,
+    SendWindow,
+    SharedWindowLimiter,
+    outbox_bot,
+    worker_name,
+)
 from bot.i18n import LANGUAGES, translator
 from bot.migrate import upgrade
 from bot.persistence import DatabasePersistence
-from bot.services import attendance, drafts, escalation
+from bot.services import attendance, checkins, daily_reports, drafts, escalation
 from bot.services.engine import DeadlineHandler
 from bot.services.incidents import drills
 from bot.uow import Database
@@ -75,6 +81,8 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
     """Build the python-telegram-bot Application for this runtime."""
     telegram = runtime.settings.telegram
     context_types = ContextTypes(context=ZhibanContext, bot_data=BotData)
+    # One count of Telegram's 30 a second for the outbox sender and the bot's direct replies.
+    window = SendWindow(runtime.clock, per_second=telegram.messages_per_second)
     application: ZhibanApplication = (
         ApplicationBuilder()
         .token(token)
@@ -83,10 +91,13 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         .context_types(context_types)
         .concurrent_updates(PerPersonUpdates(telegram.update_workers))
         .rate_limiter(
-            AIORateLimiter(
-                overall_max_rate=telegram.messages_per_second,
-                group_max_rate=telegram.group_messages_per_minute,
-                max_retries=telegram.max_retries,
+            SharedWindowLimiter(
+                AIORateLimiter(
+                    overall_max_rate=telegram.messages_per_second,
+                    group_max_rate=telegram.group_messages_per_minute,
+                    max_retries=telegram.max_retries,
+                ),
+                window,
             )
         )
         .post_init(_register_commands)
@@ -110,11 +121,24 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         telegram=telegram,
         paging=runtime.paging,
         worker=worker,
+        window=window,
     )
     shift_settings = runtime.settings.shifts
 
     async def plan_shifts(now: datetime) -> int:
         return await attendance.plan_upcoming(runtime.db, now=now, settings=shift_settings)
+
+    daily_settings = runtime.settings.daily_report
+
+    async def plan_daily_reports(now: datetime) -> int:
+        return await daily_reports.plan_upcoming(
+            runtime.db, now=now, settings=daily_settings, tz=runtime.settings.bot.tz
+        )
+
+    async def plan_checkins(now: datetime) -> int:
+        return await checkins.plan_upcoming(
+            runtime.db, now=now, settings=runtime.settings.checkins, tz=runtime.settings.bot.tz
+        )
 
     engine = EngineJob(
         db=runtime.db,
@@ -122,7 +146,7 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         handlers=deadline_handlers(runtime),
         worker=worker,
         after_step=sender.wake,
-        planners=[plan_shifts],
+        planners=[plan_shifts, plan_daily_reports, plan_checkins],
     )
 
     def wake() -> None:
@@ -185,6 +209,10 @@ def deadline_handlers(runtime: Runtime) -> dict[str, DeadlineHandler]:
         escalation.STEP_KIND: escalation.step_handler(runtime.paging),
         **drills.deadline_handlers(runtime.paging),
         **attendance.deadline_handlers(runtime.settings.shifts, runtime.paging),
+        **daily_reports.deadline_handlers(runtime.settings.daily_report, runtime.paging),
+        **checkins.deadline_handlers(
+            runtime.settings.checkins, runtime.settings.shifts, runtime.paging
+        ),
         **drafts.deadline_handlers(
             conversations.PROMPTS,
             default_language=runtime.settings.bot.language,

@@ -95,3 +95,18 @@ def may_press_page(
     if person_id in subject_ids:
         return False
     return person_id == paged_person_id or allowed(grants, action, unit_path)
+
+
+# Who answers for a school's daily safety report (日报): its own leaders, not the levels above.
+DAILY_REPORT_ROLES = frozenset({Role.DUTY_LEADER, Role.SAFETY_OFFICER, Role.PRINCIPAL})
+
+
+def may_submit_daily_report(grants: Iterable[Grant], unit_path: str) -> bool:
+    """Whether a duty leader, safety officer or principal role is held at the school itself.
+
+    A township officer or the county desk supervises the reports and reads the roll-ups; they
+    never submit one for a school, so a role held above the school does not count here.
+    """
+    return any(
+        grant.role in DAILY_REPORT_ROLES and grant.unit_path == unit_path for grant in grants
+    )

@@ -321,6 +321,49 @@ class FinalStep:
         return f"fr:{self.action[0]}"
 
 
+@dataclass(frozen=True)
+class DailyOpen:
+    """`dy:o:<report>`: 📝 Submit on a daily report prompt (opens the short conversation)."""
+
+    report_id: int
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"dy:o:{self.report_id}"
+
+
+@dataclass(frozen=True)
+class DailyNothing:
+    """`dy:z:<report>`: ✅ Nothing to report (零报告) on a daily report prompt."""
+
+    report_id: int
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"dy:z:{self.report_id}"
+
+
+DailyAction = Literal["send", "back", "cancel"]
+_DAILY_ACTIONS: dict[str, DailyAction] = {"s": "send", "b": "back", "c": "cancel"}
+
+
+@dataclass(frozen=True)
+class DailyStep:
+    """`dy:<s|b|c>`: send the daily report being written, go back, or cancel."""
+
+    action: DailyAction
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"dy:{self.action[0]}"
+
+
+DailyButton = DailyOpen | DailyNothing | DailyStep
+
+
 HeardAction = Literal["unit", "cat", "sev", "send", "back", "cancel"]
 _HEARD_PLAIN: dict[str, HeardAction] = {"s": "send", "b": "back", "c": "cancel"}
 
@@ -457,6 +500,33 @@ class DrillEnd:
 
 DrillButton = DrillStart | DrillEnd
 
+
+@dataclass(frozen=True)
+class CheckinNormal:
+    """`ck:n:<checkin>`: ✅ All normal on a check-in prompt (平安报告)."""
+
+    checkin_id: int
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"ck:n:{self.checkin_id}"
+
+
+@dataclass(frozen=True)
+class CheckinProblem:
+    """`ck:p:<checkin>`: 🚨 Report a problem on a check-in prompt (opens /report)."""
+
+    checkin_id: int
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"ck:p:{self.checkin_id}"
+
+
+CheckinButton = CheckinNormal | CheckinProblem
+
 ButtonData = (
     Language
     | ClockIn
@@ -474,6 +544,8 @@ ButtonData = (
     | FollowUpStep
     | FinalStep
     | HeardChoice
+    | DailyButton
+    | CheckinButton
 )
 
 
@@ -621,6 +693,26 @@ def _heard(fields: list[str]) -> ButtonData:
     raise InvalidButton
 
 
+def _daily(fields: list[str]) -> ButtonData:
+    match fields:
+        case ["o", report]:
+            return DailyOpen(_number(report))
+        case ["z", report]:
+            return DailyNothing(_number(report))
+        case [letter] if letter in _DAILY_ACTIONS:
+            return DailyStep(_DAILY_ACTIONS[letter])
+    raise InvalidButton
+
+
+def _checkin(fields: list[str]) -> ButtonData:
+    match fields:
+        case ["n", checkin]:
+            return CheckinNormal(_number(checkin))
+        case ["p", checkin]:
+            return CheckinProblem(_number(checkin))
+    raise InvalidButton
+
+
 # One reader per prefix; a prefix not listed here is not ours.
 _READERS: dict[str, Callable[[list[str]], ButtonData]] = {
     "lang": _language,
@@ -637,6 +729,8 @@ _READERS: dict[str, Callable[[list[str]], ButtonData]] = {
     "fu": _follow_up,
     "fr": _final,
     "hd": _heard,
+    "dy": _daily,
+    "ck": _checkin,
 }
 
 

@@ -277,6 +277,20 @@ class DailyReportSettings(_Section):
 
     deadline: ClockTime = time(17, 0)
     escalate_after: Duration = timedelta(hours=1)
+    # The prompt to the school's duty leader and principal goes out this long before the deadline.
+    prompt_before: Duration = timedelta(hours=2)
+
+    @model_validator(mode="after")
+    def _same_day(self) -> DailyReportSettings:
+        since_midnight = timedelta(hours=self.deadline.hour, minutes=self.deadline.minute)
+        if not timedelta(0) < self.prompt_before <= since_midnight:
+            raise ValueError(
+                "prompt_before: must be positive and no longer than the deadline's time of day "
+                "(the prompt goes out on the report's own day)"
+            )
+        if self.escalate_after <= timedelta(0):
+            raise ValueError("escalate_after: must be positive")
+        return self
 
 
 class DigestSettings(_Section):

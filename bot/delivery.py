@@ -49,9 +49,10 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,6 +61,7 @@ from typing import Any
 
 import httpx
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
+from telegram._utils.types import JSONDict
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -69,6 +71,7 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
+from telegram.ext import BaseRateLimiter
 
 from bot.clock import Clock
 from bot.config import TelegramSettings
@@ -136,7 +139,20 @@ class SendWindow:
     bucket lets a full bucket out at once and keeps leaking meanwhile, so one second can carry
     nearly twice the limit (measured by bench/run.py fanout: 114 to 120 answers of 429 for 500
     pages).
+
+    Calls made outside the sender (the bot's direct replies: a confirmation, the edit of a
+    draft) count in the same window (`outside_call`, through `SharedWindowLimiter`): they never
+    wait here, the person in front of the bot comes first, but the sender leaves their slots
+    free, and `RESERVE` more while direct replies are coming, so that the two together stay
+    within Telegram's limit. An outside call's slot frees on the real clock (it happened in real
+    time), the sender's on the injected one.
     """
+
+    # While direct replies come (one in the last RESERVE_FOR seconds), the sender keeps free as
+    # many slots as they took in the last second, and at least RESERVE: the next second's
+    # replies find room without waiting.
+    RESERVE = 3
+    RESERVE_FOR = 2.0
 
     def __init__(self, clock: Clock, *, per_second: float) -> None:
         self._clock = clock
@@ -147,6 +163,11 @@ class SendWindow:
         self._answered = asyncio.Event()
         # Waiters queue here in order; only the first one watches the clock.
         self._turn = asyncio.Lock()
+        # Calls outside the sender: in flight, and when (monotonic) their slots free.
+        self._outside = 0
+        self._outside_free_at: deque[float] = deque()
+        self._outside_last = -float("inf")
+        self._outside_recent: deque[float] = deque()  # when they started, the last second's
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -163,6 +184,29 @@ class SendWindow:
         self._free_at.append(self._clock.now() + self._period)
         self._answered.set()
 
+    @asynccontextmanager
+    async def outside_call(self) -> AsyncIterator[None]:
+        """Count a call made outside the sender for its duration and a second after it."""
+        self._outside += 1
+        self._outside_last = time.monotonic()
+        self._outside_recent.append(self._outside_last)
+        try:
+            yield
+        finally:
+            self._outside -= 1
+            self._outside_free_at.append(time.monotonic() + self._period.total_seconds())
+            self._answered.set()
+
+    def _wait_for_outside(self, real: float) -> float | None:
+        """Seconds until an outside slot frees or the reserve lapses; None if neither binds."""
+        moments = [self._outside_last + self.RESERVE_FOR] if self._reserving(real) else []
+        if self._outside_free_at:
+            moments.append(self._outside_free_at[0])
+        return max(min(moments) - real, 0.001) if moments else None
+
+    def _reserving(self, real: float) -> bool:
+        return real - self._outside_last < self.RESERVE_FOR
+
     async def take(self) -> None:
         """Wait for a free slot and hold it for a call (end it with `release`)."""
         async with self._turn:
@@ -170,14 +214,82 @@ class SendWindow:
                 now = self._clock.now()
                 while self._free_at and self._free_at[0] <= now:
                     self._free_at.popleft()
-                if self._calling + len(self._free_at) < self._slots:
+                real = time.monotonic()
+                while self._outside_free_at and self._outside_free_at[0] <= real:
+                    self._outside_free_at.popleft()
+                busy = self._calling + len(self._free_at)
+                busy += self._outside + len(self._outside_free_at)
+                while self._outside_recent and self._outside_recent[0] <= real - 1.0:
+                    self._outside_recent.popleft()
+                reserve = 0
+                if self._reserving(real):
+                    reserve = min(max(self.RESERVE, len(self._outside_recent)), self._slots - 1)
+                room = self._slots - reserve
+                if busy < room:
                     self._calling += 1
                     return
-                if self._free_at:
-                    await self._clock.sleep_until(self._free_at[0])
-                else:
-                    self._answered.clear()
-                    await self._answered.wait()
+                await self._wait(now, real)
+
+    async def _wait(self, now: datetime, real: float) -> None:
+        """Until a slot of the sender frees (clock), an outside one (real time), or a call ends."""
+        self._answered.clear()
+        waits: list[asyncio.Task[Any]] = [asyncio.ensure_future(self._answered.wait())]
+        if self._free_at:
+            waits.append(asyncio.ensure_future(self._clock.sleep_until(self._free_at[0])))
+        outside = self._wait_for_outside(real)
+        if outside is not None:
+            waits.append(asyncio.ensure_future(asyncio.sleep(outside)))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+
+
+class SharedWindowLimiter(BaseRateLimiter[dict[str, Any]]):
+    """python-telegram-bot's rate limiter for the bot's own calls, counted in the sender's window.
+
+    Every call that sends or changes a message (Telegram's 30 a second) is counted in the
+    `SendWindow` for as long as it runs and a second after; the calls themselves are limited by
+    the wrapped limiter (AIORateLimiter) as before. Other calls (answering a button press,
+    getUpdates, getMe) are not messages and pass straight to it.
+    """
+
+    def __init__(self, inner: BaseRateLimiter[Any], window: SendWindow) -> None:
+        self.inner = inner
+        self.window = window
+
+    async def initialize(self) -> None:
+        """Prepare the wrapped limiter."""
+        await self.inner.initialize()
+
+    async def shutdown(self) -> None:
+        """Shut the wrapped limiter down."""
+        await self.inner.shutdown()
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: dict[str, Any] | None,
+    ) -> bool | JSONDict | list[JSONDict]:
+        """Run the call through the wrapped limiter, counted in the window if it is a message."""
+        if not counts_as_message(endpoint):
+            return await self.inner.process_request(
+                callback, args, kwargs, endpoint, data, rate_limit_args
+            )
+        async with self.window.outside_call():
+            return await self.inner.process_request(
+                callback, args, kwargs, endpoint, data, rate_limit_args
+            )
+
+
+def counts_as_message(endpoint: str) -> bool:
+    """Whether a Bot API method sends or changes a message (what Telegram's 30 a second count)."""
+    return endpoint.startswith(("send", "edit", "copy", "forward")) and endpoint != "sendChatAction"
 
 
 @dataclass(frozen=True)
@@ -245,6 +357,7 @@ class OutboxSender:
         batch: int = 50,
         per_chat: int = PER_CHAT,
         capacity: int = 100,
+        window: SendWindow | None = None,
     ) -> None:
         self.db = db
         self.bot = bot
@@ -261,7 +374,8 @@ class OutboxSender:
             per_second=telegram.chat_messages_per_second,
             group_per_minute=telegram.group_messages_per_minute,
         )
-        self.window = SendWindow(clock, per_second=telegram.messages_per_second)
+        # Shared with the bot's direct replies where the Application counts them in it.
+        self.window = window or SendWindow(clock, per_second=telegram.messages_per_second)
         self._wake = asyncio.Event()
         self._queues: dict[int, deque[_Claimed]] = {}
         self._chat_tasks: dict[int, asyncio.Task[None]] = {}

@@ -14,8 +14,8 @@ from typing import TextIO
 
 from bot.clock import MovableClock
 from bot.config import settings_from_mapping
-from bot.i18n import N_, translator
-from bot.sandbox import SimUser
+from bot.i18n import N_, Translator, translator
+from bot.sandbox import SentMessage, SimUser
 from bot.sandbox.server import BotApiEmulator
 from bot.sandbox.stack import LocalStack
 from bot.services import accounts, roster
@@ -41,6 +41,11 @@ class Transcript:
         """Print a scene heading."""
         self.flush()
         self._out.write(f"\n— {title} —\n")
+
+    def skip(self, note: str) -> None:
+        """Leave out what happened since the last call, saying so in one line."""
+        self._shown = len(self._emulator.transcript())
+        self._out.write(f"\n{note}\n")
 
     def flush(self) -> None:
         """Print the new transcript lines."""
@@ -68,6 +73,116 @@ async def _report_fire(reporter: SimUser, what: str) -> str:
     found = _NUMBER.search((await reporter.wait_for()).text)
     assert found is not None, "the report was not confirmed with a number"
     return found.group(0)
+
+
+async def _daily_reports(
+    stack: LocalStack,
+    clock: MovableClock,
+    show: Transcript,
+    tr: Translator,
+    *,
+    principal: SimUser,
+    silent: SimUser,
+    officer: SimUser,
+    desk: SimUser,
+) -> None:
+    """The afternoon's daily safety report (日报): one school submits, one stays silent.
+
+    The silent school's principal is paged at the deadline (17:00); at 18:00 the township officer
+    is paged too and reads the roll-up of her schools, and the county desk reads the county's.
+    """
+    show.flush()
+    clock.set(DEMO_START + timedelta(hours=7, minutes=9))  # 14:59: the morning's pages ran
+    await stack.settle()
+    show.skip(tr._("(The day goes on; the morning's pages and reminders are left out.)"))
+    clock.set(DEMO_START + timedelta(hours=7, minutes=10))
+    show.scene(
+        tr._(
+            "{time} Each school's principal and duty leader are asked for the daily safety report",
+            time="15:00",
+        )
+    )
+    await stack.settle()
+    await silent.wait_for(lambda m: m.text.startswith("📋"))
+    prompt = await principal.wait_for(lambda m: m.text.startswith("📋"))
+    await principal.press(prompt.labels[0], message_id=prompt.message_id)  # 📝 Submit
+    draft = await principal.wait_for()
+    await principal.press(draft.labels[0], message_id=draft.message_id)  # 📤 Send, as listed
+    await principal.wait_for()
+    await stack.settle()  # the prompt is edited to say who submitted
+
+    clock.set(DEMO_START + timedelta(hours=9, minutes=10))
+    show.scene(
+        tr._("{time} 石坝乡红岩小学 has not sent its report: its principal is paged", time="17:00")
+    )
+    await stack.settle()
+
+    clock.set(DEMO_START + timedelta(hours=10, minutes=10))
+    show.scene(
+        tr._(
+            "{time} Still missing: the township officer is paged, and the roll-ups name it",
+            time="18:00",
+        )
+    )
+    await stack.settle()
+    await officer.wait_for(lambda m: "SB02" in m.text or "红岩" in m.text)
+    await desk.wait_for(lambda m: "红岩" in m.text)
+
+
+def _has_button(message: SentMessage, prefix: str) -> bool:
+    """Whether the message carries a button whose callback data starts with `prefix`."""
+    return any((data or "").startswith(prefix) for row in message.callback_data for data in row)
+
+
+async def _checkin_round(
+    show: Transcript, stack: LocalStack, tr: Translator, *, answering: tuple[SimUser, ...]
+) -> None:
+    """09:00: the safety check-in (平安报告) reaches everyone on duty; the leaders answer."""
+    show.scene(
+        tr._("{time} The morning safety check-in (平安报告) asks everyone on duty", time="09:00")
+    )
+    await stack.settle()
+    for person in answering:
+        prompt = await person.wait_for(lambda m: _has_button(m, "ck:n:"))
+        await person.press(prompt.labels[0], message_id=prompt.message_id)
+        await person.wait_for_answer()
+    await stack.settle()
+
+
+async def _silent_checkin(
+    show: Transcript,
+    stack: LocalStack,
+    clock: MovableClock,
+    tr: Translator,
+    *,
+    silent: SimUser,
+    leader: SimUser,
+) -> None:
+    """09:30: one person never answered the check-in; their duty leader is paged about them.
+
+    The silent person was reminded at 09:15. The leader acknowledges; the person's answer
+    comes late and the page says so.
+    """
+    clock.set(DEMO_START + timedelta(minutes=100))
+    show.scene(
+        tr._(
+            "{time} 马俊 has not answered the 09:00 check-in: his duty leader is paged",
+            time="09:30",
+        )
+    )
+    await stack.settle()
+    page = await leader.wait_for(lambda m: _has_button(m, "pg:a:") and "09:00" in m.text)
+    clock.advance(timedelta(minutes=2))
+    await leader.press(page.labels[0], message_id=page.message_id)
+    await leader.wait_for_answer()
+    await stack.settle()
+    clock.advance(timedelta(minutes=3))
+    show.scene(tr._("{time} 马俊 answers at last: recorded as late", time="09:35"))
+    await silent.press("✅ All normal")
+    await silent.wait_for_answer()
+    await stack.settle()
+    # The page about him is edited through the outbox: wait for the edit that says so.
+    await leader.wait_for(lambda m: m.message_id == page.message_id and "09:35" in m.text)
 
 
 async def run_demo(*, language: str, out: TextIO) -> None:
@@ -211,7 +326,7 @@ async def run_demo(*, language: str, out: TextIO) -> None:
             # Meanwhile the morning's other missed shifts run their course; the county desk is
             # not linked yet, so none of their stand-in pages falls to her.
             clock.set(DEMO_START + timedelta(minutes=70))
-            await stack.settle()
+            await _checkin_round(show, stack, tr, answering=(principal, feng))
             clock.set(DEMO_START + timedelta(minutes=80))
             show.scene(tr._("{time} The county's duty desk links her account", time="09:10"))
             issued = await accounts.issue_invites(
@@ -238,5 +353,10 @@ async def run_demo(*, language: str, out: TextIO) -> None:
             show.scene(tr._("{time} The township's officer reads the timeline", time="09:16"))
             await admin.send(f"/incident {number}")
             await admin.wait_for()
+
+            await _silent_checkin(show, stack, clock, tr, silent=colleague, leader=principal)
+            await _daily_reports(
+                stack, clock, show, tr, principal=principal, silent=feng, officer=admin, desk=desk
+            )
             show.flush()
             out.write("\n" + tr._("End of the demo.") + "\n")

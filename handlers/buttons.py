@@ -30,8 +30,13 @@ from telegram.error import BadRequest, TelegramError
 from bot import callbacks
 from bot.callbacks import (
     ButtonData,
+    CheckinNormal,
+    CheckinProblem,
     ClockIn,
     ClockOut,
+    DailyNothing,
+    DailyOpen,
+    DailyStep,
     DraftChoice,
     DrillEnd,
     DrillStart,
@@ -60,6 +65,8 @@ from bot.i18n import Translator
 from bot.services import refusals
 from handlers import (
     attendance,
+    checkins,
+    daily_reports,
     draft_steps,
     drills,
     final_report,
@@ -245,6 +252,15 @@ async def _dispatch(
             await final_report.on_stale_button(update, context, press(button))
         case HeardChoice():
             await heard.on_stale_button(update, context, press(button))
-        case FollowUpOpen():
-            # Taken by the follow-up conversation's entry point (handlers/conversations.py).
+        case FollowUpOpen() | DailyOpen():
+            # Taken by a conversation's entry point (handlers/conversations.py).
+            await answer(InvalidButton().render(context.tr_for(update)), alert=True)
+        case DailyNothing():
+            await daily_reports.on_nothing_button(update, context, press(button))
+        case DailyStep():
+            await daily_reports.on_stale_button(update, context, press(button))
+        case CheckinNormal():
+            await checkins.on_normal_button(update, context, press(button))
+        case CheckinProblem():
+            # Taken by the report conversation's entry point (handlers/conversations.py).
             await answer(InvalidButton().render(context.tr_for(update)), alert=True)

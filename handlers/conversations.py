@@ -59,7 +59,10 @@ from telegram.ext import (
 from telegram.ext._utils.types import ConversationKey
 
 from bot.callbacks import (
+    CheckinProblem,
     ClockOut,
+    DailyOpen,
+    DailyStep,
     DraftChoice,
     DutyLogStep,
     FinalStep,
@@ -71,7 +74,17 @@ from bot.callbacks import (
 )
 from bot.services import drafts
 from bot.services.drafts import DraftPrompt
-from handlers import attendance, draft_steps, final_report, followups, heard, incidents, swaps
+from handlers import (
+    attendance,
+    checkins,
+    daily_reports,
+    draft_steps,
+    final_report,
+    followups,
+    heard,
+    incidents,
+    swaps,
+)
 from handlers.buttons import Press, conversation_step
 from handlers.context import ZhibanContext
 from handlers.replies import reply
@@ -85,6 +98,7 @@ PROMPTS: Mapping[str, DraftPrompt] = {
     followups.FOLLOWUP: followups.FOLLOWUP_PROMPT,
     final_report.FINAL: final_report.FINAL_PROMPT,
     heard.HEARD: heard.HEARD_PROMPT,
+    daily_reports.DAILY: daily_reports.DAILY_PROMPT,
 }
 
 PRIVATE = filters.ChatType.PRIVATE
@@ -159,6 +173,7 @@ def conversation_handlers() -> list[DraftConversationHandler]:
     registry.add(_quiet(lambda: followup_conversation(registry)))
     registry.add(_quiet(lambda: final_conversation(registry)))
     registry.add(_quiet(lambda: heard_conversation(registry)))
+    registry.add(_quiet(lambda: daily_report_conversation(registry)))
     return registry.handlers()
 
 
@@ -222,7 +237,7 @@ def out_conversation(registry: Conversations) -> DraftConversationHandler:
 
 
 def report_conversation(registry: Conversations) -> DraftConversationHandler:
-    """/report: category, severity, what happened, when, casualties, then confirm."""
+    """/report (or 🚨 Report a problem on a check-in): kind, severity, what, when, casualties."""
     # Every step takes the same presses and input; the draft's step decides what they mean.
     steps = _steps(
         ReportChoice,
@@ -238,7 +253,14 @@ def report_conversation(registry: Conversations) -> DraftConversationHandler:
                 "report",
                 registry.entry(incidents.REPORT, incidents.report_command),
                 filters=PRIVATE,
-            )
+            ),
+            # 🚨 Report a problem on a check-in prompt: the same report, at the check-in's unit.
+            CallbackQueryHandler(
+                registry.entry(
+                    incidents.REPORT, conversation_step(CheckinProblem, checkins.on_problem_button)
+                ),
+                pattern=r"^ck:p:",
+            ),
         ],
         states={step: steps for step in incidents.ReportStep},
         on_cancel=incidents.report_cancel_command,
@@ -331,4 +353,29 @@ def heard_conversation(registry: Conversations) -> DraftConversationHandler:
         ],
         states={step: steps for step in heard.HeardState},
         on_cancel=heard.heard_cancel_command,
+    )
+
+
+def daily_report_conversation(registry: Conversations) -> DraftConversationHandler:
+    """📝 Submit on a daily report prompt: write it or send the listed incidents; Back, Cancel."""
+    return _conversation(
+        daily_reports.DAILY,
+        entry_points=[
+            CallbackQueryHandler(
+                registry.entry(
+                    daily_reports.DAILY, conversation_step(DailyOpen, daily_reports.on_open)
+                ),
+                pattern=r"^dy:o:",
+            ),
+        ],
+        states={
+            daily_reports.DailyState.WRITING: _steps(
+                DailyStep,
+                daily_reports.on_step,
+                r"^dy:[sbc]$",
+                daily_reports.on_prompt,
+                daily_reports.on_input,
+            ),
+        },
+        on_cancel=daily_reports.cancel_command,
     )

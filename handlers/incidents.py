@@ -32,7 +32,7 @@ from bot.callbacks import (
 from bot.config import Severity
 from bot.errors import InvalidInput, ZhibanError
 from bot.i18n import N_, Translator
-from bot.services import drafts, incidents
+from bot.services import checkins, drafts, incidents
 from bot.services.incidents import (
     CATEGORY_NAMES,
     SEVERITY_NAMES,
@@ -234,14 +234,32 @@ async def report_command(update: Update, context: ZhibanContext) -> int:
     message, me = update.effective_message, context.me
     if message is None or me is None:
         return END
+    return await begin_report(update, context, message, unit_name=me.unit_name)
+
+
+async def begin_report(
+    update: Update,
+    context: ZhibanContext,
+    message: Message,
+    *,
+    unit_name: str,
+    checkin_id: int | None = None,
+) -> int:
+    """Open the report's draft at `unit_name` and ask for the category.
+
+    A report begun from a check-in's 🚨 Report a problem keeps the check-in's id: sending the
+    report answers that check-in too (bot/services/checkins/answers.py).
+    """
     tr = context.tr_for(update)
-    data = {
-        "unit": me.unit_name,
-        "place": me.unit_name,
+    data: dict[str, Any] = {
+        "unit": unit_name,
+        "place": unit_name,
         "begun_at": context.runtime.clock.now().isoformat(),
         "texts": [],
         "attachments": [],
     }
+    if checkin_id is not None:
+        data["checkin_id"] = checkin_id
     await draft_steps.begin(update, context, REPORT, ReportStep.CATEGORY, data)
     text, markup = view(tr, context, ReportStep.CATEGORY, data)
     await reply(message, text, parse_mode=None, reply_markup=markup)
@@ -275,14 +293,29 @@ async def _submit(
     try:
         if not _described(data):
             raise InvalidInput("Please say in a few words what happened.")
-        done = await incidents.report(
-            runtime.db,
-            person_id=me.person_id,
-            draft=report,
-            now=now,
-            policies=runtime.settings.escalation,
-            ctx=runtime.paging,
-        )
+        checkin_id = data.get("checkin_id")
+        if isinstance(checkin_id, int):
+            done = (
+                await checkins.report_problem(
+                    runtime.db,
+                    person_id=me.person_id,
+                    checkin_id=checkin_id,
+                    draft=report,
+                    now=now,
+                    policies=runtime.settings.escalation,
+                    times=runtime.settings.checkins.times,
+                    ctx=runtime.paging,
+                )
+            ).report
+        else:
+            done = await incidents.report(
+                runtime.db,
+                person_id=me.person_id,
+                draft=report,
+                now=now,
+                policies=runtime.settings.escalation,
+                ctx=runtime.paging,
+            )
     except ZhibanError as error:
         await press.answer(error.render(tr, tz), alert=True)
         return draft.state
@@ -290,7 +323,7 @@ async def _submit(
         tr._(
             "Reported: {number}. The leaders of {unit} are being paged.",
             number=done.number,
-            unit=me.unit_name,
+            unit=data.get("unit") or me.unit_name,
         )
     ]
     if direct:

@@ -10,8 +10,13 @@ from bot import callbacks, plausible
 from bot.callbacks import (
     MAX_ID,
     ButtonData,
+    CheckinNormal,
+    CheckinProblem,
     ClockIn,
     ClockOut,
+    DailyNothing,
+    DailyOpen,
+    DailyStep,
     DraftChoice,
     DrillEnd,
     DrillStart,
@@ -87,6 +92,11 @@ EVERY_KIND: list[ButtonData] = [
     *(HeardChoice("cat", c) for c in callbacks.REPORT_CATEGORIES),
     *(HeardChoice("sev", s) for s in callbacks.REPORT_SEVERITIES),
     *(HeardChoice(action) for action in ("send", "back", "cancel")),
+    DailyOpen(MAX_ID),
+    DailyNothing(1),
+    *(DailyStep(action) for action in ("send", "back", "cancel")),
+    CheckinNormal(1),
+    CheckinProblem(MAX_ID),
 ]
 
 
@@ -179,6 +189,19 @@ FORGED = [
     "hd:k:arson",
     "hd:v:huge",
     "hd:q",
+    "dy:o:0",
+    "dy:z:²",
+    "dy:z:2147483648",
+    "dy:o",
+    "dy:s:1",
+    "dy:x",
+    "ck:n:",
+    "ck:n:0",
+    "ck:n:01",
+    "ck:p:x",
+    "ck:p:1:2",
+    "ck:y:1",
+    f"ck:n:{MAX_ID + 1}",
 ]
 
 

@@ -135,6 +135,33 @@ def test_demo_runs_offline_and_prints_the_conversation() -> None:
         "09:15 passed up by the system to 青川县教育局: the report deadline was near; "
         "recorded late (迟报) ⚠️"
     ) in out
+    # the 09:00 safety check-in: two answer, 马俊 stays silent, is reminded, his leader paged
+    assert (
+        "[09:00] bot → 杨光明: 🛡 Safety check-in (平安报告) for 09:00 at 石坝小学. "
+        "Is everything normal? Please answer by 09:30.  [✅ All normal] [🚨 Report a problem]"
+    ) in out
+    assert "[09:00] bot ✎ 冯志刚: ✅ All normal: recorded at 09:00. Thank you." in out
+    assert "[09:15] bot → Ma Jun: ⏰ You have not answered the 09:00 safety check-in yet." in out
+    silence = out.split("[09:30] bot → 杨光明: 🚨 Check-in unanswered: 马俊 (☎ 13800000015)")[1]
+    assert "✅ Acknowledged by 杨光明 at 09:32." in silence
+    assert "[09:35] bot ✎ Ma Jun: ✅ All normal: recorded at 09:35, late" in silence
+    assert "        ✔️ 马俊 answered late at 09:35: all normal.\n" in silence
+    assert out.count("Check-in unanswered") == 3  # the page, its acknowledgement, the late answer
+    # the daily safety report: 石坝小学 submits, 石坝乡红岩小学 stays silent and is named
+    assert "[15:00] bot → 杨光明: 📋 Daily safety report (日报) of 石坝小学 for 12-01" in out
+    assert "[15:00] bot ✎ 杨光明: Submitted: the daily report of 石坝小学 for 12-01." in out
+    assert (
+        "[17:00] bot → 冯志刚: 🚨 Daily safety report missing: 石坝乡红岩小学 has not submitted"
+        in out
+    )
+    township = out.split("[18:00] bot → 吴静: 📋 Daily safety reports of 石坝乡中心校 for 12-01")[1]
+    assert township.splitlines()[1:4] == [
+        "        1 missing, 0 late, 1 reported, 0 nothing to report",
+        "        ❌ 石坝乡红岩小学: missing",
+        "        📝 石坝小学: reported",
+    ]
+    county = out.split("bot → 李秀英: 📋 Daily safety reports of the county for 12-01")[1]
+    assert "missing: 石坝乡红岩小学" in county.split("[18:00]")[0]
     assert "Traceback" not in out + result.stderr
 
 
@@ -143,6 +170,11 @@ def test_the_demo_reads_in_chinese_too() -> None:
     assert result.returncode == 0, result.stderr
     assert "🕒 发生于50分钟前（08:25） · 须于09:25前上报；系统已代为上报，记为迟报" in result.stdout
     assert "09:15 临近上报时限，系统代为上报至石坝乡中心校，记为迟报 ⚠️" in result.stdout
+    assert "❌ 石坝乡红岩小学：缺报" in result.stdout
+    assert (
+        "[09:30] bot → 杨光明: 🚨 平安报告无人回复：马俊（☎13800000015）未回复09:00的平安报告"
+        in (result.stdout)
+    )
 
 
 def test_invite_prints_one_line_per_person_and_writes_printable_qr_codes(tmp_path: Path) -> None:

@@ -65,6 +65,18 @@ def test_bad_durations_are_refused(text: str) -> None:
             "conversations.prompt_before: must be shorter than timeout",
         ),
         (
+            {"daily_report": {"prompt_before": "0s"}},
+            "daily_report.prompt_before: must be positive and no longer than the deadline's",
+        ),
+        (
+            {"daily_report": {"deadline": "01:00", "prompt_before": "2h"}},
+            "daily_report.prompt_before: must be positive and no longer than the deadline's",
+        ),
+        (
+            {"daily_report": {"escalate_after": "0s"}},
+            "daily_report.escalate_after: must be positive",
+        ),
+        (
             {"escalation": {"urgent": {"steps": [{"after": "0s", "roles": ["desk"]}]}}},
             "escalation.urgent: unknown key",
         ),

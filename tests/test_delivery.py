@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from telegram.ext import BaseRateLimiter
 
 from bot.clock import MovableClock
-from bot.delivery import ChatPacer, SendWindow
+from bot.delivery import ChatPacer, SendWindow, SharedWindowLimiter, counts_as_message
 
 T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
@@ -78,3 +81,61 @@ async def test_a_hold_delays_only_its_chat() -> None:
     assert not waiting.done()
     clock.advance(timedelta(seconds=1))
     await asyncio.wait_for(waiting, 1)
+
+
+async def test_direct_replies_count_in_the_senders_window_and_never_wait_in_it() -> None:
+    """The bot's own calls take slots the sender then leaves free: the two share Telegram's 30."""
+    clock = MovableClock(T0)
+    window = SendWindow(clock, per_second=10)
+    window.RESERVE_FOR = 0.3  # a short real-time reserve, so that the test runs quickly
+    released = asyncio.Event()
+    outside_started: list[int] = []
+
+    async def direct_reply(index: int) -> None:
+        async with window.outside_call():  # never waits, even with the window full
+            outside_started.append(index)
+            await released.wait()
+
+    replies = [asyncio.create_task(direct_reply(i)) for i in range(8)]
+    await asyncio.sleep(0)
+    assert outside_started == list(range(8))
+    # 8 of 10 slots are the replies'; and while replies come, 3 more are kept for them
+    taken = asyncio.create_task(window.take())
+    await asyncio.sleep(0.05)
+    assert not taken.done()
+    released.set()
+    await asyncio.gather(*replies)
+    # the replies' slots free a second (real time) after their answers; the reserve lapses too
+    await asyncio.wait_for(taken, timeout=3)
+    window.release()
+
+
+async def test_the_bots_messages_count_and_its_other_calls_do_not() -> None:
+    assert counts_as_message("sendMessage") and counts_as_message("editMessageText")
+    assert counts_as_message("sendPhoto") and counts_as_message("copyMessage")
+    assert not counts_as_message("answerCallbackQuery")
+    assert not counts_as_message("getUpdates") and not counts_as_message("sendChatAction")
+
+
+async def test_the_bots_limiter_counts_a_message_in_the_window_while_it_runs() -> None:
+    clock = MovableClock(T0)
+    window = SendWindow(clock, per_second=2)
+    seen: list[int] = []
+
+    class Inner(BaseRateLimiter[dict[str, Any]]):
+        async def initialize(self) -> None: ...
+
+        async def shutdown(self) -> None: ...
+
+        async def process_request(self, callback: Any, args: Any, kwargs: Any, *rest: Any) -> Any:
+            seen.append(window._outside)
+            return await callback(*args, **kwargs)
+
+    async def call() -> bool:
+        return True
+
+    limiter = SharedWindowLimiter(Inner(), window)
+    assert await limiter.process_request(call, (), {}, "sendMessage", {}, None) is True
+    assert await limiter.process_request(call, (), {}, "answerCallbackQuery", {}, None) is True
+    assert seen == [1, 0]  # the message ran counted; the press's answer did not
+    assert len(window._outside_free_at) == 1  # and its slot stays taken a second after it

@@ -78,6 +78,7 @@ async def test_forged_oversized_and_unicode_digit_buttons_get_one_sentence_and_c
     teacher = await linked(sample, clock, "SB01-06", 8501, "唐磊")
     await teacher.send("/lang")
     menu = await teacher.wait_for()
+    await sample.settle()  # the engine's planning (shifts, check-ins, reports) is done first
     before = await everything(sample)
     for data in FORGED:
         query = await teacher.press_data(menu.message_id, data)
@@ -121,6 +122,7 @@ async def test_buttons_pressed_in_a_bound_group_act_nowhere(
     await group.send(admin, "/bindgroup")
     bound = await group.wait_for()
     menus = len(sample.emulator.calls_of("setMyCommands"))
+    await sample.settle()  # the engine's planning (shifts, check-ins, reports) is done first
     before = await everything(sample)
     for data in ("lang:en", "sh:in:1", "sh:out:1", "out:done", "pg:a:1", "sw:x", "sh:in:²"):
         query = await group.press_data(teacher, bound.message_id, data)
