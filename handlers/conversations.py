@@ -44,8 +44,8 @@ How a conversation holds together (SPEC §3):
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, TypeVar
 
 from telegram import Update
 from telegram.ext import (
@@ -85,7 +85,7 @@ from handlers import (
     incidents,
     swaps,
 )
-from handlers.buttons import conversation_step
+from handlers.buttons import Press, conversation_step
 from handlers.context import ZhibanContext
 from handlers.replies import reply
 
@@ -103,6 +103,7 @@ PROMPTS: Mapping[str, DraftPrompt] = {
 
 PRIVATE = filters.ChatType.PRIVATE
 Callback = Callable[[Update, ZhibanContext], Coroutine[Any, Any, object]]
+Button = TypeVar("Button")
 
 
 class DraftConversationHandler(ConversationHandler):  # type: ignore[type-arg]
@@ -176,10 +177,53 @@ def conversation_handlers() -> list[DraftConversationHandler]:
     return registry.handlers()
 
 
+def _steps(
+    button: type[Button],
+    on_button: Callable[[Update, ZhibanContext, Press[Button]], Awaitable[object]],
+    pattern: str,
+    on_prompt: Callable[[Update, ZhibanContext, Press[DraftChoice]], Awaitable[object]],
+    on_input: Callback,
+    typed: filters.BaseFilter = PRIVATE & ~filters.COMMAND,
+) -> list[BaseHandler[Update, Any, object]]:
+    """One step's handlers: its own buttons, the draft prompt's buttons, then typed input."""
+    return [
+        CallbackQueryHandler(conversation_step(button, on_button), pattern=pattern),
+        CallbackQueryHandler(conversation_step(DraftChoice, on_prompt), pattern=r"^cv:"),
+        MessageHandler(typed, on_input),
+    ]
+
+
+def _conversation(
+    name: str,
+    *,
+    entry_points: list[BaseHandler[Update, Any, object]],
+    states: dict[object, list[BaseHandler[Update, Any, object]]],
+    on_cancel: Callback,
+) -> DraftConversationHandler:
+    """A persisted conversation that /cancel ends and its entry points start again."""
+    return DraftConversationHandler(
+        entry_points=entry_points,
+        states=states,
+        fallbacks=[CommandHandler("cancel", on_cancel, filters=PRIVATE)],
+        name=name,
+        persistent=True,
+        allow_reentry=True,
+    )
+
+
 def out_conversation(registry: Conversations) -> DraftConversationHandler:
     """/out: write the duty log (text and photos), then Done or Nothing to report."""
     entry = registry.entry
-    return DraftConversationHandler(
+    writing = _steps(
+        DutyLogStep,
+        attendance.on_out_button,
+        r"^out:",
+        attendance.on_out_prompt,
+        attendance.on_draft_input,
+        typed=PRIVATE & ~filters.COMMAND & ~filters.LOCATION,
+    )
+    return _conversation(
+        attendance.OUT,
         entry_points=[
             CommandHandler("out", entry(attendance.OUT, attendance.out_command), filters=PRIVATE),
             CallbackQueryHandler(
@@ -187,39 +231,23 @@ def out_conversation(registry: Conversations) -> DraftConversationHandler:
                 pattern=r"^sh:out:",
             ),
         ],
-        states={
-            attendance.OutStep.WRITING: [
-                CallbackQueryHandler(
-                    conversation_step(DutyLogStep, attendance.on_out_button), pattern=r"^out:"
-                ),
-                CallbackQueryHandler(
-                    conversation_step(DraftChoice, attendance.on_out_prompt), pattern=r"^cv:"
-                ),
-                MessageHandler(
-                    PRIVATE & ~filters.COMMAND & ~filters.LOCATION, attendance.on_draft_input
-                ),
-            ],
-        },
-        fallbacks=[CommandHandler("cancel", attendance.out_cancel_command, filters=PRIVATE)],
-        name=attendance.OUT,
-        persistent=True,
-        allow_reentry=True,
+        states={attendance.OutStep.WRITING: writing},
+        on_cancel=attendance.out_cancel_command,
     )
 
 
 def report_conversation(registry: Conversations) -> DraftConversationHandler:
     """/report (or 🚨 Report a problem on a check-in): kind, severity, what, when, casualties."""
     # Every step takes the same presses and input; the draft's step decides what they mean.
-    steps: list[BaseHandler[Update, Any, object]] = [
-        CallbackQueryHandler(
-            conversation_step(ReportChoice, incidents.on_report_button), pattern=r"^rp:"
-        ),
-        CallbackQueryHandler(
-            conversation_step(DraftChoice, incidents.on_report_prompt), pattern=r"^cv:"
-        ),
-        MessageHandler(PRIVATE & ~filters.COMMAND, incidents.on_report_input),
-    ]
-    return DraftConversationHandler(
+    steps = _steps(
+        ReportChoice,
+        incidents.on_report_button,
+        r"^rp:",
+        incidents.on_report_prompt,
+        incidents.on_report_input,
+    )
+    return _conversation(
+        incidents.REPORT,
         entry_points=[
             CommandHandler(
                 "report",
@@ -235,40 +263,42 @@ def report_conversation(registry: Conversations) -> DraftConversationHandler:
             ),
         ],
         states={step: steps for step in incidents.ReportStep},
-        fallbacks=[CommandHandler("cancel", incidents.report_cancel_command, filters=PRIVATE)],
-        name=incidents.REPORT,
-        persistent=True,
-        allow_reentry=True,
+        on_cancel=incidents.report_cancel_command,
     )
 
 
 def swap_conversation(registry: Conversations) -> DraftConversationHandler:
     """/swap: one of my shifts, a colleague, confirm (their answers are plain buttons)."""
     # Only the asker's steps: sw:a/d (the colleague) and sw:y/n (the leader) are not taken here.
-    steps: list[BaseHandler[Update, Any, object]] = [
-        CallbackQueryHandler(
-            conversation_step(SwapStepButton, swaps.on_swap_step),  # type: ignore[arg-type]
-            pattern=r"^sw:[sxbcp](:|$)",
-        ),
-        CallbackQueryHandler(conversation_step(DraftChoice, swaps.on_swap_prompt), pattern=r"^cv:"),
-        MessageHandler(PRIVATE & ~filters.COMMAND, swaps.on_swap_input),
-    ]
-    return DraftConversationHandler(
+    steps = _steps(
+        SwapStepButton,  # type: ignore[arg-type]
+        swaps.on_swap_step,
+        r"^sw:[sxbcp](:|$)",
+        swaps.on_swap_prompt,
+        swaps.on_swap_input,
+    )
+    return _conversation(
+        swaps.SWAP,
         entry_points=[
             CommandHandler("swap", registry.entry(swaps.SWAP, swaps.swap_command), filters=PRIVATE)
         ],
         states={step: steps for step in swaps.SwapStep},
-        fallbacks=[CommandHandler("cancel", swaps.swap_cancel_command, filters=PRIVATE)],
-        name=swaps.SWAP,
-        persistent=True,
-        allow_reentry=True,
+        on_cancel=swaps.swap_cancel_command,
     )
 
 
 def followup_conversation(registry: Conversations) -> DraftConversationHandler:
     """/followup N (or ➕ Follow-up on a confirmation or a page): text, photos, voice; Send."""
     entry = registry.entry
-    return DraftConversationHandler(
+    writing = _steps(
+        FollowUpStep,
+        followups.on_follow_up_button,
+        r"^fu:[sc]$",
+        followups.on_follow_up_prompt,
+        followups.on_follow_up_input,
+    )
+    return _conversation(
+        followups.FOLLOWUP,
         entry_points=[
             CommandHandler(
                 "followup", entry(followups.FOLLOWUP, followups.followup_command), filters=PRIVATE
@@ -281,37 +311,22 @@ def followup_conversation(registry: Conversations) -> DraftConversationHandler:
                 pattern=r"^fu:o:",
             ),
         ],
-        states={
-            followups.FollowUpState.WRITING: [
-                CallbackQueryHandler(
-                    conversation_step(FollowUpStep, followups.on_follow_up_button),
-                    pattern=r"^fu:[sc]$",
-                ),
-                CallbackQueryHandler(
-                    conversation_step(DraftChoice, followups.on_follow_up_prompt), pattern=r"^cv:"
-                ),
-                MessageHandler(PRIVATE & ~filters.COMMAND, followups.on_follow_up_input),
-            ],
-        },
-        fallbacks=[CommandHandler("cancel", followups.follow_up_cancel_command, filters=PRIVATE)],
-        name=followups.FOLLOWUP,
-        persistent=True,
-        allow_reentry=True,
+        states={followups.FollowUpState.WRITING: writing},
+        on_cancel=followups.follow_up_cancel_command,
     )
 
 
 def final_conversation(registry: Conversations) -> DraftConversationHandler:
     """/final N: cause, measures, outcome, then close the incident."""
-    steps: list[BaseHandler[Update, Any, object]] = [
-        CallbackQueryHandler(
-            conversation_step(FinalStep, final_report.on_final_button), pattern=r"^fr:"
-        ),
-        CallbackQueryHandler(
-            conversation_step(DraftChoice, final_report.on_final_prompt), pattern=r"^cv:"
-        ),
-        MessageHandler(PRIVATE & ~filters.COMMAND, final_report.on_final_input),
-    ]
-    return DraftConversationHandler(
+    steps = _steps(
+        FinalStep,
+        final_report.on_final_button,
+        r"^fr:",
+        final_report.on_final_prompt,
+        final_report.on_final_input,
+    )
+    return _conversation(
+        final_report.FINAL,
         entry_points=[
             CommandHandler(
                 "final",
@@ -320,41 +335,31 @@ def final_conversation(registry: Conversations) -> DraftConversationHandler:
             )
         ],
         states={step: steps for step in final_report.FinalState},
-        fallbacks=[CommandHandler("cancel", final_report.final_cancel_command, filters=PRIVATE)],
-        name=final_report.FINAL,
-        persistent=True,
-        allow_reentry=True,
+        on_cancel=final_report.final_cancel_command,
     )
 
 
 def heard_conversation(registry: Conversations) -> DraftConversationHandler:
     """/heard: the school, category, severity, what happened, then record it (漏报)."""
-    steps: list[BaseHandler[Update, Any, object]] = [
-        CallbackQueryHandler(
-            conversation_step(HeardChoice, heard.on_heard_button), pattern=r"^hd:"
-        ),
-        CallbackQueryHandler(
-            conversation_step(DraftChoice, heard.on_heard_prompt), pattern=r"^cv:"
-        ),
-        MessageHandler(PRIVATE & ~filters.COMMAND, heard.on_heard_input),
-    ]
-    return DraftConversationHandler(
+    steps = _steps(
+        HeardChoice, heard.on_heard_button, r"^hd:", heard.on_heard_prompt, heard.on_heard_input
+    )
+    return _conversation(
+        heard.HEARD,
         entry_points=[
             CommandHandler(
                 "heard", registry.entry(heard.HEARD, heard.heard_command), filters=PRIVATE
             )
         ],
         states={step: steps for step in heard.HeardState},
-        fallbacks=[CommandHandler("cancel", heard.heard_cancel_command, filters=PRIVATE)],
-        name=heard.HEARD,
-        persistent=True,
-        allow_reentry=True,
+        on_cancel=heard.heard_cancel_command,
     )
 
 
 def daily_report_conversation(registry: Conversations) -> DraftConversationHandler:
     """📝 Submit on a daily report prompt: write it or send the listed incidents; Back, Cancel."""
-    return DraftConversationHandler(
+    return _conversation(
+        daily_reports.DAILY,
         entry_points=[
             CallbackQueryHandler(
                 registry.entry(
@@ -364,18 +369,13 @@ def daily_report_conversation(registry: Conversations) -> DraftConversationHandl
             ),
         ],
         states={
-            daily_reports.DailyState.WRITING: [
-                CallbackQueryHandler(
-                    conversation_step(DailyStep, daily_reports.on_step), pattern=r"^dy:[sbc]$"
-                ),
-                CallbackQueryHandler(
-                    conversation_step(DraftChoice, daily_reports.on_prompt), pattern=r"^cv:"
-                ),
-                MessageHandler(PRIVATE & ~filters.COMMAND, daily_reports.on_input),
-            ],
+            daily_reports.DailyState.WRITING: _steps(
+                DailyStep,
+                daily_reports.on_step,
+                r"^dy:[sbc]$",
+                daily_reports.on_prompt,
+                daily_reports.on_input,
+            ),
         },
-        fallbacks=[CommandHandler("cancel", daily_reports.cancel_command, filters=PRIVATE)],
-        name=daily_reports.DAILY,
-        persistent=True,
-        allow_reentry=True,
+        on_cancel=daily_reports.cancel_command,
     )

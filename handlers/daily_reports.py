@@ -259,7 +259,7 @@ async def on_prompt(update: Update, context: ZhibanContext, press: Press[DraftCh
                 reply_markup=_buttons(tr, written=bool(draft.data.get("text"))),
             )
             return draft.state
-    return await draft_steps.discarded(
+    return await draft_steps.dropped(
         update, context, press, DAILY, N_("The daily report is discarded; nothing was submitted.")
     )
 

@@ -3,21 +3,25 @@
 A conversation (/out, /report, /swap, a follow-up, a final report, /heard) keeps what the
 person entered in a draft (bot/services/drafts.py), keyed by conversation, chat and person.
 These helpers take the keys from the update and the timeouts from the configuration, so a step
-reads as what it decides, not as bookkeeping. They also check input that no conversation
-keeps: attachments beyond the cap, files too large to download, voice notes too long
-(`attachment_problem`).
+reads as what it decides, not as bookkeeping. The endings every conversation has alike live
+here too: Cancel and /cancel (`dropped`, `cancel_command`), the draft prompt's Send as it is /
+Go on / Discard (`answer_prompt`), and the confirmation once the use case is done
+(`finished`). They also check input that no conversation keeps: attachments beyond the cap,
+files too large to download, voice notes too long (`attachment_problem`).
 """
 
 from __future__ import annotations
 
 import warnings
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from telegram import Message, Update
+from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.ext import ConversationHandler
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.config import ConversationSettings
 from bot.i18n import N_, Translator
 from bot.services import drafts
 from handlers.context import ZhibanContext
@@ -45,48 +49,54 @@ def keys(update: Update) -> tuple[int, int]:
     return (chat.id if chat else 0, user.id if user else 0)
 
 
-async def begin(
-    update: Update, context: ZhibanContext, conversation: str, state: int, data: dict[str, Any]
-) -> drafts.Draft:
-    """Start the person's draft of this conversation (any other draft of theirs is dropped)."""
-    runtime = context.runtime
+class _Owner(TypedDict):
+    """Whose draft of which conversation: the keys every draft call takes."""
+
+    conversation: str
+    chat_id: int
+    user_id: int
+
+
+class _Timed(_Owner):
+    """The keys, and what a draft's deadlines are counted from."""
+
+    now: datetime
+    limits: ConversationSettings
+
+
+def _owner(update: Update, conversation: str) -> _Owner:
     chat_id, user_id = keys(update)
-    return await drafts.begin(
-        runtime.db,
-        conversation=conversation,
-        chat_id=chat_id,
-        user_id=user_id,
-        state=state,
-        data=data,
+    return _Owner(conversation=conversation, chat_id=chat_id, user_id=user_id)
+
+
+def _timed(update: Update, context: ZhibanContext, conversation: str) -> _Timed:
+    runtime = context.runtime
+    return _Timed(
+        **_owner(update, conversation),
         now=runtime.clock.now(),
         limits=runtime.settings.conversations,
     )
 
 
+async def begin(
+    update: Update, context: ZhibanContext, conversation: str, state: int, data: dict[str, Any]
+) -> drafts.Draft:
+    """Start the person's draft of this conversation (any other draft of theirs is dropped)."""
+    timed = _timed(update, context, conversation)
+    return await drafts.begin(context.runtime.db, state=state, data=data, **timed)
+
+
 async def load(update: Update, context: ZhibanContext, conversation: str) -> drafts.Draft | None:
     """The person's open draft of this conversation, or None when it is gone."""
-    chat_id, user_id = keys(update)
-    return await drafts.current(
-        context.runtime.db, conversation=conversation, chat_id=chat_id, user_id=user_id
-    )
+    return await drafts.current(context.runtime.db, **_owner(update, conversation))
 
 
 async def save(
     update: Update, context: ZhibanContext, conversation: str, state: int, data: dict[str, Any]
 ) -> bool:
     """Store the step and what was entered, with the full time again; False when it is gone."""
-    runtime = context.runtime
-    chat_id, user_id = keys(update)
-    saved = await drafts.save(
-        runtime.db,
-        conversation=conversation,
-        chat_id=chat_id,
-        user_id=user_id,
-        state=state,
-        data=data,
-        now=runtime.clock.now(),
-        limits=runtime.settings.conversations,
-    )
+    timed = _timed(update, context, conversation)
+    saved = await drafts.save(context.runtime.db, state=state, data=data, **timed)
     return saved is not None
 
 
@@ -94,30 +104,37 @@ async def go_on(
     update: Update, context: ZhibanContext, conversation: str, token: str
 ) -> drafts.Draft | None:
     """The prompt's Go on: the draft named by the token gets its full time again."""
-    runtime = context.runtime
-    chat_id, user_id = keys(update)
-    return await drafts.go_on(
-        runtime.db,
-        conversation=conversation,
-        chat_id=chat_id,
-        user_id=user_id,
-        token=token,
-        now=runtime.clock.now(),
-        limits=runtime.settings.conversations,
-    )
+    timed = _timed(update, context, conversation)
+    return await drafts.go_on(context.runtime.db, token=token, **timed)
 
 
 async def end(update: Update, context: ZhibanContext, conversation: str) -> bool:
     """Drop the person's draft of this conversation (sent, cancelled, discarded)."""
     runtime = context.runtime
-    chat_id, user_id = keys(update)
-    return await drafts.end(
-        runtime.db,
-        conversation=conversation,
-        chat_id=chat_id,
-        user_id=user_id,
-        now=runtime.clock.now(),
-    )
+    owner = _owner(update, conversation)
+    return await drafts.end(runtime.db, now=runtime.clock.now(), **owner)
+
+
+async def moved(
+    update: Update,
+    context: ZhibanContext,
+    press: Press[Any],
+    conversation: str,
+    state: int,
+    data: dict[str, Any],
+    shown: tuple[str, InlineKeyboardMarkup],
+    gone_sentence: str,
+) -> int:
+    """Save the draft at the step a press led to and turn its message into that step (`shown`).
+
+    A draft that is gone meanwhile gets `gone_sentence` (a catalog id) and ends the step.
+    """
+    if not await save(update, context, conversation, state, data):
+        return await gone(update, context, press, gone_sentence)
+    text, markup = shown
+    await press.answer()
+    await edit(press.query, text, parse_mode=None, reply_markup=markup)
+    return state
 
 
 async def no_longer_open(
@@ -155,13 +172,68 @@ async def prompt_go_on(
     return draft
 
 
-async def discarded(
+async def answer_prompt(
+    update: Update,
+    context: ZhibanContext,
+    press: Press[DraftChoice],
+    conversation: str,
+    *,
+    send: Callable[[Update, ZhibanContext, Press[Any], drafts.Draft], Awaitable[int]],
+    show: Callable[[Translator, drafts.Draft], tuple[str, InlineKeyboardMarkup]],
+    discarded: str,
+) -> int:
+    """The draft prompt's buttons: `send` the draft as it is, go on (`show` its step), discard.
+
+    `discarded` is the catalog id said on the prompt when the draft is discarded.
+    """
+    draft = await prompt_go_on(update, context, press, conversation)
+    if isinstance(draft, int):
+        return draft
+    match press.button.action:
+        case "send":
+            return await send(update, context, press, draft)
+        case "go_on":
+            text, markup = show(context.tr_for(update), draft)
+            await press.answer()
+            await edit(press.query, text, parse_mode=None, reply_markup=markup)
+            return draft.state
+    return await dropped(update, context, press, conversation, discarded)
+
+
+async def dropped(
     update: Update, context: ZhibanContext, press: Press[Any], conversation: str, sentence: str
 ) -> int:
-    """Drop the draft on the prompt's Discard and say so on the prompt."""
+    """Drop the draft on a press (Cancel, the prompt's Discard) and say so on its message."""
     await end(update, context, conversation)
     await press.answer()
     await edit(press.query, context.tr_for(update)._(sentence), parse_mode=None)
+    return END
+
+
+async def finished(
+    update: Update,
+    context: ZhibanContext,
+    press: Press[Any],
+    conversation: str,
+    text: str,
+    reply_markup: InlineKeyboardMarkup | None = None,
+) -> int:
+    """After a draft's use case succeeded: drop the draft, wake the engine, say `text`."""
+    await end(update, context, conversation)
+    context.runtime.wake()
+    await press.answer()
+    await edit(press.query, text, parse_mode=None, reply_markup=reply_markup)
+    return END
+
+
+async def cancel_command(
+    update: Update, context: ZhibanContext, conversation: str, sentence: str
+) -> int:
+    """/cancel during a conversation: drop its draft and say `sentence` (a catalog id)."""
+    await end(update, context, conversation)
+    if update.effective_message is not None:
+        tr = context.tr_for(update)
+        await reply(update.effective_message, tr._(sentence), parse_mode=None)
     return END
 
 

@@ -25,7 +25,7 @@ from bot.services import drafts, incidents
 from handlers import draft_steps
 from handlers.context import ZhibanContext
 from handlers.draft_steps import END
-from handlers.replies import edit, reply
+from handlers.replies import reply
 
 if TYPE_CHECKING:
     from handlers.buttons import Press
@@ -64,6 +64,7 @@ FINAL_PROMPT = drafts.DraftPrompt(
         "and its number to start it again."
     ),
 )
+CANCELLED = N_("Cancelled; the incident stays open.")
 GONE = N_(
     "This final report is no longer open: it was sent, cancelled or timed out. "
     "Send /final and the incident's number."
@@ -185,18 +186,11 @@ async def _close(
     except ZhibanError as error:
         await press.answer(error.render(tr, runtime.settings.bot.tz), alert=True)
         return draft.state
-    await draft_steps.end(update, context, FINAL)
-    runtime.wake()
-    await press.answer()
-    await edit(
-        press.query,
-        tr._(
-            "Incident {number} is closed with its final report; everyone paged about it is told.",
-            number=closed.number,
-        ),
-        parse_mode=None,
+    closing = tr._(
+        "Incident {number} is closed with its final report; everyone paged about it is told.",
+        number=closed.number,
     )
-    return END
+    return await draft_steps.finished(update, context, press, FINAL, closing)
 
 
 async def on_final_button(update: Update, context: ZhibanContext, press: Press[FinalStep]) -> int:
@@ -208,10 +202,7 @@ async def on_final_button(update: Update, context: ZhibanContext, press: Press[F
     state = FinalState(draft.state)
     match press.button.action:
         case "cancel":
-            await draft_steps.end(update, context, FINAL)
-            await press.answer()
-            await edit(press.query, tr._("Cancelled; the incident stays open."), parse_mode=None)
-            return END
+            return await draft_steps.dropped(update, context, press, FINAL, CANCELLED)
         case "send" if state == FinalState.CONFIRM:
             return await _close(update, context, press, draft)
         case "back" if state != FinalState.CAUSE:
@@ -219,42 +210,28 @@ async def on_final_button(update: Update, context: ZhibanContext, press: Press[F
         case _:
             await press.answer(tr._("Please answer this step first."), alert=True)
             return state
-    if not await draft_steps.save(update, context, FINAL, following, draft.data):
-        return await draft_steps.gone(update, context, press, GONE)
-    text, markup = view(tr, following, draft.data)
-    await press.answer()
-    await edit(press.query, text, parse_mode=None, reply_markup=markup)
-    return following
+    shown = view(tr, following, draft.data)
+    return await draft_steps.moved(
+        update, context, press, FINAL, following, draft.data, shown, GONE
+    )
 
 
 async def on_final_prompt(update: Update, context: ZhibanContext, press: Press[DraftChoice]) -> int:
     """Before the timeout: close with the final report as it is, go on, or discard it."""
-    draft = await draft_steps.prompt_go_on(update, context, press, FINAL)
-    if isinstance(draft, int):
-        return draft
-    match press.button.action:
-        case "send":
-            return await _close(update, context, press, draft)
-        case "go_on":
-            tr = context.tr_for(update)
-            text, markup = view(tr, draft.state, draft.data)
-            await press.answer()
-            await edit(press.query, text, parse_mode=None, reply_markup=markup)
-            return draft.state
-    return await draft_steps.discarded(
-        update, context, press, FINAL, N_("The final report is discarded; the incident stays open.")
+    return await draft_steps.answer_prompt(
+        update,
+        context,
+        press,
+        FINAL,
+        send=_close,
+        show=lambda tr, draft: view(tr, draft.state, draft.data),
+        discarded=N_("The final report is discarded; the incident stays open."),
     )
 
 
 async def final_cancel_command(update: Update, context: ZhibanContext) -> int:
     """/cancel during /final."""
-    await draft_steps.end(update, context, FINAL)
-    if update.effective_message is not None:
-        tr = context.tr_for(update)
-        await reply(
-            update.effective_message, tr._("Cancelled; the incident stays open."), parse_mode=None
-        )
-    return END
+    return await draft_steps.cancel_command(update, context, FINAL, CANCELLED)
 
 
 async def on_stale_button(update: Update, context: ZhibanContext, press: Press[FinalStep]) -> None:

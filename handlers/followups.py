@@ -26,7 +26,7 @@ from bot.services.incidents.reporting import MAX_TEXT
 from handlers import draft_steps
 from handlers.context import ZhibanContext
 from handlers.draft_steps import END
-from handlers.replies import edit, reply
+from handlers.replies import reply
 
 if TYPE_CHECKING:
     from handlers.buttons import Press
@@ -55,6 +55,7 @@ FOLLOWUP_PROMPT = drafts.DraftPrompt(
         "incident's number to start it again."
     ),
 )
+CANCELLED = N_("Cancelled; the follow-up was not sent.")
 GONE = N_(
     "This follow-up is no longer open: it was sent, cancelled or timed out. "
     "Send /followup and the incident's number."
@@ -262,11 +263,7 @@ async def _send(
     except ZhibanError as error:
         await press.answer(error.render(tr, runtime.settings.bot.tz), alert=True)
         return draft.state
-    await draft_steps.end(update, context, FOLLOWUP)
-    runtime.wake()
-    await press.answer()
-    await edit(press.query, _added(tr, done), parse_mode=None)
-    return END
+    return await draft_steps.finished(update, context, press, FOLLOWUP, _added(tr, done))
 
 
 async def on_follow_up_button(
@@ -278,46 +275,27 @@ async def on_follow_up_button(
         return await draft_steps.gone(update, context, press, GONE)
     if press.button.action == "send":
         return await _send(update, context, press, draft)
-    await draft_steps.end(update, context, FOLLOWUP)
-    await press.answer()
-    tr = context.tr_for(update)
-    await edit(press.query, tr._("Cancelled; the follow-up was not sent."), parse_mode=None)
-    return END
+    return await draft_steps.dropped(update, context, press, FOLLOWUP, CANCELLED)
 
 
 async def on_follow_up_prompt(
     update: Update, context: ZhibanContext, press: Press[DraftChoice]
 ) -> int:
     """Before the timeout: send the follow-up as it is, go on with it, or discard it."""
-    draft = await draft_steps.prompt_go_on(update, context, press, FOLLOWUP)
-    if isinstance(draft, int):
-        return draft
-    match press.button.action:
-        case "send":
-            return await _send(update, context, press, draft)
-        case "go_on":
-            tr = context.tr_for(update)
-            await press.answer()
-            await edit(
-                press.query, _draft_text(tr, draft.data), parse_mode=None, reply_markup=_buttons(tr)
-            )
-            return draft.state
-    return await draft_steps.discarded(
-        update, context, press, FOLLOWUP, N_("The follow-up is discarded; nothing was sent.")
+    return await draft_steps.answer_prompt(
+        update,
+        context,
+        press,
+        FOLLOWUP,
+        send=_send,
+        show=lambda tr, draft: (_draft_text(tr, draft.data), _buttons(tr)),
+        discarded=N_("The follow-up is discarded; nothing was sent."),
     )
 
 
 async def follow_up_cancel_command(update: Update, context: ZhibanContext) -> int:
     """/cancel while writing a follow-up."""
-    await draft_steps.end(update, context, FOLLOWUP)
-    if update.effective_message is not None:
-        tr = context.tr_for(update)
-        await reply(
-            update.effective_message,
-            tr._("Cancelled; the follow-up was not sent."),
-            parse_mode=None,
-        )
-    return END
+    return await draft_steps.cancel_command(update, context, FOLLOWUP, CANCELLED)
 
 
 async def on_stale_button(

@@ -28,7 +28,7 @@ from bot.services.page_text import FOLLOW_UP_LABEL
 from handlers import draft_steps
 from handlers.context import ZhibanContext
 from handlers.draft_steps import END
-from handlers.replies import edit, reply
+from handlers.replies import reply
 
 if TYPE_CHECKING:
     from handlers.buttons import Press
@@ -69,6 +69,7 @@ HEARD_PROMPT = drafts.DraftPrompt(
         "recorded. Send /heard to start it again."
     ),
 )
+CANCELLED = N_("Cancelled; nothing was recorded.")
 GONE = N_(
     "This record is no longer open: it was sent, cancelled or timed out. Send /heard to start "
     "again."
@@ -245,29 +246,17 @@ async def _record(
     except ZhibanError as error:
         await press.answer(error.render(tr, runtime.settings.bot.tz), alert=True)
         return draft.state
-    await draft_steps.end(update, context, HEARD)
-    runtime.wake()
-    await press.answer()
-    await edit(
-        press.query,
-        tr._(
-            "Recorded: {number}, not reported by {unit} (漏报). {unit} is being paged to report "
-            "it.",
-            number=done.number,
-            unit=data["unit"],
-        ),
-        parse_mode=None,
-        reply_markup=InlineKeyboardMarkup(
-            [
-                [
-                    InlineKeyboardButton(
-                        tr._(FOLLOW_UP_LABEL), callback_data=FollowUpOpen(done.incident_id).data
-                    )
-                ]
-            ]
-        ),
+    recorded = tr._(
+        "Recorded: {number}, not reported by {unit} (漏报). {unit} is being paged to report it.",
+        number=done.number,
+        unit=data["unit"],
     )
-    return END
+    follow_up = InlineKeyboardButton(
+        tr._(FOLLOW_UP_LABEL), callback_data=FollowUpOpen(done.incident_id).data
+    )
+    return await draft_steps.finished(
+        update, context, press, HEARD, recorded, InlineKeyboardMarkup([[follow_up]])
+    )
 
 
 async def on_heard_button(update: Update, context: ZhibanContext, press: Press[HeardChoice]) -> int:
@@ -280,10 +269,7 @@ async def on_heard_button(update: Update, context: ZhibanContext, press: Press[H
     choice = press.button
     match choice.action:
         case "cancel":
-            await draft_steps.end(update, context, HEARD)
-            await press.answer()
-            await edit(press.query, tr._("Cancelled; nothing was recorded."), parse_mode=None)
-            return END
+            return await draft_steps.dropped(update, context, press, HEARD, CANCELLED)
         case "back" if state in BACK:
             following = BACK[state]
         case "unit" if state == HeardState.UNIT:
@@ -303,42 +289,26 @@ async def on_heard_button(update: Update, context: ZhibanContext, press: Press[H
         case _:
             await press.answer(tr._("Please answer this step first."), alert=True)
             return state
-    if not await draft_steps.save(update, context, HEARD, following, data):
-        return await draft_steps.gone(update, context, press, GONE)
-    text, markup = view(tr, following, data)
-    await press.answer()
-    await edit(press.query, text, parse_mode=None, reply_markup=markup)
-    return following
+    shown = view(tr, following, data)
+    return await draft_steps.moved(update, context, press, HEARD, following, data, shown, GONE)
 
 
 async def on_heard_prompt(update: Update, context: ZhibanContext, press: Press[DraftChoice]) -> int:
     """Before the timeout: record it as it is, go on, or discard it."""
-    draft = await draft_steps.prompt_go_on(update, context, press, HEARD)
-    if isinstance(draft, int):
-        return draft
-    match press.button.action:
-        case "send":
-            return await _record(update, context, press, draft)
-        case "go_on":
-            tr = context.tr_for(update)
-            text, markup = view(tr, draft.state, draft.data)
-            await press.answer()
-            await edit(press.query, text, parse_mode=None, reply_markup=markup)
-            return draft.state
-    return await draft_steps.discarded(
-        update, context, press, HEARD, N_("The record is discarded; nothing was recorded.")
+    return await draft_steps.answer_prompt(
+        update,
+        context,
+        press,
+        HEARD,
+        send=_record,
+        show=lambda tr, draft: view(tr, draft.state, draft.data),
+        discarded=N_("The record is discarded; nothing was recorded."),
     )
 
 
 async def heard_cancel_command(update: Update, context: ZhibanContext) -> int:
     """/cancel during /heard."""
-    await draft_steps.end(update, context, HEARD)
-    if update.effective_message is not None:
-        tr = context.tr_for(update)
-        await reply(
-            update.effective_message, tr._("Cancelled; nothing was recorded."), parse_mode=None
-        )
-    return END
+    return await draft_steps.cancel_command(update, context, HEARD, CANCELLED)
 
 
 async def on_stale_button(

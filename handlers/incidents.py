@@ -14,6 +14,7 @@ tables before the confirmation.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, time, timedelta, tzinfo
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -44,7 +45,7 @@ from bot.services.page_text import FOLLOW_UP_LABEL
 from handlers import draft_steps
 from handlers.context import ZhibanContext
 from handlers.followups import attachments_text
-from handlers.replies import edit, reply
+from handlers.replies import reply
 
 if TYPE_CHECKING:
     from handlers.buttons import Press
@@ -98,6 +99,7 @@ MINUTES_LABELS = {
     30: N_("30 min ago"),
     60: N_("1 hour ago"),
 }
+CANCELLED = N_("Cancelled; nothing was reported.")
 GONE = N_("This report is no longer open: it was sent, cancelled or timed out. Send /report.")
 
 
@@ -264,21 +266,6 @@ async def begin_report(
     return ReportStep.CATEGORY
 
 
-async def _show(
-    update: Update, context: ZhibanContext, press: Press[Any], step: int, data: dict[str, Any]
-) -> int:
-    """Answer a press by turning its message into the step's view."""
-    tr = context.tr_for(update)
-    text, markup = view(tr, context, step, data)
-    await press.answer()
-    await edit(press.query, text, parse_mode=None, reply_markup=markup)
-    return step
-
-
-async def _ended(update: Update, context: ZhibanContext, press: Press[Any] | None) -> int:
-    return await draft_steps.no_longer_open(update, context, context.tr_for(update)._(GONE), press)
-
-
 async def _submit(
     update: Update, context: ZhibanContext, press: Press[Any], draft: drafts.Draft, *, direct: bool
 ) -> int:
@@ -332,8 +319,6 @@ async def _submit(
     except ZhibanError as error:
         await press.answer(error.render(tr, tz), alert=True)
         return draft.state
-    await draft_steps.end(update, context, REPORT)
-    runtime.wake()
     lines = [
         tr._(
             "Reported: {number}. The leaders of {unit} are being paged.",
@@ -351,16 +336,10 @@ async def _submit(
             number=done.number,
         )
     )
-    await press.answer()
     follow_up = InlineKeyboardMarkup(
         [[_button_to(tr._(FOLLOW_UP_LABEL), FollowUpOpen(done.incident_id).data)]]
     )
-    await edit(press.query, "\n".join(lines), parse_mode=None, reply_markup=follow_up)
-    return END
-
-
-async def _cancel(update: Update, context: ZhibanContext) -> None:
-    await draft_steps.end(update, context, REPORT)
+    return await draft_steps.finished(update, context, press, REPORT, "\n".join(lines), follow_up)
 
 
 async def on_report_button(
@@ -371,16 +350,13 @@ async def on_report_button(
     tr = context.tr_for(update)
     draft = await draft_steps.load(update, context, REPORT)
     if draft is None:
-        return await _ended(update, context, press)
+        return await draft_steps.gone(update, context, press, GONE)
     data, step = dict(draft.data), ReportStep(draft.state)
     choice = press.button
     following: ReportStep
     match choice.action:
         case "cancel":
-            await _cancel(update, context)
-            await press.answer()
-            await edit(press.query, tr._("Cancelled; nothing was reported."), parse_mode=None)
-            return END
+            return await draft_steps.dropped(update, context, press, REPORT, CANCELLED)
         case "back":
             if step not in BACK:
                 await press.answer(
@@ -415,9 +391,8 @@ async def on_report_button(
                 tr._("Please finish this step first: write what happened."), alert=True
             )
             return step
-    if not await draft_steps.save(update, context, REPORT, following, data):
-        return await _ended(update, context, press)
-    return await _show(update, context, press, following, data)
+    shown = view(tr, context, following, data)
+    return await draft_steps.moved(update, context, press, REPORT, following, data, shown, GONE)
 
 
 def _today_at(context: ZhibanContext, text: str) -> datetime | None:
@@ -465,7 +440,7 @@ async def on_report_input(update: Update, context: ZhibanContext) -> int:
     tr = context.tr_for(update)
     draft = await draft_steps.load(update, context, REPORT)
     if draft is None:
-        return await _ended(update, context, None)
+        return await draft_steps.gone(update, context, None, GONE)
     data, step = dict(draft.data), ReportStep(draft.state)
     problem: str | None = None
     following = step
@@ -501,7 +476,7 @@ async def on_report_input(update: Update, context: ZhibanContext) -> int:
         case _:
             problem = tr._("Press Report to send it, or Back to change something.")
     if problem is None and not await draft_steps.save(update, context, REPORT, following, data):
-        return await _ended(update, context, None)
+        return await draft_steps.gone(update, context, None, GONE)
     body, markup = view(tr, context, following, data)
     await reply(message, body if problem is None else problem, parse_mode=None, reply_markup=markup)
     return following
@@ -511,32 +486,20 @@ async def on_report_prompt(
     update: Update, context: ZhibanContext, press: Press[DraftChoice]
 ) -> int:
     """Before the timeout: send the report as it is, go on with it, or discard it."""
-    tr = context.tr_for(update)
-    draft = await draft_steps.load(update, context, REPORT)
-    if draft is None or draft_steps.prompt_is_stale(draft, press):
-        await press.answer(tr._(draft_steps.DRAFT_GONE), alert=True)
-        return draft.state if draft is not None else END
-    match press.button.action:
-        case "send":
-            return await _submit(update, context, press, draft, direct=False)
-        case "go_on":
-            await draft_steps.go_on(update, context, REPORT, draft.token)
-            return await _show(update, context, press, draft.state, draft.data)
-    await _cancel(update, context)
-    await press.answer()
-    await edit(press.query, tr._("The report is discarded; nothing was reported."), parse_mode=None)
-    return END
+    return await draft_steps.answer_prompt(
+        update,
+        context,
+        press,
+        REPORT,
+        send=functools.partial(_submit, direct=False),
+        show=lambda tr, draft: view(tr, context, draft.state, draft.data),
+        discarded=N_("The report is discarded; nothing was reported."),
+    )
 
 
 async def report_cancel_command(update: Update, context: ZhibanContext) -> int:
     """/cancel while reporting."""
-    await _cancel(update, context)
-    if update.effective_message is not None:
-        tr = context.tr_for(update)
-        await reply(
-            update.effective_message, tr._("Cancelled; nothing was reported."), parse_mode=None
-        )
-    return END
+    return await draft_steps.cancel_command(update, context, REPORT, CANCELLED)
 
 
 async def on_stale_report_button(

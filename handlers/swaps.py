@@ -339,13 +339,9 @@ async def on_swap_input(update: Update, context: ZhibanContext) -> int:
 
 async def swap_cancel_command(update: Update, context: ZhibanContext) -> int:
     """/cancel while choosing a swap."""
-    await draft_steps.end(update, context, SWAP)
-    if update.effective_message is not None:
-        tr = context.tr_for(update)
-        await reply(
-            update.effective_message, tr._("Cancelled; nothing was changed."), parse_mode=None
-        )
-    return END
+    return await draft_steps.cancel_command(
+        update, context, SWAP, N_("Cancelled; nothing was changed.")
+    )
 
 
 async def on_stale_swap_step(

@@ -15,6 +15,13 @@ from bot.sandbox.stack import LocalStack
 from bot.services import accounts, roster
 
 AFTER_SAMPLE_WEEK = datetime(2026, 12, 10, 0, 0, tzinfo=UTC)
+# The sample district's time zone, in which its shifts and the tests' moments are written.
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def local(day: int, hour: int, minute: int = 0) -> datetime:
+    """A moment of December 2026 in the sample district's time, as UTC."""
+    return datetime(2026, 12, day, hour, minute, tzinfo=TZ).astimezone(UTC)
 
 
 @pytest.fixture
@@ -41,11 +48,34 @@ async def sample(stack: LocalStack, clock: MovableClock) -> LocalStack:
     await roster.import_roster(
         stack.db,
         roster.sample_district_files(),
-        tz=ZoneInfo("Asia/Shanghai"),
+        tz=TZ,
         default_language="zh",
         now=clock.now(),
     )
     return stack
+
+
+@pytest.fixture
+async def day(database_url: str, clock: MovableClock) -> AsyncIterator[LocalStack]:
+    """The running stack with the sample district imported at the clock's time (not moved).
+
+    A test module sets the moment with its own `clock` fixture; the sample week's shifts then
+    fall due as the clock is moved.
+    """
+    settings = settings_from_mapping({"database": {"url": database_url}}, environ={})
+    async with LocalStack(settings, clock) as stack:
+        assert stack.db is not None
+        await roster.import_roster(
+            stack.db, roster.sample_district_files(), tz=TZ, default_language="zh", now=clock.now()
+        )
+        await stack.settle()
+        yield stack
+
+
+async def at(stack: LocalStack, clock: MovableClock, moment: datetime) -> None:
+    """Move the clock to a moment and let the bot do what falls due."""
+    clock.set(moment)
+    await stack.settle()
 
 
 async def invite(stack: LocalStack, clock: MovableClock, staff_no: str) -> str:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import linked
+from conftest import TZ, at, linked, local
 from sqlmodel import col, select
 
 from bot.clock import MovableClock
@@ -18,35 +16,12 @@ from bot.sandbox import SimUser
 from bot.sandbox.stack import LocalStack
 from bot.services import roster, rota
 
-TZ = ZoneInfo("Asia/Shanghai")
 SCHOOL = (32.4825, 105.1540)  # 石坝小学, geofence 400 m
-
-
-def local(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(2026, 12, day, hour, minute, tzinfo=TZ).astimezone(UTC)
 
 
 @pytest.fixture
 def clock() -> MovableClock:
     return MovableClock(local(1, 5))
-
-
-@pytest.fixture
-async def day(database_url: str, clock: MovableClock) -> AsyncIterator[LocalStack]:
-    settings = settings_from_mapping({"database": {"url": database_url}}, environ={})
-    async with LocalStack(settings, clock) as stack:
-        assert stack.db is not None
-        await roster.import_roster(
-            stack.db, roster.sample_district_files(), tz=TZ, default_language="zh", now=clock.now()
-        )
-        await stack.settle()
-        yield stack
-
-
-async def at(stack: LocalStack, clock: MovableClock, moment: datetime) -> None:
-    """Move the clock to a local moment and let the bot do what falls due."""
-    clock.set(moment)
-    await stack.settle()
 
 
 def texts(user: SimUser) -> list[str]:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 import pytest
-from conftest import linked
+from conftest import at, linked, local
 from sqlmodel import select
 
 from bot.clock import MovableClock
@@ -15,9 +13,7 @@ from bot.config import settings_from_mapping
 from bot.models import ConversationDraft, ShiftSwap
 from bot.sandbox import SimUser
 from bot.sandbox.stack import LocalStack
-from bot.services import roster
 
-TZ = ZoneInfo("Asia/Shanghai")
 SCHOOL = (32.4825, 105.1540)  # 石坝小学, geofence 400 m
 LIMITS = settings_from_mapping({}, environ={}).conversations
 PROMPT_AFTER = LIMITS.timeout - LIMITS.prompt_before
@@ -35,30 +31,9 @@ REPORT_GONE = "This report is no longer open: it was sent, cancelled or timed ou
 NIGHT = "12-02 20:00–08:00 值班室"  # 孙小红's night shift
 
 
-def local(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(2026, 12, day, hour, minute, tzinfo=TZ).astimezone(UTC)
-
-
 @pytest.fixture
 def clock() -> MovableClock:
     return MovableClock(local(1, 7, 50))
-
-
-@pytest.fixture
-async def day(database_url: str, clock: MovableClock) -> AsyncIterator[LocalStack]:
-    settings = settings_from_mapping({"database": {"url": database_url}}, environ={})
-    async with LocalStack(settings, clock) as stack:
-        assert stack.db is not None
-        await roster.import_roster(
-            stack.db, roster.sample_district_files(), tz=TZ, default_language="zh", now=clock.now()
-        )
-        await stack.settle()
-        yield stack
-
-
-async def at(stack: LocalStack, clock: MovableClock, moment: datetime) -> None:
-    clock.set(moment)
-    await stack.settle()
 
 
 async def stored(day: LocalStack) -> list[tuple[str, int | None]]:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 import pytest
-from conftest import linked
+from conftest import linked, local
 from sqlmodel import select
 
 from bot.clock import MovableClock
-from bot.config import settings_from_mapping
 from bot.models import (
     AuditEntry,
     ConversationDraft,
@@ -21,34 +18,16 @@ from bot.models import (
 )
 from bot.sandbox import SentMessage, SimUser
 from bot.sandbox.stack import LocalStack
-from bot.services import roster
 from bot.services.escalation.views import INCIDENT_SUBJECT
 from bot.services.incidents import SUBJECT_TYPE
 
-TZ = ZoneInfo("Asia/Shanghai")
 NUMBER = "20261202-001"
 FOLLOW_UP = "➕ Follow-up (续报)"
-
-
-def local(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(2026, 12, day, hour, minute, tzinfo=TZ).astimezone(UTC)
 
 
 @pytest.fixture
 def clock() -> MovableClock:
     return MovableClock(local(2, 9))
-
-
-@pytest.fixture
-async def day(database_url: str, clock: MovableClock) -> AsyncIterator[LocalStack]:
-    settings = settings_from_mapping({"database": {"url": database_url}}, environ={})
-    async with LocalStack(settings, clock) as stack:
-        assert stack.db is not None
-        await roster.import_roster(
-            stack.db, roster.sample_district_files(), tz=TZ, default_language="zh", now=clock.now()
-        )
-        await stack.settle()
-        yield stack
 
 
 async def rows(stack: LocalStack, model: type) -> list:  # type: ignore[type-arg]

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import linked
+from conftest import at, linked, local
 from sqlmodel import col, select
-from test_attendance import at, clock_in_here, local
+from test_attendance import clock_in_here
 
 from bot.clock import MovableClock
 from bot.config import settings_from_mapping
@@ -27,22 +27,6 @@ SCHOOL_SIZE = 126
 @pytest.fixture
 def clock() -> MovableClock:
     return MovableClock(local(1, 5))
-
-
-@pytest.fixture
-async def day(database_url: str, clock: MovableClock) -> AsyncIterator[LocalStack]:
-    settings = settings_from_mapping({"database": {"url": database_url}}, environ={})
-    async with LocalStack(settings, clock) as stack:
-        assert stack.db is not None
-        await roster.import_roster(
-            stack.db,
-            roster.sample_district_files(),
-            tz=settings.bot.tz,
-            default_language="zh",
-            now=clock.now(),
-        )
-        await stack.settle()
-        yield stack
 
 
 def duty_log_messages() -> list[str]:
