@@ -5,7 +5,7 @@ control and right-to-left characters, far over Telegram's limits), commands with
 links, real button data harvested from the bot's messages and mutations of it (other ids, huge
 and non-ASCII digits, unknown prefixes), locations (NaN, infinities, out of range, negative
 accuracy), media, and jumps of the clock. They go through the local Bot API emulator into the
-real Application, on SQLite (10,000 updates a run) and PostgreSQL (2,000).
+real Application, on SQLite (5,000 updates a run) and PostgreSQL (1,000).
 
 After every sequence the invariants hold:
 - no ERROR log line, and no traceback text in any chat;
@@ -467,15 +467,13 @@ def _settings(updates: int) -> Any:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @given(data=st.data())
-@_settings(10_000)
-async def test_ten_thousand_hostile_updates_on_sqlite(world: World, data: st.DataObject) -> None:
-    await _run(world, data, 10_000)
+@_settings(5_000)
+async def test_five_thousand_hostile_updates_on_sqlite(world: World, data: st.DataObject) -> None:
+    await _run(world, data, 5_000)
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 @given(data=st.data())
-@_settings(2_000)
-async def test_two_thousand_hostile_updates_on_postgresql(
-    world: World, data: st.DataObject
-) -> None:
-    await _run(world, data, 2_000)
+@_settings(1_000)
+async def test_a_thousand_hostile_updates_on_postgresql(world: World, data: st.DataObject) -> None:
+    await _run(world, data, 1_000)
