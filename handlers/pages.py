@@ -37,7 +37,9 @@ def outcome_text(tr: Translator, outcome: Outcome, ctx: ZhibanContext) -> str:
         return tr._("Passed up to the level above; they are being paged now.")
     if outcome.kind == "reported_direct":
         return tr._("Reported straight to the county; the duty desk is being paged now.")
-    return tr._("Acknowledged. Paging has stopped and the others have been told.")
+    if outcome.others_told:
+        return tr._("Acknowledged. Paging has stopped and the others have been told.")
+    return tr._("Acknowledged. Paging has stopped.")
 
 
 def details_text(tr: Translator, view: EscalationView, ctx: ZhibanContext) -> str:

@@ -47,6 +47,7 @@ class Outcome:
     by_name: str
     at: datetime
     kind: str  # "acknowledged", "resolved", "passed_up", "reported_direct"
+    others_told: int = 0  # other people whose page now shows the outcome
 
 
 async def start(
@@ -177,19 +178,23 @@ async def acknowledge_level(
     note: Note,
     now: datetime,
     ctx: PagingContext,
-) -> None:
-    """Acknowledge one level: close its pages with `note` and write the timeline."""
+) -> set[int]:
+    """Acknowledge one level: close its pages with `note` and write the timeline.
+
+    Returns the people whose pages at that level now show who acknowledged.
+    """
     row.acknowledged_at = now
     row.acknowledged_by_id = person.id
     if escalation.acknowledged_at is None:
         escalation.acknowledged_at = now
         escalation.acknowledged_by_id = person.id
     level = Level(row.level)
-    await close_pages(session, escalation, note=note, now=now, ctx=ctx, level=level)
+    told = await close_pages(session, escalation, note=note, now=now, ctx=ctx, level=level)
     await matter.record(session, escalation, kind=kind, at=now, level=level, person_id=person.id)
     escalation.status = matter.status_after(
         await matter.level_rows(session, escalation.id or 0), resolved=False
     )
+    return told
 
 
 async def acknowledge(
@@ -203,7 +208,7 @@ async def acknowledge(
     row = await level_row(session, escalation, Level(page.level))
     if escalation.status == matter.RESOLVED or row.acknowledged_at is not None:
         return await _earlier(session, escalation, row)
-    await acknowledge_level(
+    told = await acknowledge_level(
         session,
         escalation,
         row,
@@ -215,7 +220,9 @@ async def acknowledge(
     )
     await advance(session, escalation.id, now=now, ctx=ctx)
     await _record_press(session, escalation, page, person_id, "page.acknowledge", now)
-    return Outcome(escalation.id, True, person.name, now, "acknowledged")
+    return Outcome(
+        escalation.id, True, person.name, now, "acknowledged", others_told=len(told - {person_id})
+    )
 
 
 async def _pass_to(

@@ -482,14 +482,18 @@ async def close_pages(
     now: datetime,
     ctx: PagingContext,
     level: Level | None = None,
-) -> None:
-    """Close the pages of one level (or all), drop their unsent messages, show the outcome."""
+) -> set[int]:
+    """Close the pages of one level (or all), drop their unsent messages, show the outcome.
+
+    Returns the people whose delivered pages now show the outcome.
+    """
     assert escalation.id is not None
     statement = select(Page).where(Page.escalation_id == escalation.id)
     if level is not None:
         statement = statement.where(Page.level == level.value)
     pages = list((await session.exec(statement.order_by(col(Page.id)))).all())
     await outbox.cancel_unsent(session, page_ids=[p.id for p in pages if p.id], now=now)
+    told: set[int] = set()
     for page in pages:
         if page.status == "active":
             page.status = "closed"
@@ -508,6 +512,8 @@ async def close_pages(
         )
         for reminder in messages[1:]:  # same words, no buttons left to press
             await outbox.enqueue_edit(session, now=now, target=reminder, text=reminder.body["text"])
+        told.add(page.person_id)
+    return told
 
 
 def step_handler(ctx: PagingContext) -> DeadlineHandler:
