@@ -101,13 +101,21 @@ def shifts_text(
             f"• {_span(tr, line, tz)} {escape(line.post)}, {escape(line.unit_name)}"
             + (f" — {status}" if status else "")
         )
+    today = datetime.combine(now.astimezone(tz).date(), time(0), tzinfo=tz)
     for unit_name, day in units:
+        # Today's shifts and the one under way: last night's shift that ended this morning
+        # belongs to yesterday's day.
+        shown = [line for line in day if line.start >= today or line.end > now]
+        if not shown:
+            continue
         lines.append("")
         lines.append(tr._("<b>Today at {unit}</b>", unit=escape(unit_name)))
-        for line in day:
+        for line in shown:
             who = escape(line.person_name) if line.person_name else tr._("⚠️ nobody assigned")
             status = _status(tr, line, tz)
-            if not status and line.person_name and line.start <= now:
+            if not status and line.person_name and line.end <= now:
+                status = tr._("❌ never clocked in")
+            elif not status and line.person_name and line.start <= now:
                 status = tr._("⏳ not clocked in")
             lines.append(
                 f"• {_span(tr, line, tz)} {escape(line.post)}: {who}"

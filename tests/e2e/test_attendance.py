@@ -116,7 +116,7 @@ async def test_acknowledging_stops_the_missed_shift_escalation(
     yang = await linked(day, clock, "SB01-01", 9022, "杨光明")
     await at(day, clock, local(2, 8, 15))
     await he.press("✅ 接报")
-    assert (await he.wait_for_answer()).text == "已接报。呼叫已停止，其他人已收到通知。"
+    assert (await he.wait_for_answer()).text == "已接报。呼叫已停止。"
     await at(day, clock, local(2, 9))
     assert not any("值班室，郑强" in t for t in texts(yang))
 
