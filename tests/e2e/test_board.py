@@ -1,14 +1,15 @@
 """/board through the real bot at a moved clock: a school, a township and the county.
 
 The situation at 17:10 on 12-01: at 石坝小学 张老师 and 李带班 are on duty and clocked in, a
-serious fire happened at 16:50 (its one-hour clock running), 李带班 left the 16:30 check-in
-unanswered, the daily report came in as nothing to report; at 木鱼小学 the duty post has been
-unmanned since 16:00, its duty staff missed the check-in, the daily report is missing and its
-principal never linked an account.
+serious fire happened at 17:05 (its one-hour clock running), 李带班 left the 16:30 check-in
+unanswered, the daily report came in as nothing to report, and 周带班 blocked the bot; at
+木鱼小学 the duty post has been unmanned since 16:00, its duty staff missed the check-in, the
+daily report is missing and its principal never linked an account.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from sqlmodel import col, select
 from bot.callbacks import BoardPage, DailyNothing
 from bot.clock import MovableClock
 from bot.config import settings_from_mapping
-from bot.models import AuditEntry, DailyReport, Person, RoleGrant, Shift, ShiftKind, Unit
+from bot.models import Account, AuditEntry, DailyReport, Person, RoleGrant, Shift, ShiftKind, Unit
 from bot.sandbox import SimUser
 from bot.sandbox.stack import LocalStack
 from bot.services import incidents
@@ -127,6 +128,19 @@ async def scene(database_url: str, db: Database, clock: MovableClock) -> AsyncIt
         yield Scene(stack, district, users)
 
 
+async def blocked(db: Database, person_id: int) -> None:
+    """Wait until the bot has taken the block (its update is handled in the background)."""
+    for _ in range(200):
+        async with db.read() as uow:
+            account = (
+                await uow.session.exec(select(Account).where(Account.person_id == person_id))
+            ).one()
+        if account.unreachable_since is not None:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the block was not recorded")
+
+
 async def at(stack: LocalStack, clock: MovableClock, moment: datetime) -> None:
     clock.set(moment)
     await stack.settle()
@@ -144,6 +158,10 @@ async def test_board_for_a_school_a_township_and_the_county(
         await at(stack, clock, local(16, 5))
         await person.send("/in")
         await person.wait_for(lambda m: "签到" in m.text)
+    # 16:20: 周带班, the school's other duty leader, blocks the bot
+    await at(stack, clock, local(16, 20))
+    await users["leader2"].block()
+    await blocked(db, district.people["leader2"])
     # 16:30 check-in: 张老师 answers, 李带班 does not
     await at(stack, clock, local(16, 30))
     prompt = await staff.wait_for(lambda m: "平安报告" in m.text)
@@ -196,6 +214,7 @@ async def test_board_for_a_school_a_township_and_the_county(
             "   📌 当前在：石坝小学（尚未接报）",
             "🛡 16:30平安报告未回复：李带班",
             "📝 日报：零报告（16:40）",
+            "📵 联系不上：周带班（带班领导；自16:20起消息无法送达）",
         ]
     ), board.text
     assert [list(row) for row in board.buttons] == [["🔄 刷新"]]
@@ -207,10 +226,11 @@ async def test_board_for_a_school_a_township_and_the_county(
     assert lines[0] == f"📋 值班看板：石坝乡中心校（T）· {hhmm}"
     assert lines[1] == (
         "🏫 学校1所 · 👮 值班2人，已签到2人 · 🚫 空岗0 · 🚨 未结事件1起 · 🛡 平安报告未回复1 "
-        "· 📝 日报未报0 · 📵 联系不上的领导0人"
+        "· 📝 日报未报0 · 📵 联系不上的领导1人"
     )
     assert lines[3] == (
-        f"🔴 石坝小学（S）：🚨 重大火灾 {reported.number}，还剩{left}分钟 · 🛡 平安报告未回复1"
+        f"🔴 石坝小学（S）：🚨 重大火灾 {reported.number}，还剩{left}分钟 · 🛡 平安报告未回复1 "
+        "· 📵 联系不上1人"
     )
     assert lines[4] == "✅ 其余1个单位一切正常。"
 
@@ -221,11 +241,11 @@ async def test_board_for_a_school_a_township_and_the_county(
     assert lines[0] == f"📋 Duty board: 青川县教育局 (C) · as of {hhmm}"
     assert lines[1] == (
         "🏫 schools 92 · 👮 on duty 3, clocked in 2 · 🚫 unmanned 1 · 🚨 open incidents 1 · "
-        "🛡 check-ins missed 2 · 📝 daily reports missing 91 · 📵 leaders unreachable 91"
+        "🛡 check-ins missed 2 · 📝 daily reports missing 91 · 📵 leaders unreachable 92"
     )
     assert lines[3] == (
         f"🔴 石坝小学 (S): 🚨 Serious Fire {reported.number}, {left} min left · "
-        "🛡 check-ins missed 1"
+        "🛡 check-ins missed 1 · 📵 unreachable 1"
     )
     assert lines[4] == (
         f"🔴 木鱼小学 (S2): 🚫 unmanned 1 (1 h {unmanned - 60} min) · 🛡 check-ins missed 1 · "
