@@ -274,6 +274,12 @@ async def test_board_for_a_school_a_township_and_the_county(
     assert fresh.message_id == county.message_id
     assert fresh.text.startswith(f"📋 Duty board: 青川县教育局 (C) · as of {hhmm}")
     assert "木鱼镇第089小学" in fresh.text  # still page 2
+    # back to page 1; a page beyond the end (the board may have shrunk since) shows the last one
+    await desk.press("◀", message_id=county.message_id)
+    assert (await desk.wait_for()).buttons[0] == ("◀", "1/2", "▶")
+    await desk.press_data(county.message_id, BoardPage(district.units["C"], 999).data)
+    last = await desk.wait_for()
+    assert last.message_id == county.message_id and last.buttons[0] == ("◀", "2/2", "▶")
 
     # /board S2 by 石坝乡's officer: outside the area, one sentence, nothing shown
     await officer.send("/board S2")
