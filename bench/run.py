@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import board
 import busy_chat
 import checkins
 import clockin
@@ -35,6 +36,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "storm": (storm.run, 240.0),
     "look_cost": (look_cost.run, 120.0),
     "checkins": (checkins.run, 300.0),
+    "board": (board.run, 240.0),
 }
 
 

@@ -40,6 +40,7 @@ from bot.services.incidents import drills
 from bot.uow import Database
 from bot.updates import PerPersonUpdates
 from handlers import attendance as attendance_handlers
+from handlers import board as board_handlers
 from handlers import buttons, conversations, edge, fallback, gate, menu, people
 from handlers import drills as drill_handlers
 from handlers import incidents as incident_handlers
@@ -166,6 +167,7 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         ("me", people.me_command),
         ("lang", people.lang_command),
         ("unit", people.unit_command),
+        ("board", board_handlers.board_command),
         ("invite", people.invite_command),
         ("shifts", attendance_handlers.shifts_command),
         ("in", attendance_handlers.in_command),

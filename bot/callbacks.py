@@ -465,6 +465,19 @@ class UnitPage:
         return f"unit:{self.unit_id}:{self.page}"
 
 
+@dataclass(frozen=True)
+class BoardPage:
+    """`bd:<unit>:<page>`: show (turn to, or refresh) a page of the unit's /board (from 0)."""
+
+    unit_id: int
+    page: int
+
+    @property
+    def data(self) -> str:
+        """The callback data."""
+        return f"bd:{self.unit_id}:{self.page}"
+
+
 # A drill's severities: bot.config.Severity's values (a test holds them equal).
 DRILL_SEVERITIES = ("especially_serious", "serious", "large", "general")
 
@@ -538,6 +551,7 @@ ButtonData = (
     | PhoneButton
     | PhoneConfirm
     | UnitPage
+    | BoardPage
     | ReportChoice
     | DrillButton
     | FollowUpOpen
@@ -640,6 +654,13 @@ def _unit(fields: list[str]) -> ButtonData:
     raise InvalidButton
 
 
+def _board(fields: list[str]) -> ButtonData:
+    match fields:
+        case [unit, page]:
+            return BoardPage(_number(unit), _number(page, MAX_UNIT_PAGE, low=0))
+    raise InvalidButton
+
+
 def _report(fields: list[str]) -> ButtonData:
     match fields:
         case ["c", category] if category in REPORT_CATEGORIES:
@@ -724,6 +745,7 @@ _READERS: dict[str, Callable[[list[str]], ButtonData]] = {
     "ph": _phone,
     "phc": _phone_confirm,
     "unit": _unit,
+    "bd": _board,
     "rp": _report,
     "dr": _drill,
     "fu": _follow_up,

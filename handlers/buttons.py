@@ -29,6 +29,7 @@ from telegram.error import BadRequest, TelegramError
 
 from bot import callbacks
 from bot.callbacks import (
+    BoardPage,
     ButtonData,
     CheckinNormal,
     CheckinProblem,
@@ -65,6 +66,7 @@ from bot.i18n import Translator
 from bot.services import refusals
 from handlers import (
     attendance,
+    board,
     checkins,
     daily_reports,
     draft_steps,
@@ -242,6 +244,8 @@ async def _dispatch(
             await pages.on_phone_confirm(update, context, press(button))
         case UnitPage():
             await people.on_unit_page_button(update, context, press(button))
+        case BoardPage():
+            await board.on_board_button(update, context, press(button))
         case ReportChoice():
             await incidents.on_stale_report_button(update, context, press(button))
         case DrillStart() | DrillEnd():

@@ -30,6 +30,11 @@ COMMANDS: list[tuple[str, str, Callable[[Me], bool] | None]] = [
         N_("Record an incident a school did not report (漏报)"),
         lambda me: any(role.role in ("officer", "desk") for role in me.roles),
     ),
+    (
+        "board",
+        N_("The duty board of my area now (值班看板)"),
+        lambda me: me.can_anywhere(Action.BOARD_VIEW),
+    ),
     ("incidents", N_("Open incidents in my area"), None),
     ("incident", N_("One incident's whole timeline"), None),
     ("cancel", N_("Cancel what I am writing (duty log, report, swap)"), None),

@@ -9,6 +9,7 @@ import pytest
 from bot import callbacks, plausible
 from bot.callbacks import (
     MAX_ID,
+    BoardPage,
     ButtonData,
     CheckinNormal,
     CheckinProblem,
@@ -97,6 +98,8 @@ EVERY_KIND: list[ButtonData] = [
     *(DailyStep(action) for action in ("send", "back", "cancel")),
     CheckinNormal(1),
     CheckinProblem(MAX_ID),
+    BoardPage(MAX_ID, 0),
+    BoardPage(1, callbacks.MAX_UNIT_PAGE),
 ]
 
 
@@ -138,6 +141,11 @@ FORGED = [
     "sh:in:+1",
     "sh:in: 1",
     "sh:in:01",
+    "bd:1",
+    "bd:1:1000",
+    "bd:0:0",
+    "bd:1:-1",
+    "bd:1:0:r",
     "sh:in:1:2",
     "sh:over:1",
     "lang:fr",
