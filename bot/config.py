@@ -305,7 +305,7 @@ _MONTH_DAY_RE = re.compile(r"^(\d\d)-(\d\d)$")
 def parse_month_day(value: object) -> tuple[int, int]:
     """Turn "09-01" into (9, 1); any year's calendar must have the day (so no "02-29")."""
     if isinstance(value, tuple):
-        return value  # type: ignore[return-value]
+        return value
     if not isinstance(value, str) or (match := _MONTH_DAY_RE.match(value.strip())) is None:
         raise ValueError(f'"{value}" is not a month and day; write it like "09-01"')
     month, day = int(match.group(1)), int(match.group(2))

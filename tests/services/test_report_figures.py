@@ -120,9 +120,7 @@ DAILY = [
 async def _write(db: Database, district: District) -> None:
     async with db.uow() as uow:
         session = uow.session
-        for index, (code, category, severity, hours, rl, fl, drill, levels) in enumerate(
-            INCIDENTS
-        ):
+        for index, (code, category, severity, hours, rl, fl, drill, levels) in enumerate(INCIDENTS):
             occurred = at(hours)
             incident = Incident(
                 number=f"20261207-{index:03d}",
@@ -221,9 +219,7 @@ def _expected_for(codes: set[str]) -> dict[str, object]:
     """The figures for the units `codes`, worked out from the inputs above."""
     end = START + timedelta(days=7)
     real = [
-        row
-        for row in INCIDENTS
-        if row[0] in codes and not row[6] and START <= at(row[3]) < end
+        row for row in INCIDENTS if row[0] in codes and not row[6] and START <= at(row[3]) < end
     ]
     by_category: dict[str, int] = {}
     by_severity: dict[str, int] = {}
@@ -269,10 +265,8 @@ def _expected_for(codes: set[str]) -> dict[str, object]:
         if submitted is not None:
             daily["late" if submitted > 0 else "in_time"] += 1
         else:
-            daily["missing" if NOW >= deadline else "open"] += 1
-    drills = [
-        row for row in INCIDENTS if row[0] in codes and row[6] and START <= at(row[3]) < end
-    ]
+            daily["missing" if deadline <= NOW else "open"] += 1
+    drills = [row for row in INCIDENTS if row[0] in codes and row[6] and START <= at(row[3]) < end]
     drill_acks = []
     for row in drills:
         # First acknowledgement at any level, from the drill's start (its report).

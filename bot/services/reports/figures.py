@@ -32,6 +32,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -238,8 +239,8 @@ def _median(values: Sequence[timedelta]) -> timedelta | None:
     return timedelta(seconds=statistics.median(v.total_seconds() for v in values))
 
 
-def _int(value: object) -> int:
-    return int(value or 0)  # type: ignore[call-overload]
+def _int(value: Any) -> int:
+    return int(value or 0)
 
 
 def _count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
@@ -269,7 +270,12 @@ async def figures(
         late_flag = sa.or_(col(Incident.reported_late), col(Incident.forwarded_late))
         rows = (
             await session.execute(
-                sa.select(Incident.category, Incident.severity, sa.func.count(), _count(late_flag))
+                sa.select(
+                    col(Incident.category),
+                    col(Incident.severity),
+                    sa.func.count(),
+                    _count(late_flag),
+                )
                 .join(Unit, col(Unit.id) == Incident.unit_id)
                 .where(
                     in_scope,
@@ -295,9 +301,9 @@ async def figures(
         level_rows = (
             await session.execute(
                 sa.select(
-                    EscalationLevel.level,
-                    EscalationLevel.reached_at,
-                    EscalationLevel.acknowledged_at,
+                    col(EscalationLevel.level),
+                    col(EscalationLevel.reached_at),
+                    col(EscalationLevel.acknowledged_at),
                 )
                 .join(Escalation, col(Escalation.id) == EscalationLevel.escalation_id)
                 .join(Incident, col(Incident.id) == Escalation.subject_id)
@@ -457,10 +463,10 @@ async def figures(
         drill_rows = (
             await session.execute(
                 sa.select(
-                    Incident.number,
-                    Unit.name,
-                    Incident.severity,
-                    Incident.reported_at,
+                    col(Incident.number),
+                    col(Unit.name),
+                    col(Incident.severity),
+                    col(Incident.reported_at),
                     first_ack.label("first_ack"),
                 )
                 .join(Unit, col(Unit.id) == Incident.unit_id)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -10,13 +12,13 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, select
 
 from bot.authz import Action, allowed
-from bot.config import Level, Severity
+from bot.config import Level, Settings, Severity
 from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_, Translator
 from bot.models import Unit
 from bot.services import audit, contacts
 from bot.services.incidents.kinds import CATEGORY_NAMES, SEVERITY_NAMES, Category
-from bot.services.reports.figures import Compliance, Figures, PeriodKind
+from bot.services.reports.figures import Compliance, Figures, PeriodKind, figures, period_of
 from bot.uow import Database
 
 NOT_ALLOWED = N_(
@@ -142,6 +144,11 @@ def _compliance_line(tr: Translator, label: str, figures: Compliance) -> str:
     )
 
 
+def plain_text(text: str) -> str:
+    """The summary's HTML as plain text (for the console)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
 def period_text(tr: Translator, figures: Figures, tz: ZoneInfo) -> str:
     """The period as local times, e.g. "2026-12-07 00:00 – 2026-12-10 09:30"."""
     return tr._(
@@ -225,3 +232,62 @@ def summary_text(
         )
     )
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A summary someone asked for: its figures, and the period word they used (if any)."""
+
+    figures: Figures
+    kind: PeriodKind | None
+
+
+async def leader_summary(
+    db: Database,
+    *,
+    person_id: int,
+    args: Sequence[str],
+    now: datetime,
+    settings: Settings,
+) -> Summary:
+    """`/summary [week|month|term] [UNIT]`: the figures for the unit (else my area) and period.
+
+    No period word means this week. A bad period, an extra word, or a unit outside the
+    person's area is refused in one sentence that lists what is accepted.
+    """
+    words = list(args)
+    kind = parse_period(words[0]) if words else PeriodKind.WEEK
+    code = words[1] if len(words) > 1 else None
+    scope = await scope_for(
+        db,
+        person_id=person_id,
+        unit_code=code,
+        period_ok=kind is not None and len(words) <= 2,
+        now=now,
+    )
+    assert kind is not None
+    period = period_of(kind, now=now, tz=settings.bot.tz, term_starts=settings.summary.term_starts)
+    found = await figures(
+        db,
+        unit_id=scope.unit_id,
+        period=period,
+        now=now,
+        deadline_severities=deadline_severities(settings),
+    )
+    return Summary(found, kind)
+
+
+def deadline_severities(settings: Settings) -> set[Severity]:
+    """The severities whose policy has a report deadline (the one-hour rule)."""
+    return {
+        severity
+        for severity, policy in settings.escalation.items()
+        if policy.report_deadline is not None
+    }
+
+
+def file_stem(found: Figures) -> str:
+    """The name the chart and the workbook are sent or written under, without extension."""
+    first = found.period.first.strftime("%Y%m%d")
+    last = found.period.last.strftime("%Y%m%d")
+    return f"summary-{found.unit_code}-{first}-{last}"

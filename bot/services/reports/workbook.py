@@ -54,7 +54,7 @@ def _sheet(
     *,
     formats: dict[int, str] | None = None,
 ) -> Worksheet:
-    sheet = book.create_sheet(tr._(title)[:31])
+    sheet: Worksheet = book.create_sheet(tr._(title)[:31])
     sheet.append([tr._(header) for header in headers])
     for cell in sheet[1]:
         cell.font = Font(bold=True)
@@ -105,26 +105,16 @@ def summary_workbook(tr: Translator, figures: Figures, tz: ZoneInfo) -> bytes:
     assert book.active is not None
     book.remove(book.active)
     scope = f"{figures.unit_name} ({figures.unit_code})"
-    _sheet(
-        book,
-        tr,
-        SHEETS[0],
-        (N_("Category"), N_("Incidents")),
-        [
-            *[[tr._(CATEGORY_NAMES[c]), figures.by_category.get(c, 0)] for c in Category],
-            [tr._("Total"), figures.incidents],
-        ],
-    )
-    _sheet(
-        book,
-        tr,
-        SHEETS[1],
-        (N_("Severity"), N_("Incidents")),
-        [
-            *[[tr._(SEVERITY_NAMES[s]), figures.by_severity.get(s, 0)] for s in Severity],
-            [tr._("Total"), figures.incidents],
-        ],
-    )
+    categories: list[list[Cell]] = [
+        [tr._(CATEGORY_NAMES[c]), figures.by_category.get(c, 0)] for c in Category
+    ]
+    categories.append([tr._("Total"), figures.incidents])
+    _sheet(book, tr, SHEETS[0], (N_("Category"), N_("Incidents")), categories)
+    severities: list[list[Cell]] = [
+        [tr._(SEVERITY_NAMES[s]), figures.by_severity.get(s, 0)] for s in Severity
+    ]
+    severities.append([tr._("Total"), figures.incidents])
+    _sheet(book, tr, SHEETS[1], (N_("Severity"), N_("Incidents")), severities)
     reporting = figures.reporting
     _sheet(
         book,
