@@ -50,7 +50,7 @@ def cjk_font() -> str | None:
             return family
     log.warning(
         "no CJK font found (tried %s): charts use English labels; install the Debian package %s",
-        ", ".join(CJK_FAMILIES[:3]),
+        ", ".join(CJK_FAMILIES),
         DEBIAN_PACKAGE,
     )
     return None
@@ -107,6 +107,7 @@ def summary_chart(tr: Translator, figures: Figures, *, period: str) -> bytes:
         tr._("On-time reporting (one-hour rule): {rate}", rate=percent(report.rate)), **fonts
     )
     reporting.yaxis.get_major_locator().set_params(integer=True)
+    reporting.set_ylim(0, max([*values, 1]) * 1.15)
     reporting.bar_label(bars, fontsize=10)
     for label in reporting.get_xticklabels():
         label.set_fontfamily(fonts["family"])
@@ -158,7 +159,7 @@ def summary_chart(tr: Translator, figures: Figures, *, period: str) -> bytes:
             va="center",
             fontsize=9,
         )
-    compliance.set_xlim(0, 115)
+    compliance.set_xlim(0, 125)
     compliance.set_title(tr._("Compliance (% of owed)"), **fonts)
     compliance.legend(
         loc="lower center",

@@ -194,23 +194,17 @@ def summary_text(
             late=reporting.late,
         )
     )
-    lines.append(
+    levels = [
         tr._(
-            "Median time to acknowledge: {levels}",
-            levels=tr.list_text(
-                [
-                    tr._(
-                        "{level} {median} ({acknowledged} of {reached})",
-                        level=tr._(LEVEL_NAMES[ack.level]),
-                        median=_duration(tr, ack.median),
-                        acknowledged=ack.acknowledged,
-                        reached=ack.reached,
-                    )
-                    for ack in figures.acks
-                ]
-            ),
+            "{level} {median} ({acknowledged} of {reached})",
+            level=tr._(LEVEL_NAMES[ack.level]),
+            median=_duration(tr, ack.median),
+            acknowledged=ack.acknowledged,
+            reached=ack.reached,
         )
-    )
+        for ack in figures.acks
+    ]
+    lines.append(tr._("Median time to acknowledge: {levels}", levels=tr.list_text(levels)))
     shifts = figures.shifts
     lines.append(
         tr._(
