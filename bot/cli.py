@@ -340,7 +340,9 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         stem = summary.file_stem(found)
         png = args.out / f"{stem}.png"
-        png.write_bytes(charts.summary_chart(tr, found, period=summary.period_text(tr, found, tz)))
+        png.write_bytes(
+            charts.summary_chart(tr, found, period=summary.period_text(tr, found, tz, days=True))
+        )
         xlsx = args.out / f"{stem}.xlsx"
         xlsx.write_bytes(workbook.summary_workbook(tr, found, tz))
         print(png)

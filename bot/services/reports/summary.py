@@ -149,8 +149,17 @@ def plain_text(text: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
-def period_text(tr: Translator, figures: Figures, tz: ZoneInfo) -> str:
-    """The period as local times, e.g. "2026-12-07 00:00 – 2026-12-10 09:30"."""
+def period_text(tr: Translator, figures: Figures, tz: ZoneInfo, *, days: bool = False) -> str:
+    """The period as local times up to now, or as the local days asked for (both included).
+
+    E.g. "2026-12-07 00:00 – 2026-12-10 09:30", or with `days` "2026-09-01 – 2027-01-31".
+    """
+    if days:
+        return tr._(
+            "{start} – {end}",
+            start=figures.period.first.isoformat(),
+            end=figures.period.last.isoformat(),
+        )
     return tr._(
         "{start} – {end}",
         start=tr.datetime_text(figures.period.start, tz),
@@ -165,7 +174,11 @@ def summary_text(
     head = tr._(
         "📊 <b>Summary: {unit}</b>, {period}",
         unit=html.escape(figures.unit_name),
-        period=tr._(PERIOD_NAMES[kind]) if kind is not None else period_text(tr, figures, tz),
+        period=(
+            tr._(PERIOD_NAMES[kind])
+            if kind is not None
+            else period_text(tr, figures, tz, days=True)
+        ),
     )
     lines = [head]
     if kind is not None:
