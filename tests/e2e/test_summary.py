@@ -20,6 +20,8 @@ async def test_summary_week_sends_text_chart_and_workbook_and_refuses_bad_input(
     sample: LocalStack, clock: MovableClock
 ) -> None:
     principal = await linked(sample, clock, "SB01-01", 9101, "杨光明")
+    menu = dict(sample.emulator.commands(scope="chat", chat_id=9101))
+    assert menu["summary"] == "辖区统计：/summary 周、月或学期"
     await principal.send("/summary week")
     text, chart, book = await principal.wait_for_many(3, timeout=30)
     lines = text.text.splitlines()
@@ -39,6 +41,7 @@ async def test_summary_week_sends_text_chart_and_workbook_and_refuses_bad_input(
         await principal.send(command)
         assert (await principal.wait_for()).text == USAGE_ZH
     staff = await linked(sample, clock, "SB01-05", 9102, "Jun", language="en")
+    assert "summary" not in dict(sample.emulator.commands(scope="chat", chat_id=9102))
     await staff.send("/summary")
     assert (await staff.wait_for()).text == (
         "Summaries are for principals, safety officers, township and county officers, "

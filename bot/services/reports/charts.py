@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 from functools import cache
+from pathlib import Path
 
 from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -41,13 +42,35 @@ DEBIAN_PACKAGE = "fonts-wqy-microhei"
 COLOURS = {"in_time": "#2e7d32", "late": "#f9a825", "missing": "#c62828", "bar": "#1565c0"}
 
 
+# File names of the fonts above, looked for when matplotlib's font cache predates them.
+CJK_FILES = ("wqy", "notosanscjk", "notosanssc", "sourcehansans", "droidsansfallback")
+
+
+def _installed(family_names: tuple[str, ...]) -> str | None:
+    installed = {entry.name for entry in font_manager.fontManager.ttflist}
+    return next((family for family in family_names if family in installed), None)
+
+
+def _add_system_cjk_fonts() -> None:
+    """Add CJK fonts installed after matplotlib built its font cache (it does not look again)."""
+    for path in font_manager.findSystemFonts():
+        name = Path(path).name.lower().replace("-", "").replace("_", "")
+        if any(part in name for part in CJK_FILES):
+            try:
+                font_manager.fontManager.addfont(path)
+            except (OSError, RuntimeError, ValueError):
+                continue
+
+
 @cache
 def cjk_font() -> str | None:
     """The family name of an installed font with Chinese glyphs, or None (warned once)."""
-    installed = {entry.name for entry in font_manager.fontManager.ttflist}
-    for family in CJK_FAMILIES:
-        if family in installed:
-            return family
+    family = _installed(CJK_FAMILIES)
+    if family is None:
+        _add_system_cjk_fonts()
+        family = _installed(CJK_FAMILIES)
+    if family is not None:
+        return family
     log.warning(
         "no CJK font found (tried %s): charts use English labels; install the Debian package %s",
         ", ".join(CJK_FAMILIES),
