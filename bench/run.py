@@ -20,6 +20,7 @@ import lateness
 import look_cost
 import rota
 import storm
+import summary
 from support import Options, Result
 
 Benchmark = Callable[[Options], Awaitable[Result]]
@@ -35,6 +36,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "storm": (storm.run, 240.0),
     "look_cost": (look_cost.run, 120.0),
     "checkins": (checkins.run, 300.0),
+    "summary": (summary.run, 300.0),
 }
 
 
