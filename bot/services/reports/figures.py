@@ -329,26 +329,26 @@ async def figures(
             for level in LEVEL_ORDER
         )
 
-        # 4: shifts, each with its first clock-in's lateness (NULL: none).
-        first_in = (
-            sa.select(sa.func.min(ClockEvent.late_minutes))
-            .where(col(ClockEvent.shift_id) == Shift.id, col(ClockEvent.kind) == "in")
-            .correlate(Shift)
-            .scalar_subquery()
-        )
+        # 4: shifts, each with its first clock-in's lateness (NULL: none). An outer join and
+        # GROUP BY, not a subquery per shift: PostgreSQL hashes it in one pass.
         per_shift = (
             sa.select(
                 col(Shift.person_id).label("person_id"),
                 col(Shift.end).label("shift_end"),
-                first_in.label("late"),
+                sa.func.min(ClockEvent.late_minutes).label("late"),
             )
             .join(Unit, col(Unit.id) == Shift.unit_id)
+            .outerjoin(
+                ClockEvent,
+                sa.and_(col(ClockEvent.shift_id) == Shift.id, col(ClockEvent.kind) == "in"),
+            )
             .where(
                 in_scope,
                 col(Shift.start) >= start,
                 col(Shift.start) < end,
                 col(Shift.start) < now,
             )
+            .group_by(col(Shift.id), col(Shift.person_id), col(Shift.end))
             .subquery()
         )
         staffed = per_shift.c.person_id.is_not(None)
