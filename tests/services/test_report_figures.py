@@ -353,6 +353,8 @@ async def test_summary_figures_match_the_inputs(
     )
 
     # The workbook holds those figures, as numbers, under headers in each language.
+    shift_sheets = {"en": "Shifts", "zh": "班次"}
+    checkin_sheets = {"en": "Check-ins", "zh": "平安报告"}
     for language, sheet_names, header in (
         ("en", ("Incidents by category", "Reporting on time", "Acknowledgement"), "Category"),
         ("zh", ("事件（按类别）", "报告及时率", "接报用时"), "类别"),
@@ -373,6 +375,21 @@ async def test_summary_figures_match_the_inputs(
             expected["on_time"] / expected["with_deadline"]  # type: ignore[operator]
         )
         assert reporting["E2"].number_format == "0.0%"
+        # Shifts, check-ins and daily reports: a row per unit of the scope, then the total.
+        units = {"S": "石坝小学 (S)", "S2": "木鱼小学 (S2)"}
+        for sheet_name, key, columns in (
+            (shift_sheets[language], "shifts", ("on_time", "late", "missed", "unfilled")),
+            (checkin_sheets[language], "checkins", ("in_time", "late", "missing", "open")),
+        ):
+            rows = list(book[sheet_name].iter_rows(min_row=2, values_only=True))
+            wanted = [
+                (units[code], *(_expected_for({code})[key][c] for c in columns))  # type: ignore[index]
+                for code in sorted(codes)
+            ]
+            counts: dict[str, int] = expected[key]  # type: ignore[assignment]
+            total = ("Total" if language == "en" else "合计", *(counts[c] for c in columns))
+            picked = [(r[0], *r[2:6]) for r in rows]
+            assert picked == [*wanted, total]
         acks = book[sheet_names[2]]
         medians = expected["medians"]
         assert [acks.cell(row, 5).value for row in (2, 3, 4)] == [

@@ -28,11 +28,11 @@ bureau writes its 工作总结 from):
 from __future__ import annotations
 
 import statistics
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -125,6 +125,17 @@ def period_of(
     return period_between(start, max(now, start + timedelta(seconds=1)), tz)
 
 
+# A unit as the per-unit tables name it: (code, name).
+UnitRef = tuple[str, str]
+
+
+_T = TypeVar("_T")
+
+
+def _sorted(by_unit: dict[UnitRef, _T]) -> tuple[tuple[UnitRef, _T], ...]:
+    return tuple(sorted(by_unit.items()))
+
+
 @dataclass(frozen=True)
 class Reporting:
     """Incidents under the one-hour rule: how many were reported on time."""
@@ -167,6 +178,17 @@ class Shifts:
     missed: int = 0
     unfilled: int = 0
 
+    @staticmethod
+    def total(parts: Iterable[Shifts]) -> Shifts:
+        """The sum of several units' figures."""
+        parts = list(parts)
+        return Shifts(
+            on_time=sum(p.on_time for p in parts),
+            late=sum(p.late for p in parts),
+            missed=sum(p.missed for p in parts),
+            unfilled=sum(p.unfilled for p in parts),
+        )
+
     @property
     def owed(self) -> int:
         """Staffed shifts that were clocked in to or are over."""
@@ -181,6 +203,17 @@ class Compliance:
     late: int = 0
     missing: int = 0
     open: int = 0
+
+    @staticmethod
+    def total(parts: Iterable[Compliance]) -> Compliance:
+        """The sum of several units' figures."""
+        parts = list(parts)
+        return Compliance(
+            in_time=sum(p.in_time for p in parts),
+            late=sum(p.late for p in parts),
+            missing=sum(p.missing for p in parts),
+            open=sum(p.open for p in parts),
+        )
 
     @property
     def owed(self) -> int:
@@ -220,6 +253,10 @@ class Figures:
     checkins: Compliance
     daily_reports: Compliance
     drills: tuple[Drill, ...] = field(default=())
+    # The same per unit of the scope that has any (unit code, name), in code order.
+    shifts_by_unit: tuple[tuple[UnitRef, Shifts], ...] = field(default=())
+    checkins_by_unit: tuple[tuple[UnitRef, Compliance], ...] = field(default=())
+    daily_reports_by_unit: tuple[tuple[UnitRef, Compliance], ...] = field(default=())
 
     @property
     def incidents(self) -> int:
@@ -333,6 +370,8 @@ async def figures(
         # GROUP BY, not a subquery per shift: PostgreSQL hashes it in one pass.
         per_shift = (
             sa.select(
+                col(Unit.code).label("code"),
+                col(Unit.name).label("name"),
                 col(Shift.person_id).label("person_id"),
                 col(Shift.end).label("shift_end"),
                 sa.func.min(ClockEvent.late_minutes).label("late"),
@@ -348,13 +387,17 @@ async def figures(
                 col(Shift.start) < end,
                 col(Shift.start) < now,
             )
-            .group_by(col(Shift.id), col(Shift.person_id), col(Shift.end))
+            .group_by(
+                col(Shift.id), col(Shift.person_id), col(Shift.end), col(Unit.code), col(Unit.name)
+            )
             .subquery()
         )
         staffed = per_shift.c.person_id.is_not(None)
-        shift_row = (
+        shift_rows = (
             await session.execute(
                 sa.select(
+                    per_shift.c.code,
+                    per_shift.c.name,
                     _count(sa.and_(staffed, per_shift.c.late == 0)),
                     _count(sa.and_(staffed, per_shift.c.late > 0)),
                     _count(
@@ -365,10 +408,15 @@ async def figures(
                         )
                     ),
                     _count(sa.not_(staffed)),
-                ).select_from(per_shift)
+                )
+                .select_from(per_shift)
+                .group_by(per_shift.c.code, per_shift.c.name)
             )
-        ).one()
-        shifts = Shifts(*(_int(value) for value in shift_row))
+        ).all()
+        shifts_by_unit = {
+            (code, name): Shifts(*(_int(value) for value in counts))
+            for code, name, *counts in shift_rows
+        }
 
         # 5a: check-ins; an unanswered one is void when its person left or its shift changed
         # hands (`checkins.rounds.void`).
@@ -387,9 +435,11 @@ async def figures(
             ),
         )
         counted = sa.not_(void)
-        checkin_row = (
+        checkin_rows = (
             await session.execute(
                 sa.select(
+                    col(Unit.code),
+                    col(Unit.name),
                     _count(sa.and_(answered, col(Checkin.answered_at) <= col(Checkin.deadline))),
                     _count(sa.and_(answered, col(Checkin.answered_at) > col(Checkin.deadline))),
                     _count(
@@ -412,15 +462,21 @@ async def figures(
                 .join(Unit, col(Unit.id) == Checkin.unit_id)
                 .outerjoin(Shift, col(Shift.id) == Checkin.shift_id)
                 .where(in_scope, col(Checkin.due_at) >= start, col(Checkin.due_at) < end)
+                .group_by(col(Unit.code), col(Unit.name))
             )
-        ).one()
-        checkins = Compliance(*(_int(value) for value in checkin_row))
+        ).all()
+        checkins_by_unit = {
+            (code, name): Compliance(*(_int(value) for value in counts))
+            for code, name, *counts in checkin_rows
+        }
 
         # 5b: daily reports of the period's local days (`daily_reports.status_of`).
         submitted = col(DailyReport.submitted_at).is_not(None)
-        daily_row = (
+        daily_rows = (
             await session.execute(
                 sa.select(
+                    col(Unit.code),
+                    col(Unit.name),
                     _count(
                         sa.and_(
                             submitted, col(DailyReport.submitted_at) <= col(DailyReport.deadline)
@@ -445,9 +501,13 @@ async def figures(
                     col(DailyReport.day) >= period.first,
                     col(DailyReport.day) <= period.last,
                 )
+                .group_by(col(Unit.code), col(Unit.name))
             )
-        ).one()
-        daily = Compliance(*(_int(value) for value in daily_row))
+        ).all()
+        daily_by_unit = {
+            (code, name): Compliance(*(_int(value) for value in counts))
+            for code, name, *counts in daily_rows
+        }
 
         # 6: drills started in the period, each with its first acknowledgement at any level.
         first_ack = (
@@ -498,10 +558,13 @@ async def figures(
         by_severity=by_severity,
         reporting=reporting,
         acks=acks,
-        shifts=shifts,
-        checkins=checkins,
-        daily_reports=daily,
+        shifts=Shifts.total(shifts_by_unit.values()),
+        checkins=Compliance.total(checkins_by_unit.values()),
+        daily_reports=Compliance.total(daily_by_unit.values()),
         drills=drills,
+        shifts_by_unit=_sorted(shifts_by_unit),
+        checkins_by_unit=_sorted(checkins_by_unit),
+        daily_reports_by_unit=_sorted(daily_by_unit),
     )
 
 

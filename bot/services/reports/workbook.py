@@ -19,7 +19,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from bot.config import Severity
 from bot.i18n import N_, Translator
 from bot.services.incidents.kinds import CATEGORY_NAMES, SEVERITY_NAMES, Category
-from bot.services.reports.figures import Compliance, Figures
+from bot.services.reports.figures import Compliance, Figures, Shifts
 from bot.services.reports.summary import LEVEL_NAMES
 
 Cell = str | int | float | None
@@ -89,7 +89,7 @@ def _compliance_row(label: str, figures: Compliance) -> list[Cell]:
 
 
 COMPLIANCE_HEADERS = (
-    N_("Scope"),
+    N_("Unit"),
     N_("Owed"),
     N_("In time"),
     N_("Late"),
@@ -153,13 +153,28 @@ def summary_workbook(tr: Translator, figures: Figures, tz: ZoneInfo) -> bytes:
         ],
         formats={5: MINUTES},
     )
-    shifts = figures.shifts
+
+    def unit_label(ref: tuple[str, str]) -> str:
+        return f"{ref[1]} ({ref[0]})"
+
+    def shift_row(label: str, shifts: Shifts) -> list[Cell]:
+        return [
+            label,
+            shifts.owed,
+            shifts.on_time,
+            shifts.late,
+            shifts.missed,
+            shifts.unfilled,
+            shifts.on_time / shifts.owed if shifts.owed else None,
+        ]
+
+    total = tr._("Total")
     _sheet(
         book,
         tr,
         SHEETS[4],
         (
-            N_("Scope"),
+            N_("Unit"),
             N_("Shifts owed"),
             N_("Clocked in on time"),
             N_("Clocked in late"),
@@ -168,34 +183,26 @@ def summary_workbook(tr: Translator, figures: Figures, tz: ZoneInfo) -> bytes:
             N_("On time, share of owed"),
         ),
         [
-            [
-                scope,
-                shifts.owed,
-                shifts.on_time,
-                shifts.late,
-                shifts.missed,
-                shifts.unfilled,
-                shifts.on_time / shifts.owed if shifts.owed else None,
-            ]
+            *(shift_row(unit_label(ref), part) for ref, part in figures.shifts_by_unit),
+            shift_row(total, figures.shifts),
         ],
         formats={7: PERCENT},
     )
-    _sheet(
-        book,
-        tr,
-        SHEETS[5],
-        COMPLIANCE_HEADERS,
-        [_compliance_row(scope, figures.checkins)],
-        formats={7: PERCENT},
-    )
-    _sheet(
-        book,
-        tr,
-        SHEETS[6],
-        COMPLIANCE_HEADERS,
-        [_compliance_row(scope, figures.daily_reports)],
-        formats={7: PERCENT},
-    )
+    for title, parts, whole in (
+        (SHEETS[5], figures.checkins_by_unit, figures.checkins),
+        (SHEETS[6], figures.daily_reports_by_unit, figures.daily_reports),
+    ):
+        _sheet(
+            book,
+            tr,
+            title,
+            COMPLIANCE_HEADERS,
+            [
+                *(_compliance_row(unit_label(ref), part) for ref, part in parts),
+                _compliance_row(total, whole),
+            ],
+            formats={7: PERCENT},
+        )
     _sheet(
         book,
         tr,
