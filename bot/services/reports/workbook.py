@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
@@ -22,7 +22,7 @@ from bot.services.incidents.kinds import CATEGORY_NAMES, SEVERITY_NAMES, Categor
 from bot.services.reports.figures import Compliance, Figures, Shifts
 from bot.services.reports.summary import LEVEL_NAMES
 
-Cell = str | int | float | None
+Cell = str | int | float | datetime | None
 
 # Sheet titles, in the order of the workbook (Excel allows 31 characters, no []:*?/\).
 SHEETS = (
@@ -217,14 +217,15 @@ def summary_workbook(tr: Translator, figures: Figures, tz: ZoneInfo) -> bytes:
         [
             [
                 drill.number,
-                tr.datetime_text(drill.started_at, tz),
+                # Excel keeps no time zone: the local time, as a date-time cell.
+                drill.started_at.astimezone(tz).replace(tzinfo=None),
                 drill.unit,
                 tr._(SEVERITY_NAMES[drill.severity]),
                 _minutes(drill.first_ack_after),
             ]
             for drill in figures.drills
         ],
-        formats={5: MINUTES},
+        formats={2: "yyyy-mm-dd hh:mm", 5: MINUTES},
     )
     buffer = io.BytesIO()
     book.save(buffer)
