@@ -21,6 +21,7 @@ import lateness
 import look_cost
 import rota
 import storm
+import summary
 from support import Options, Result
 
 Benchmark = Callable[[Options], Awaitable[Result]]
@@ -37,6 +38,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "look_cost": (look_cost.run, 120.0),
     "checkins": (checkins.run, 300.0),
     "board": (board.run, 240.0),
+    "summary": (summary.run, 300.0),
 }
 
 

@@ -45,6 +45,7 @@ from handlers import buttons, conversations, edge, fallback, gate, menu, people
 from handlers import drills as drill_handlers
 from handlers import incidents as incident_handlers
 from handlers import start as start_handlers
+from handlers import summary as summary_handlers
 from handlers.context import BotData, Runtime, Sender, ZhibanApplication, ZhibanContext
 from handlers.errors import on_error
 from jobs.engine import EngineJob
@@ -175,6 +176,7 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         ("incident", incident_handlers.incident_command),
         ("drill", drill_handlers.drill_command),
         ("drills", drill_handlers.drills_command),
+        ("summary", summary_handlers.summary_command),
     ):
         # Private chats only: invite links, phones and pages do not belong in a group.
         application.add_handler(CommandHandler(name, callback, filters=filters.ChatType.PRIVATE))

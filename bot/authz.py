@@ -26,6 +26,7 @@ class Action(StrEnum):
     INVITE_ISSUE = "invite.issue"
     DRILL_START = "drill.start"
     SWAP_APPROVE = "swap.approve"
+    SUMMARY_VIEW = "summary.view"
 
 
 _LEADER_ACTIONS = frozenset(
@@ -41,15 +42,25 @@ _LEADER_ACTIONS = frozenset(
     }
 )
 
+# Summaries (/summary) are for the unit's leadership and the levels above, not for the duty
+# leader of the day: they are the figures a 工作总结 is written from.
+_SUMMARY = frozenset({Action.SUMMARY_VIEW})
+
 ACTIONS_BY_ROLE: dict[str, frozenset[Action]] = {
     Role.STAFF: frozenset({Action.INCIDENT_REPORT}),
     Role.DUTY_LEADER: _LEADER_ACTIONS,
-    Role.SAFETY_OFFICER: _LEADER_ACTIONS,
-    Role.PRINCIPAL: _LEADER_ACTIONS,
-    Role.OFFICER: _LEADER_ACTIONS,
-    Role.DESK: _LEADER_ACTIONS,
+    Role.SAFETY_OFFICER: _LEADER_ACTIONS | _SUMMARY,
+    Role.PRINCIPAL: _LEADER_ACTIONS | _SUMMARY,
+    Role.OFFICER: _LEADER_ACTIONS | _SUMMARY,
+    Role.DESK: _LEADER_ACTIONS | _SUMMARY,
     Role.ADMIN: frozenset(
-        {Action.ROSTER_MANAGE, Action.INVITE_ISSUE, Action.BOARD_VIEW, Action.DRILL_START}
+        {
+            Action.ROSTER_MANAGE,
+            Action.INVITE_ISSUE,
+            Action.BOARD_VIEW,
+            Action.DRILL_START,
+            Action.SUMMARY_VIEW,
+        }
     ),
 }
 

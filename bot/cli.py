@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import NoReturn
 
@@ -102,6 +102,25 @@ def _parser() -> _Parser:
         help="local date YYYY-MM-DD or 'YYYY-MM-DD HH:MM'",
     )
     audit_parser.add_argument("--limit", type=int, default=1000)
+    report = commands.add_parser(
+        "report",
+        parents=[common],
+        help="the summary of a unit and everything below it: text, chart (PNG) and XLSX",
+    )
+    for flag, dest in (("--from", "first"), ("--to", "last")):
+        report.add_argument(
+            flag,
+            dest=dest,
+            required=True,
+            type=_day,
+            metavar="YYYY-MM-DD",
+            help="first day" if dest == "first" else "last day, included",
+        )
+    report.add_argument("--unit", metavar="CODE", help="the unit (default: the top unit)")
+    report.add_argument(
+        "--out", metavar="DIR", type=Path, default=Path("."), help="where to write the files"
+    )
+    report.add_argument("--lang", choices=["zh", "en"], default=None, help="language")
     shifts = commands.add_parser("shifts", parents=[common], help="duty shifts")
     shift_commands = shifts.add_subparsers(
         dest="shifts_command", metavar="COMMAND", required=True, parser_class=_Parser
@@ -131,6 +150,13 @@ def _local_date(value: str) -> datetime:
         except ValueError:
             continue
     raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2026-12-01 or 2026-12-01 08:00")
+
+
+def _day(value: str) -> date:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()  # noqa: DTZ007 - a local day
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2026-12-01") from None
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -278,6 +304,54 @@ def _shifts_generate(args: argparse.Namespace, settings: Settings, tr: Translato
     return 0
 
 
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlmodel import col, select
+
+    from bot.models import Unit
+    from bot.services.reports import charts, summary, workbook
+    from bot.services.reports.figures import days_between, figures
+
+    tz = settings.bot.tz
+    tr = translator(args.lang or settings.bot.language)
+    if args.last < args.first:
+        raise CommandError(f"--to {args.last} is before --from {args.first}")
+    period = days_between(args.first, args.last, tz)
+
+    async def work(database: Database) -> None:
+        async with database.read() as uow:
+            query = select(Unit)
+            if args.unit:
+                query = query.where(Unit.code == args.unit)
+            else:
+                query = query.where(col(Unit.parent_id).is_(None)).order_by(col(Unit.id))
+            unit = (await uow.session.exec(query)).first()
+        if unit is None or unit.id is None:
+            raise CommandError(
+                f"--unit: there is no unit {args.unit}" if args.unit else "the roster has no units"
+            )
+        found = await figures(
+            database,
+            unit_id=unit.id,
+            period=period,
+            now=SystemClock().now(),
+            deadline_severities=summary.deadline_severities(settings),
+        )
+        print(summary.plain_text(summary.summary_text(tr, found, tz)))
+        args.out.mkdir(parents=True, exist_ok=True)
+        stem = summary.file_stem(found)
+        png = args.out / f"{stem}.png"
+        png.write_bytes(
+            charts.summary_chart(tr, found, period=summary.period_text(tr, found, tz, days=True))
+        )
+        xlsx = args.out / f"{stem}.xlsx"
+        xlsx.write_bytes(workbook.summary_workbook(tr, found, tz))
+        print(png)
+        print(xlsx)
+
+    asyncio.run(_with_database(settings, work))
+    return 0
+
+
 async def _bot_username(settings: Settings) -> str:
     if settings.telegram.bot_username:
         return settings.telegram.bot_username.lstrip("@")
@@ -379,6 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _audit(args, settings, tr)
         if args.command == "shifts":
             return _shifts_generate(args, settings, tr)
+        if args.command == "report":
+            return _report(args, settings)
     except CommandError as error:
         print(f"zhiban: {error}", file=sys.stderr)
         return 1

@@ -6,7 +6,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -299,6 +299,40 @@ class DigestSettings(_Section):
     time: ClockTime = time(8, 0)
 
 
+_MONTH_DAY_RE = re.compile(r"^(\d\d)-(\d\d)$")
+
+
+def parse_month_day(value: object) -> tuple[int, int]:
+    """Turn "09-01" into (9, 1); any year's calendar must have the day (so no "02-29")."""
+    if isinstance(value, tuple):
+        return value
+    if not isinstance(value, str) or (match := _MONTH_DAY_RE.match(value.strip())) is None:
+        raise ValueError(f'"{value}" is not a month and day; write it like "09-01"')
+    month, day = int(match.group(1)), int(match.group(2))
+    try:
+        date(2027, month, day)  # a common year: 02-29 would not start a term every year
+    except ValueError:
+        raise ValueError(f'"{value}" is not a day of every year\'s calendar') from None
+    return month, day
+
+
+MonthDay = Annotated[tuple[int, int], BeforeValidator(parse_month_day)]
+
+
+class SummarySettings(_Section):
+    """`[summary]`: the leaders' summaries (/summary, zhiban report)."""
+
+    # Month-days on which a school term starts; `/summary term` counts from the latest one.
+    term_starts: list[MonthDay] = Field(default_factory=lambda: [(2, 15), (9, 1)], min_length=1)
+
+    @field_validator("term_starts")
+    @classmethod
+    def _distinct(cls, value: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        if len(set(value)) != len(value):
+            raise ValueError("the same month-day is given twice")
+        return sorted(value)
+
+
 class EscalationStep(_Section):
     """One step of an escalation policy: page these roles at this level after a delay."""
 
@@ -383,6 +417,7 @@ class Settings(_Section):
     checkins: CheckinSettings = Field(default_factory=CheckinSettings)
     daily_report: DailyReportSettings = Field(default_factory=DailyReportSettings)
     digest: DigestSettings = Field(default_factory=DigestSettings)
+    summary: SummarySettings = Field(default_factory=SummarySettings)
     escalation: dict[Severity, EscalationPolicy] = Field(default_factory=_default_policies)
     token: str | None = Field(default=None, exclude=True, repr=False)
     webhook_secret: str | None = Field(default=None, exclude=True, repr=False)

@@ -56,6 +56,11 @@ COMMANDS: list[tuple[str, str, Callable[[Me], bool] | None]] = [
         lambda me: me.can_anywhere(Action.DRILL_START),
     ),
     (
+        "summary",
+        N_("Figures of my area: /summary week, month or term"),
+        lambda me: me.can_anywhere(Action.SUMMARY_VIEW),
+    ),
+    (
         "invite",
         N_("Invite links for staff (admins)"),
         lambda me: me.can_anywhere(Action.INVITE_ISSUE),

@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from openpyxl import load_workbook
+from PIL import Image
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -226,3 +229,43 @@ def test_a_missing_import_file_or_unwritable_export_folder_is_one_line(tmp_path:
         assert "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert line in result.stderr
+
+
+def test_zhiban_report_writes_the_files_and_refuses_reversed_dates(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "z.db"}"\n')
+
+    def report(*args: str) -> subprocess.CompletedProcess[str]:
+        return zhiban("--config", str(config), *args)
+
+    assert report("roster", "sample").returncode == 0
+    out = tmp_path / "out"
+    done = report(
+        "report",
+        "--from",
+        "2026-12-01",
+        "--to",
+        "2026-12-07",
+        "--unit",
+        "SB",
+        "--out",
+        str(out),
+        "--lang",
+        "en",
+    )
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout.splitlines()
+    assert printed[0] == "📊 Summary: 石坝乡中心校, 2026-12-01 – 2026-12-07"
+    png, xlsx = Path(printed[-2]), Path(printed[-1])
+    assert png.name == "summary-SB-20261201-20261207.png" and png.parent == out
+    assert Image.open(png).format == "PNG"
+    assert load_workbook(xlsx).sheetnames[0] == "Incidents by category"
+
+    reversed_dates = report("report", "--from", "2026-12-07", "--to", "2026-12-01")
+    assert reversed_dates.returncode == 1
+    assert reversed_dates.stderr == "zhiban: --to 2026-12-01 is before --from 2026-12-07\n"
+    unknown = report("report", "--from", "2026-12-01", "--to", "2026-12-07", "--unit", "NOPE")
+    assert (unknown.returncode, unknown.stderr) == (1, "zhiban: --unit: there is no unit NOPE\n")
+    bad = report("report", "--from", "2026-13-01", "--to", "2026-12-07")
+    assert bad.returncode == 1 and len(bad.stderr.splitlines()) == 1
+    assert "'2026-13-01' is not a date" in bad.stderr

@@ -77,6 +77,19 @@ def test_bad_durations_are_refused(text: str) -> None:
             "daily_report.escalate_after: must be positive",
         ),
         (
+            {"summary": {"term_starts": ["9-1"]}},
+            'summary.term_starts[0]: "9-1" is not a month and day; write it like "09-01"',
+        ),
+        (
+            {"summary": {"term_starts": ["02-29"]}},
+            'summary.term_starts[0]: "02-29" is not a day of every year\'s calendar',
+        ),
+        ({"summary": {"term_starts": []}}, "summary.term_starts:"),
+        (
+            {"summary": {"term_starts": ["09-01", "09-01"]}},
+            "summary.term_starts: the same month-day is given twice",
+        ),
+        (
             {"escalation": {"urgent": {"steps": [{"after": "0s", "roles": ["desk"]}]}}},
             "escalation.urgent: unknown key",
         ),

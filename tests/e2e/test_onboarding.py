@@ -30,7 +30,8 @@ async def test_opening_an_invite_links_the_account_and_greets_in_chinese(
         "发送 /help 查看您可以使用的功能。",
     ]
     menu = sample.emulator.commands(scope="chat", chat_id=8001)
-    # a safety officer of a class may look at that class (/unit, /board), and run a drill there
+    # a safety officer of a class may look at that class (/unit, /board), run a drill and ask
+    # for its summary
     assert [name for name, _ in menu] == [
         "help",
         "shifts",
@@ -49,6 +50,7 @@ async def test_opening_an_invite_links_the_account_and_greets_in_chinese(
         "unit",
         "drill",
         "drills",
+        "summary",
     ]
 
 
