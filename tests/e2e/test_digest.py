@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 
 import pytest
 from conftest import TZ, linked
+from icalendar import Calendar
 from sqlmodel import col, select
 
 from bot.clock import MovableClock
 from bot.config import settings_from_mapping
-from bot.models import Deadline, OutboxMessage
+from bot.models import Deadline, OutboxMessage, Person, Shift, Unit
 from bot.sandbox import SimUser
 from bot.sandbox.stack import LocalStack
 from bot.services import digest, roster
@@ -182,3 +183,33 @@ async def test_the_digest_of_a_school_a_township_and_the_county_once_across_a_re
     assert (
         len([r for r in rows if r.dedupe_key and r.dedupe_key.startswith("digest:2026-12-04")]) == 3
     )
+
+
+async def test_calendar_sends_my_shifts_as_an_ics_document(
+    sample: LocalStack, clock: MovableClock
+) -> None:
+    zheng = await linked(sample, clock, "SB01-03", 9301, "郑强")
+    wang = await linked(sample, clock, "QC001", 9302, "王德明")  # the admin keeps no shifts
+    await zheng.send("/calendar")
+    sent = await zheng.wait_for(lambda m: m.document_name is not None)
+    assert sent.document_name == "zhiban-SB01-03.ics"
+    assert sent.caption == "📅 自30天前起的4个班次：打开文件即可加入手机日历。"
+    assert sent.document_bytes is not None
+    events = Calendar.from_ical(sent.document_bytes).walk("VEVENT")
+    assert sample.db is not None
+    async with sample.db.read() as uow:
+        rows = (
+            await uow.session.exec(
+                select(Shift, Unit.name)
+                .join(Person, col(Person.id) == Shift.person_id)
+                .join(Unit, col(Unit.id) == Shift.unit_id)
+                .where(Person.staff_no == "SB01-03")
+                .order_by(col(Shift.start))
+            )
+        ).all()
+    assert [
+        (e.decoded("dtstart"), e.decoded("dtend"), str(e["summary"]), str(e["uid"])) for e in events
+    ] == [(s.start, s.end, f"值班 · {s.post} · {unit}", f"shift-{s.id}@zhiban") for s, unit in rows]
+    assert {str(e.decoded("dtstart").tzinfo) for e in events} == {"Asia/Shanghai"}
+    await wang.send("/calendar")
+    assert (await wang.wait_for()).text == "您自30天前起没有任何班次。"
