@@ -14,6 +14,7 @@ from pathlib import Path
 import busy_chat
 import checkins
 import clockin
+import digest
 import due_lookup
 import fanout
 import lateness
@@ -35,6 +36,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "storm": (storm.run, 240.0),
     "look_cost": (look_cost.run, 120.0),
     "checkins": (checkins.run, 300.0),
+    "digest": (digest.run, 180.0),
 }
 
 

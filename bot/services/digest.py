@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import html
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -699,6 +700,7 @@ def deadline_handlers(
             log.warning("digest of %s not sent: %s late", d.key, now - d.due_at)
             return
         day = date.fromordinal(d.subject_id)
+        started = time.perf_counter()
         sent = await send(
             s,
             day=day,
@@ -709,10 +711,11 @@ def deadline_handlers(
             shifts=shifts,
         )
         log.info(
-            "digest of %s: %s queued, %s recipients skipped (no linked account)",
+            "digest of %s: %s queued, %s recipients skipped (no linked account), %.0f ms",
             day.isoformat(),
             sent.queued,
             sent.unlinked,
+            1000 * (time.perf_counter() - started),
         )
 
     return {KIND: handle}

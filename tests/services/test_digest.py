@@ -77,7 +77,7 @@ def test_nothing_to_say_is_one_line_never_silence() -> None:
     view = scope_view(county(3, trouble=False), unit_id=1)
     assert render(translator("zh"), view, TZ) == (
         "📰 青川县教育局昨日（12-02 08:00–12-03 08:00）一切正常："
-        "无事件，各班次均到岗，平安报告与安全日报齐全。"
+        "无事件，各班次均到岗，平安报告与日报齐全。"
     )
     school = scope_view(county(3, trouble=False), unit_id=10)
     assert render(translator("en"), school, TZ, late=True).splitlines() == [

@@ -118,7 +118,7 @@ async def test_the_digest_of_a_school_a_township_and_the_county_once_across_a_re
         "📰 石坝小学值班简报，12-02 08:00–12-03 08:00\n"
         "事件：1起（迟报1起）；演练：0次\n"
         "• 20261202-001 学生伤病, 重大 — ⚠️ 报告超过时限（迟报）\n"
-        "安全日报：按时提交\n"
+        "日报：按时提交\n"
         "平安报告：应报2次，已回复1次（50%），其中迟复0次\n"
         "缺岗班次：1个；迟到签到：1次\n"
         "• 12-02 20:00 值班室：孙小红未签到"
@@ -128,7 +128,7 @@ async def test_the_digest_of_a_school_a_township_and_the_county_once_across_a_re
         "📰 石坝乡中心校值班简报，12-02 08:00–12-03 08:00",
         "事件：1起（迟报1起）；演练：0次",
         "• 20261202-001 学生伤病, 重大, 石坝小学 — ⚠️ 报告超过时限（迟报）",
-        "安全日报：应报2份，按时1份，迟交0份，缺报1份",
+        "日报：应报2份，按时1份，迟交0份，缺报1份",
     ]
     assert township[-4:] == [
         "分单位（有问题的在前）：",
@@ -138,7 +138,7 @@ async def test_the_digest_of_a_school_a_township_and_the_county_once_across_a_re
     ]
     county = digests(li)[0].splitlines()
     assert county[3:6] == [
-        "安全日报：应报5份，按时1份，迟交0份，缺报4份",
+        "日报：应报5份，按时1份，迟交0份，缺报4份",
         "平安报告：应报16次，已回复1次（6%），其中迟复0次",
         "缺岗班次：22个；迟到签到：1次",
     ]
