@@ -392,9 +392,15 @@ def incident_text(tr: Translator, incident: IncidentLine, unit: str | None) -> s
     """One incident of the digest: number, category, severity, (unit), 迟报."""
     category = CATEGORY_NAMES.get(incident.category, incident.category)  # type: ignore[call-overload]
     severity = SEVERITY_NAMES.get(incident.severity, incident.severity)  # type: ignore[call-overload]
-    text = f"• {_esc(incident.number)} {tr._(category)}, {tr._(severity)}"
-    if unit is not None:
-        text += f", {_esc(unit)}"
+    params = {
+        "number": _esc(incident.number),
+        "category": tr._(category),
+        "severity": tr._(severity),
+    }
+    if unit is None:
+        text = "• " + tr._("{number} {category}, {severity}", **params)
+    else:
+        text = "• " + tr._("{number} {category}, {severity}, {unit}", unit=_esc(unit), **params)
     if incident.late:
         text += " — " + tr._("⚠️ reported late (迟报)")
     return text
