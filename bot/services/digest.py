@@ -674,7 +674,8 @@ async def send(
     """Compute the day's digest once and queue one message per linked recipient."""
     start, end = window_of(day, settings, ctx.tz)
     digest = await compute(session, start=start, end=end, now=now, shifts=shifts)
-    queued = unlinked = 0
+    notices = []
+    unlinked = 0
     for recipient in await recipients(session):
         if recipient.unit_id not in digest.units:
             continue  # a role at a class: its school's principal reads it
@@ -682,17 +683,16 @@ async def send(
             unlinked += 1
             continue
         tr = translator(recipient.language or ctx.default_language)
-        text = render(tr, scope_view(digest, unit_id=recipient.unit_id), ctx.tz, late=late)
-        await outbox.enqueue(
-            session,
-            now=now,
-            text=text,
-            person_id=recipient.person_id,
-            kind="digest",
-            dedupe_key=f"digest:{day.isoformat()}:{recipient.unit_id}:{recipient.person_id}",
-            late=late,
+        notices.append(
+            outbox.Notice(
+                person_id=recipient.person_id,
+                text=render(tr, scope_view(digest, unit_id=recipient.unit_id), ctx.tz, late=late),
+                dedupe_key=f"digest:{day.isoformat()}:{recipient.unit_id}:{recipient.person_id}",
+            )
         )
-        queued += 1
+    queued = await outbox.enqueue_notices(
+        session, now=now, notices=notices, kind="digest", late=late
+    )
     return Sent(queued, unlinked)
 
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from factories import District
+from sqlmodel import col, select
+
 from bot.config import DigestSettings
 from bot.i18n import translator
+from bot.models import OutboxMessage
 from bot.services import daily_reports
 from bot.services.checkins.compliance import Figures
 from bot.services.digest import (
@@ -21,6 +25,8 @@ from bot.services.digest import (
     scope_view,
     window_of,
 )
+from bot.services.outbox import Notice, enqueue_notices
+from bot.uow import Database
 
 TZ = ZoneInfo("Asia/Shanghai")
 SETTINGS = DigestSettings()
@@ -108,3 +114,26 @@ def test_a_county_of_600_troubled_schools_fits_one_message_problems_first() -> N
     assert lines[-2] == f"… and {600 - shown} more units"
     assert lines[-1] == "✅ 2 other units: all in order"
     assert 50 < shown < 600
+
+
+async def test_a_batch_of_notices_is_one_row_each_and_a_long_one_is_cut(
+    db: Database, district: District
+) -> None:
+    person = next(iter(district.people.values()))
+    notices = [
+        Notice(person, "📰 short", dedupe_key="digest:test:1"),
+        Notice(person, "长" * 5000, dedupe_key="digest:test:2"),
+    ]
+    async with db.uow() as uow:
+        queued = await enqueue_notices(
+            uow.session, now=local(3, 8), notices=notices, kind="digest", late=True
+        )
+        await uow.commit()
+    assert queued == 2
+    async with db.read() as uow:
+        rows = (await uow.session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))).all()
+    assert [(r.body["text"][:8], r.dedupe_key, r.kind, r.late) for r in rows] == [
+        ("📰 short", "digest:test:1", "digest", True),
+        ("长" * 8, "digest:test:2", "digest", True),
+        ("长" * 8, None, "digest", True),
+    ]
