@@ -15,6 +15,7 @@ import board
 import busy_chat
 import checkins
 import clockin
+import digest
 import due_lookup
 import fanout
 import lateness
@@ -39,6 +40,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "checkins": (checkins.run, 300.0),
     "board": (board.run, 240.0),
     "summary": (summary.run, 300.0),
+    "digest": (digest.run, 180.0),
 }
 
 

@@ -34,14 +34,14 @@ from bot.delivery import (
 from bot.i18n import LANGUAGES, translator
 from bot.migrate import upgrade
 from bot.persistence import DatabasePersistence
-from bot.services import attendance, checkins, daily_reports, drafts, escalation
+from bot.services import attendance, checkins, daily_reports, digest, drafts, escalation
 from bot.services.engine import DeadlineHandler
 from bot.services.incidents import drills
 from bot.uow import Database
 from bot.updates import PerPersonUpdates
 from handlers import attendance as attendance_handlers
 from handlers import board as board_handlers
-from handlers import buttons, conversations, edge, fallback, gate, menu, people
+from handlers import buttons, calendar, conversations, edge, fallback, gate, menu, people
 from handlers import drills as drill_handlers
 from handlers import incidents as incident_handlers
 from handlers import start as start_handlers
@@ -142,13 +142,18 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
             runtime.db, now=now, settings=runtime.settings.checkins, tz=runtime.settings.bot.tz
         )
 
+    async def plan_digests(now: datetime) -> int:
+        return await digest.plan_upcoming(
+            runtime.db, now=now, settings=runtime.settings.digest, tz=runtime.settings.bot.tz
+        )
+
     engine = EngineJob(
         db=runtime.db,
         clock=runtime.clock,
         handlers=deadline_handlers(runtime),
         worker=worker,
         after_step=sender.wake,
-        planners=[plan_shifts, plan_daily_reports, plan_checkins],
+        planners=[plan_shifts, plan_daily_reports, plan_checkins, plan_digests],
     )
 
     def wake() -> None:
@@ -171,6 +176,7 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         ("board", board_handlers.board_command),
         ("invite", people.invite_command),
         ("shifts", attendance_handlers.shifts_command),
+        ("calendar", calendar.calendar_command),
         ("in", attendance_handlers.in_command),
         ("incidents", incident_handlers.incidents_command),
         ("incident", incident_handlers.incident_command),
@@ -216,6 +222,9 @@ def deadline_handlers(runtime: Runtime) -> dict[str, DeadlineHandler]:
         **daily_reports.deadline_handlers(runtime.settings.daily_report, runtime.paging),
         **checkins.deadline_handlers(
             runtime.settings.checkins, runtime.settings.shifts, runtime.paging
+        ),
+        **digest.deadline_handlers(
+            runtime.settings.digest, runtime.settings.shifts, runtime.paging
         ),
         **drafts.deadline_handlers(
             conversations.PROMPTS,

@@ -86,6 +86,13 @@ def _parser() -> _Parser:
     invite.add_argument("staff_nos", nargs="*", metavar="STAFF_NO")
     invite.add_argument("--unit", metavar="CODE", help="everyone in the unit and below unlinked")
     invite.add_argument("--qr", metavar="DIR", type=Path, help="also write printable QR codes")
+    ical = commands.add_parser(
+        "ical", parents=[common], help="write a person's shifts as an .ics calendar file"
+    )
+    ical.add_argument("staff_no", metavar="STAFF_NO")
+    ical.add_argument(
+        "--out", metavar="FILE", type=Path, help="where to write (default: zhiban-STAFF_NO.ics)"
+    )
     pages = commands.add_parser("pages", parents=[common], help="list pages and their delivery")
     pages.add_argument(
         "--status",
@@ -399,6 +406,32 @@ def _invite(args: argparse.Namespace, settings: Settings, tr: Translator) -> int
     return 0
 
 
+def _ical(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.services import calendar_feed
+
+    now = SystemClock().now()
+    found: list[calendar_feed.Feed] = []
+
+    async def work(database: Database) -> None:
+        found.append(await calendar_feed.feed(database, staff_no=args.staff_no, now=now))
+
+    asyncio.run(_with_database(settings, work))
+    feed = found[0]
+    reader = translator(feed.language or settings.bot.language)
+    out: Path = args.out or Path(calendar_feed.file_name(feed))
+    out.write_bytes(calendar_feed.ics(feed, reader, settings.bot.tz, now=now))
+    print(
+        reader.n_(
+            "{path}: {count} shift of {name}",
+            "{path}: {count} shifts of {name}",
+            len(feed.shifts),
+            path=out,
+            name=feed.name,
+        )
+    )
+    return 0
+
+
 def _run(settings: Settings) -> int:
     from bot.app import configure_logging, run_bot
 
@@ -447,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(settings)
         if args.command == "invite":
             return _invite(args, settings, tr)
+        if args.command == "ical":
+            return _ical(args, settings)
         if args.command == "pages":
             return _pages(args, settings, tr)
         if args.command == "audit":

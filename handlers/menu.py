@@ -15,6 +15,7 @@ from handlers.render import escape
 COMMANDS: list[tuple[str, str, Callable[[Me], bool] | None]] = [
     ("help", N_("What this bot can do"), None),
     ("shifts", N_("My coming shifts (leaders: today at my unit)"), None),
+    ("calendar", N_("My shifts as a calendar file (.ics)"), None),
     ("in", N_("Clock in (签到)"), None),
     ("out", N_("Clock out with the duty log (签退)"), None),
     ("swap", N_("Ask a colleague to take one of my shifts"), None),

@@ -269,3 +269,79 @@ def test_zhiban_report_writes_the_files_and_refuses_reversed_dates(tmp_path: Pat
     bad = report("report", "--from", "2026-13-01", "--to", "2026-12-07")
     assert bad.returncode == 1 and len(bad.stderr.splitlines()) == 1
     assert "'2026-13-01' is not a date" in bad.stderr
+
+
+def test_ical_writes_a_persons_shifts_that_parse_back_and_refuses_an_unknown_staff_no(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from icalendar import Calendar
+
+    config = _config(tmp_path)
+    sample = ROOT / "bot" / "data" / "sample"
+    files = tmp_path / "roster"
+    files.mkdir()
+    for name in ("units.csv", "people.csv"):
+        (files / name).write_bytes((sample / name).read_bytes())
+    tz = ZoneInfo("Asia/Shanghai")
+    today = datetime.now(tz).date()  # the CLI reads the system clock: shifts around today
+
+    def day(offset: int) -> str:
+        return (today + timedelta(days=offset)).isoformat()
+
+    (files / "shifts.csv").write_text(
+        "unit,post,start,end,staff_no,kind\n"
+        f"SB01,值班室,{day(-40)} 08:00,{day(-40)} 20:00,SB01-03,staff\n"
+        f"SB01,值班室,{day(-1)} 08:00,{day(-1)} 20:00,SB01-03,staff\n"
+        f"SB01,值班室,{day(1)} 20:00,{day(2)} 08:00,SB01-03,staff\n"
+        f"SB01,带班,{day(2)} 08:00,{day(3)} 08:00,SB01-02,leader\n",
+        encoding="utf-8",
+    )
+    imported = zhiban(
+        "roster", "import", *(str(p) for p in files.iterdir()), "--config", str(config)
+    )
+    assert imported.returncode == 0, imported.stderr
+    out = tmp_path / "zheng.ics"
+    written = zhiban("ical", "SB01-03", "--out", str(out), "--config", str(config))
+    assert written.returncode == 0, written.stderr
+    assert written.stdout.strip() == f"{out}: 2 shifts of 郑强"
+    events = Calendar.from_ical(out.read_bytes()).walk("VEVENT")
+    local = [
+        datetime(today.year, today.month, today.day, 8, tzinfo=tz) - timedelta(days=1),
+        datetime(today.year, today.month, today.day, 20, tzinfo=tz) + timedelta(days=1),
+    ]
+    assert [
+        (e.decoded("dtstart"), e.decoded("dtend"), str(e["summary"]), str(e["location"]))
+        for e in events
+    ] == [
+        (local[0], local[0] + timedelta(hours=12), "Duty · 值班室 · 石坝小学", "石坝小学"),
+        (local[1], local[1] + timedelta(hours=12), "Duty · 值班室 · 石坝小学", "石坝小学"),
+    ]
+    # The same shifts as the database holds for 郑强 from 30 days ago on (stored in UTC).
+    with sqlite3.connect(tmp_path / "z.db") as db:
+        stored = db.execute(
+            'SELECT s.start, s."end", s.post FROM shifts s JOIN people p ON p.id = s.person_id'
+            " WHERE p.staff_no = 'SB01-03' AND s.\"end\" >= ? ORDER BY s.start",
+            ((datetime.now(UTC) - timedelta(days=30)).strftime("%Y-%m-%d %H:%M:%S"),),
+        ).fetchall()
+    assert [
+        (
+            e.decoded("dtstart").astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            e.decoded("dtend").astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            str(e["summary"]).split(" · ")[1],
+        )
+        for e in events
+    ] == [(start[:19], end[:19], post) for start, end, post in stored]
+    # Written again, the same shifts keep their UIDs: a calendar updates them, no duplicates.
+    again = tmp_path / "again.ics"
+    assert zhiban("ical", "SB01-03", "--out", str(again), "--config", str(config)).returncode == 0
+    uids = [str(e["uid"]) for e in Calendar.from_ical(again.read_bytes()).walk("VEVENT")]
+    assert uids == [str(e["uid"]) for e in events] and len(set(uids)) == 2
+    unknown = zhiban("ical", "NOSUCH", "--config", str(config))
+    assert (unknown.returncode, unknown.stderr.strip().splitlines()) == (
+        1,
+        ["zhiban: Nobody on the roster has staff number NOSUCH."],
+    )

@@ -35,6 +35,7 @@ async def test_opening_an_invite_links_the_account_and_greets_in_chinese(
     assert [name for name, _ in menu] == [
         "help",
         "shifts",
+        "calendar",
         "in",
         "out",
         "swap",

@@ -69,7 +69,7 @@ def _examples(default_updates: int) -> int:
 
 
 COMMANDS = [
-    "start", "help", "me", "lang", "unit", "invite", "bindgroup", "shifts", "in", "out",
+    "start", "help", "me", "lang", "unit", "invite", "bindgroup", "shifts", "calendar", "in", "out",
     "swap", "report", "board", "nonsense",
 ]  # fmt: skip
 JUNK = st.text(
