@@ -170,11 +170,15 @@ async def import_roster(
     """
     if default_language not in LANGUAGES:
         raise ValueError(f"unknown default language {default_language!r}")
-    sheets = await asyncio.to_thread(read_roster_files, paths)
     problems = Problems()
+    sheets = await asyncio.to_thread(read_roster_files, paths, problems)
+    unreadable = bool(problems.found)
     units = parse_units(sheets.get(Table.UNITS), problems)
     people = parse_people(sheets.get(Table.PEOPLE), problems)
     shifts = parse_shifts(sheets.get(Table.SHIFTS), tz, problems)
+    if unreadable:
+        # Without every sheet, references between them would be named wrongly as unknown.
+        problems.check()
     units_sheet, people_sheet = sheets.get(Table.UNITS), sheets.get(Table.PEOPLE)
     async with db.uow() as uow:
         session = uow.session

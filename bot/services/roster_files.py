@@ -191,9 +191,16 @@ class Problems:
             raise RosterRejected(sorted(self.found, key=lambda e: (e.file, e.row or 0)))
 
 
-def read_roster_files(paths: Sequence[Path]) -> dict[Table, Sheet]:
-    """Read CSV files and workbooks, each sheet recognised by its header row, not its name."""
-    problems = Problems()
+def read_roster_files(
+    paths: Sequence[Path], problems: Problems | None = None
+) -> dict[Table, Sheet]:
+    """Read CSV files and workbooks, each sheet recognised by its header row, not its name.
+
+    A file that cannot be read is noted in `problems` (so the rows of the others are still
+    checked); without `problems` it is refused at once.
+    """
+    own = problems is None
+    problems = Problems() if problems is None else problems
     sheets: dict[Table, Sheet] = {}
     for path in _expand(paths):
         try:
@@ -217,7 +224,8 @@ def read_roster_files(paths: Sequence[Path]) -> dict[Table, Sheet]:
                 )
                 continue
             sheets[sheet.table] = sheet
-    problems.check()
+    if own or not sheets:
+        problems.check()
     if not sheets:
         raise RosterError(", ".join(p.name for p in paths) or "-", None, None, _unknown_file())
     return sheets
