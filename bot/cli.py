@@ -175,11 +175,19 @@ async def _with_database(
 def _check_config(args: argparse.Namespace) -> int:
     path = Path(args.path) if args.path else resolve_config_path(getattr(args, "config", None))
     try:
-        load_settings(path)
+        settings = load_settings(path)
     except ConfigError as error:
         for line in error.problems:
             print(line)
         return 1
+    if settings.rota.holidays_file is not None:
+        from bot.services.holidays import load_holidays
+
+        try:
+            load_holidays(settings.rota.holidays_file)
+        except ZhibanError as error:
+            print(f"rota.holidays_file: {error.render(translator(settings.bot.language))}")
+            return 1
     print("OK")
     return 0
 

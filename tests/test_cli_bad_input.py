@@ -122,6 +122,12 @@ def test_each_command_refuses_bad_input_in_one_line_and_changes_nothing(
     # check-config's output is its list of problems, so it prints them on stdout.
     status, out, _ = run(capsys, "check-config", str(tmp_path / "nope.toml"))
     assert (status, out.strip()) == (1, f"{tmp_path / 'nope.toml'}: no such configuration file")
+    status, out, _ = run(capsys, "check-config", str(with_holidays))
+    assert (status, out.strip()) == (
+        1,
+        f'rota.holidays_file: {holidays}: 2027.off[0]: a list of dates like "2027-01-01" or '
+        '"2027-02-06..2027-02-12"',
+    )
     status, _, err = run(capsys, "pages", "--config", str(tmp_path / "nope.toml"))
     assert (status, err.strip()) == (
         1,

@@ -572,3 +572,34 @@ def test_cli_generates_with_progress_and_a_summary_and_refuses_bad_input_in_one_
     not_a_date = zhiban(*command, "--from", "2026-13-01", "--to", "2026-10-01")
     assert not_a_date.returncode == 1
     assert len(not_a_date.stderr.splitlines()) == 1
+
+
+async def test_generating_into_2027_follows_the_holidays_file(db: Database, tmp_path: Path) -> None:
+    await load_sample(db)
+    first, last = date(2027, 1, 1), date(2027, 1, 4)
+    with pytest.raises(InvalidInput):
+        await generate(db, unit_code="SB01", first=first, last=last, rota=ROTA, tz=TZ, now=NOW)
+    holidays = tmp_path / "holidays.toml"
+    holidays.write_text('"2027" = { off = ["2027-01-01", "2027-01-04"], work = ["2027-01-02"] }\n')
+
+    await generate(
+        db,
+        unit_code="SB01",
+        first=first,
+        last=last,
+        rota=ROTA,
+        tz=TZ,
+        now=NOW,
+        calendar=load_holidays(holidays),
+    )
+
+    starts = [start for start, _end, _who in await shifts_at(db, "SB01", since=first, until=last)]
+    # Friday 1st off (one 24-hour shift), Saturday 2nd worked (调休: day and night), Sunday off,
+    # Monday 4th off by the file.
+    assert starts == [
+        "01-01 08:00",
+        "01-02 08:00",
+        "01-02 20:00",
+        "01-03 08:00",
+        "01-04 08:00",
+    ]
