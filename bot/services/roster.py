@@ -13,7 +13,16 @@ Import rules (SPEC §8), beyond what the spec fixes:
 - Rows are matched by unit `code`, `staff_no`, and unit + post + start. Units, people and
   shifts missing from the files are left as they are; the `roles` cell replaces all of a listed
   person's role grants. Nothing is deleted.
-- CSV files are UTF-8 with or without BOM; GB18030 (Chinese Excel's plain "CSV") is accepted too.
+- Sheets are recognised by their header row (roster_files.recognise), whatever the file or
+  workbook sheet is called. CSV files are UTF-8 with or without BOM; GB18030 (Chinese Excel's
+  plain "CSV", a superset of GBK) and UTF-16 with BOM (Excel's tab-separated "Unicode text") are
+  accepted too. Rows whose first cell starts with "#" are notes (the templates' example row).
+- Every problem is collected and the import refused with all of them (RosterRejected); a file
+  that cannot be read at all stops the checks between sheets, which would otherwise call the
+  codes of the missing sheet unknown.
+- An `active` (在职) column is optional: "no"/"否" deactivates the person (accounts unlinked,
+  unused invites revoked, shifts not yet begun left unfilled), "yes"/"是"/empty reactivates;
+  a shift sheet may not give a future shift to someone inactive. Nobody is ever deleted.
 """
 
 from __future__ import annotations
