@@ -20,6 +20,7 @@ import due_lookup
 import fanout
 import lateness
 import look_cost
+import roster_import
 import rota
 import storm
 import summary
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "busy_chat": (busy_chat.run, 90.0),
     "due_lookup": (due_lookup.run, 120.0),
     "rota": (rota.run, 120.0),
+    "roster_import": (roster_import.run, 120.0),
     "clockin": (clockin.run, 90.0),
     "storm": (storm.run, 240.0),
     "look_cost": (look_cost.run, 120.0),

@@ -12,6 +12,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import NoReturn
 
+from sqlalchemy.exc import DBAPIError
+
 from bot.clock import SystemClock
 from bot.config import (
     CONFIG_ENV,
@@ -74,12 +76,19 @@ def _parser() -> _Parser:
     exporting = roster_commands.add_parser("export", parents=[common], help="write CSV and XLSX")
     exporting.add_argument("directory", type=Path)
     template = roster_commands.add_parser(
-        "template", parents=[common], help="write empty templates"
+        "template", parents=[common], help="write templates, each with one example row"
     )
     template.add_argument("directory", type=Path)
+    template.add_argument("--force", action="store_true", help="overwrite files already there")
     roster_commands.add_parser(
-        "sample", parents=[common], help="import the packaged sample district"
+        "sample", parents=[common], help="import the packaged sample district (empty database)"
     )
+    leaving = roster_commands.add_parser(
+        "deactivate",
+        parents=[common],
+        help="take people off the roster: unlink accounts, leave future shifts unfilled",
+    )
+    leaving.add_argument("staff_nos", nargs="+", metavar="STAFF_NO")
     invite = commands.add_parser(
         "invite", parents=[common], help="print one-time invite links (STAFF_NO… or --unit CODE)"
     )
@@ -100,7 +109,7 @@ def _parser() -> _Parser:
         choices=["pending", "sending", "sent", "failed", "unreachable", "cancelled"],
         help="only pages in this status (may be repeated)",
     )
-    pages.add_argument("--limit", type=int, default=50)
+    pages.add_argument("--limit", type=_positive_int, default=50)
     audit_parser = commands.add_parser("audit", parents=[common], help="print the audit log")
     audit_parser.add_argument(
         "--since",
@@ -108,7 +117,7 @@ def _parser() -> _Parser:
         type=_local_date,
         help="local date YYYY-MM-DD or 'YYYY-MM-DD HH:MM'",
     )
-    audit_parser.add_argument("--limit", type=int, default=1000)
+    audit_parser.add_argument("--limit", type=_positive_int, default=1000)
     report = commands.add_parser(
         "report",
         parents=[common],
@@ -150,6 +159,16 @@ def _parser() -> _Parser:
     return parser
 
 
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number")
+    return number
+
+
 def _local_date(value: str) -> datetime:
     for pattern in ("%Y-%m-%d %H:%M", "%Y-%m-%d"):
         try:
@@ -189,11 +208,19 @@ async def _with_database(
 def _check_config(args: argparse.Namespace) -> int:
     path = Path(args.path) if args.path else resolve_config_path(getattr(args, "config", None))
     try:
-        load_settings(path)
+        settings = load_settings(path)
     except ConfigError as error:
         for line in error.problems:
             print(line)
         return 1
+    if settings.rota.holidays_file is not None:
+        from bot.services.holidays import load_holidays
+
+        try:
+            load_holidays(settings.rota.holidays_file)
+        except ZhibanError as error:
+            print(f"rota.holidays_file: {error.render(translator(settings.bot.language))}")
+            return 1
     print("OK")
     return 0
 
@@ -212,27 +239,33 @@ def _roster(args: argparse.Namespace, settings: Settings, tr: Translator) -> int
 
     tz = settings.bot.tz
 
-    async def do_import(database: Database, files: Sequence[Path]) -> None:
+    async def do_import(database: Database, files: Sequence[Path], *, sample: bool) -> None:
         summary = await roster.import_roster(
             database,
             files,
             tz=tz,
             default_language=settings.bot.language,
             now=SystemClock().now(),
+            only_into_empty=sample,
         )
-        print(roster.describe_summary(summary, tr))
+        print(roster.describe_summary(summary, tr, tz))
 
     async def work(database: Database) -> None:
         if args.roster_command == "import":
-            await do_import(database, args.files)
+            await do_import(database, args.files, sample=False)
         elif args.roster_command == "sample":
-            await do_import(database, roster.sample_district_files())
+            await do_import(database, roster.sample_district_files(), sample=True)
         elif args.roster_command == "export":
             for path in await roster.export_roster(database, args.directory, tz=tz):
                 print(path)
+        elif args.roster_command == "deactivate":
+            departures = await roster.deactivate(
+                database, args.staff_nos, now=SystemClock().now(), tz=tz
+            )
+            print(roster.describe_departures(departures, tr, tz))
 
     if args.roster_command == "template":
-        for path in roster.write_templates(args.directory):
+        for path in roster.write_templates(args.directory, force=args.force):
             print(path)
         return 0
     asyncio.run(_with_database(settings, work))
@@ -281,9 +314,12 @@ def _audit(args: argparse.Namespace, settings: Settings, tr: Translator) -> int:
 
 def _shifts_generate(args: argparse.Namespace, settings: Settings, tr: Translator) -> int:
     from bot.services import rota
+    from bot.services.holidays import load_holidays
 
     def show(note: rota.RotaNote) -> None:
         print(note.render(tr), file=sys.stderr, flush=True)
+
+    calendar = load_holidays(settings.rota.holidays_file)
 
     async def work(database: Database) -> None:
         summary = await rota.generate(
@@ -296,6 +332,7 @@ def _shifts_generate(args: argparse.Namespace, settings: Settings, tr: Translato
             replace=args.replace,
             now=SystemClock().now(),
             progress=show,
+            calendar=calendar,
         )
         print(
             tr._(
@@ -496,6 +533,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ZhibanError as error:
         print(f"zhiban: {error.render(tr)}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except DBAPIError as error:
+        # An unreachable server or an unopenable file: say what the driver said, not where.
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+        print(f"zhiban: database ([database] url): {reason}", file=sys.stderr)
+        return 1
     except OSError as error:
         # A path that does not exist or cannot be written: one line naming it, not a traceback.
         where = f"{error.filename}: " if error.filename else ""
@@ -506,6 +550,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
+def _quiet_broken_pipe() -> int:
+    """The reader of our output went away (`zhiban demo | head`): end quietly, as Unix tools do.
+
+    Python's documented recipe (library/signal.html, "Note on SIGPIPE"): point stdout at devnull
+    so the interpreter's final flush does not fail again, and exit with 128 + SIGPIPE.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
+
+
 def entry() -> NoReturn:
     """Console-script entry point."""
-    sys.exit(main())
+    try:
+        status = main()
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's final flush
+    except BrokenPipeError:
+        status = _quiet_broken_pipe()
+    sys.exit(status)

@@ -240,6 +240,8 @@ class RotaSettings(_Section):
     leader_post: str = "带班"
     leader_shift: ShiftSpan = Field(default_factory=lambda: parse_span("08:00-08:00"))
     leader_roles: list[str] = Field(default_factory=lambda: ["duty_leader"])
+    # Days off and adjusted workdays (调休) the package does not know yet (TOML, see README).
+    holidays_file: Path | None = None
 
     @model_validator(mode="after")
     def _distinct_shifts(self) -> RotaSettings:

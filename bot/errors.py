@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -70,3 +71,38 @@ class RosterError(ZhibanError):
         if self.column is not None:
             where += f", column {self.column}"
         return f"{where}: {self.problem}"
+
+
+class RosterRejected(RosterError):
+    """An import refused for all its problems; it reads as the first one when it is alone."""
+
+    SHOWN = 50
+
+    def __init__(self, problems: Sequence[RosterError]) -> None:
+        first = problems[0]
+        super().__init__(first.file, first.row, first.column, first.problem)
+        self.problems = tuple(problems)
+
+    def render(self, tr: Translator, tz: tzinfo | None = None) -> str:
+        """One line per problem (the first 50, then how many more), under a heading."""
+        if len(self.problems) == 1:
+            return self.problems[0].render(tr, tz)
+        lines = [
+            tr._(
+                "The roster was not imported and nothing changed; {count} problems:",
+                count=len(self.problems),
+            )
+        ]
+        lines += ["  " + problem.render(tr, tz) for problem in self.problems[: self.SHOWN]]
+        if len(self.problems) > self.SHOWN:
+            lines.append("  " + tr._("and {count} more", count=len(self.problems) - self.SHOWN))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        if len(self.problems) == 1:
+            return str(self.problems[0])
+        lines = [f"{len(self.problems)} problems:"]
+        lines += ["  " + str(problem) for problem in self.problems[: self.SHOWN]]
+        if len(self.problems) > self.SHOWN:
+            lines.append(f"  and {len(self.problems) - self.SHOWN} more")
+        return "\n".join(lines)

@@ -83,15 +83,18 @@ def _config(tmp_path: Path, language: str = "en") -> Path:
     return config
 
 
-def test_importing_the_sample_district_twice_changes_nothing_the_second_time(
-    tmp_path: Path,
-) -> None:
+def test_the_sample_district_goes_only_into_an_empty_database(tmp_path: Path) -> None:
     config = _config(tmp_path)
     first = zhiban("roster", "sample", "--config", str(config))
     assert first.returncode == 0, first.stderr
     assert "People: 39 new" in first.stdout
     second = zhiban("roster", "sample", "--config", str(config))
-    assert second.stdout.strip() == "Nothing changed: the roster already matches the files."
+    assert (second.returncode, second.stdout, second.stderr.strip()) == (
+        1,
+        "",
+        "zhiban: The database already holds 39 people; the sample district goes only into an "
+        "empty database.",
+    )
 
 
 def test_roster_with_a_bad_row_exits_1_naming_row_and_column(tmp_path: Path) -> None:
@@ -216,7 +219,10 @@ def test_a_missing_import_file_or_unwritable_export_folder_is_one_line(tmp_path:
     config = tmp_path / "config.toml"
     config.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "z.db"}"\n')
     for argv, line in (
-        (["roster", "import", str(tmp_path / "nosuch" / "units.csv")], "units.csv: No such file"),
+        (
+            ["roster", "import", str(tmp_path / "nosuch" / "units.csv")],
+            f"zhiban: 文件不存在：{tmp_path / 'nosuch' / 'units.csv'}",  # [bot] language zh
+        ),
         (["roster", "export", "/proc/zhiban-nope"], "/proc/zhiban-nope: No such file"),
     ):
         result = subprocess.run(

@@ -284,6 +284,13 @@ async def issue_invites(
                     now=now,
                     limits=limits,
                 )
+        # After the scope check, so nobody learns who left a unit outside their own.
+        for person, _path in people:
+            if not person.active:
+                raise InvalidInput(
+                    "{staff_no} has left the roster (deactivated) and cannot be invited.",
+                    staff_no=person.staff_no,
+                )
         issued = [
             await _issue(
                 session,

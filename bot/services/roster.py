@@ -13,14 +13,23 @@ Import rules (SPEC §8), beyond what the spec fixes:
 - Rows are matched by unit `code`, `staff_no`, and unit + post + start. Units, people and
   shifts missing from the files are left as they are; the `roles` cell replaces all of a listed
   person's role grants. Nothing is deleted.
-- CSV files are UTF-8 with or without BOM; GB18030 (Chinese Excel's plain "CSV") is accepted too.
+- Sheets are recognised by their header row (roster_files.recognise), whatever the file or
+  workbook sheet is called. CSV files are UTF-8 with or without BOM; GB18030 (Chinese Excel's
+  plain "CSV", a superset of GBK) and UTF-16 with BOM (Excel's tab-separated "Unicode text") are
+  accepted too. Rows whose first cell starts with "#" are notes (the templates' example row).
+- Every problem is collected and the import refused with all of them (RosterRejected); a file
+  that cannot be read at all stops the checks between sheets, which would otherwise call the
+  codes of the missing sheet unknown.
+- An `active` (在职) column is optional: "no"/"否" deactivates the person (accounts unlinked,
+  unused invites revoked, shifts not yet begun left unfilled), "yes"/"是"/empty reactivates;
+  a shift sheet may not give a future shift to someone inactive. Nobody is ever deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -30,14 +39,25 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
-from bot.errors import InvalidInput
+from bot.errors import InvalidInput, NotFound, RosterError
 from bot.i18n import LANGUAGES, N_, Translator
-from bot.models import AuditEntry, Person, Role, RoleGrant, Shift, Unit, UnitKind
+from bot.models import (
+    Account,
+    AuditEntry,
+    Invite,
+    Person,
+    Role,
+    RoleGrant,
+    Shift,
+    Unit,
+    UnitKind,
+)
 from bot.services import attendance
 from bot.services.roster_files import (
     MAX_SHIFT,
     UNIT_LEVEL,
     PersonRecord,
+    Problems,
     Sheet,
     ShiftRecord,
     Table,
@@ -54,8 +74,12 @@ from bot.uow import Database
 
 __all__ = [
     "MAX_SHIFT",
+    "Departure",
+    "EndedShift",
     "ImportCounts",
     "ImportSummary",
+    "deactivate",
+    "describe_departures",
     "describe_summary",
     "export_roster",
     "import_roster",
@@ -90,11 +114,34 @@ class ImportSummary:
     units: ImportCounts = ImportCounts()
     people: ImportCounts = ImportCounts()
     shifts: ImportCounts = ImportCounts()
+    departures: tuple[Departure, ...] = ()
 
     @property
     def changed(self) -> bool:
         """Whether the import changed anything at all."""
         return self.units.changed or self.people.changed or self.shifts.changed
+
+
+@dataclass(frozen=True)
+class EndedShift:
+    """A future shift of someone who left, now an unfilled post."""
+
+    unit: str
+    post: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Departure:
+    """What deactivating one person did."""
+
+    staff_no: str
+    name: str
+    accounts_unlinked: int
+    invites_revoked: int
+    ended: tuple[EndedShift, ...]
+    already: bool = False
 
 
 @dataclass
@@ -123,27 +170,63 @@ async def import_roster(
     tz: ZoneInfo,
     default_language: str,
     now: datetime,
+    only_into_empty: bool = False,
 ) -> ImportSummary:
-    """Check roster files completely, then write them in one transaction, or raise RosterError."""
+    """Check roster files completely, then write them in one transaction, or raise RosterError.
+
+    Every bad row is named (RosterRejected) before anything is written. With `only_into_empty`
+    a database that already has people is refused (the sample district is not for live data).
+    """
     if default_language not in LANGUAGES:
         raise ValueError(f"unknown default language {default_language!r}")
-    sheets = await asyncio.to_thread(read_roster_files, paths)
-    units = parse_units(sheets.get(Table.UNITS))
-    people = parse_people(sheets.get(Table.PEOPLE))
-    shifts = parse_shifts(sheets.get(Table.SHIFTS), tz)
+    problems = Problems()
+    sheets = await asyncio.to_thread(read_roster_files, paths, problems)
+    unreadable = bool(problems.found)
+    units = parse_units(sheets.get(Table.UNITS), problems)
+    people = parse_people(sheets.get(Table.PEOPLE), problems)
+    shifts = parse_shifts(sheets.get(Table.SHIFTS), tz, problems)
+    if unreadable:
+        # Without every sheet, references between them would be named wrongly as unknown.
+        problems.check()
+    units_sheet, people_sheet = sheets.get(Table.UNITS), sheets.get(Table.PEOPLE)
     async with db.uow() as uow:
         session = uow.session
         existing = await _load_roster(session)
-        _check_tree(sheets.get(Table.UNITS), units, existing)
-        unit_codes = set(existing.units) | {u.code for u in units}
-        _check_people(sheets.get(Table.PEOPLE), people, existing, unit_codes)
-        staff_nos = set(existing.people) | {p.staff_no for p in people}
-        _check_shifts(sheets.get(Table.SHIFTS), shifts, unit_codes, staff_nos)
+        if only_into_empty and existing.people:
+            raise InvalidInput(
+                N_(
+                    "The database already holds {count} people; the sample district goes only "
+                    "into an empty database."
+                ),
+                count=len(existing.people),
+            )
+        _check_tree(units_sheet, units, existing, problems)
+        # Codes of bad rows count as known, so a bad unit row is named once, not at each use.
+        unit_codes = set(existing.units) | (units_sheet.named("code") if units_sheet else set())
+        _check_people(people_sheet, people, existing, unit_codes, problems)
+        staff_nos = set(existing.people) | (
+            people_sheet.named("staff_no") if people_sheet else set()
+        )
+        leaving = {p.staff_no for p in existing.people.values() if not p.active}
+        leaving = (leaving | {p.staff_no for p in people if p.active is False}) - {
+            p.staff_no for p in people if p.active
+        }
+        _check_shifts(
+            sheets.get(Table.SHIFTS), shifts, unit_codes, staff_nos, leaving, utc(now), problems
+        )
+        problems.check()
+        written_units = await _write_units(session, units, existing)
+        written_people, departing = await _write_people(session, people, existing, now=utc(now))
         summary = ImportSummary(
-            units=await _write_units(session, units, existing),
-            people=await _write_people(session, people, existing),
+            units=written_units,
+            people=written_people,
             shifts=await _write_shifts(session, shifts, existing, now=utc(now)),
         )
+        departures = [
+            await _depart(session, existing.people[staff_no], now=utc(now), tz=tz)
+            for staff_no in departing
+        ]
+        summary = replace(summary, departures=tuple(departures))
         if summary.changed:
             session.add(
                 AuditEntry(
@@ -182,9 +265,20 @@ def _unknown_unit(code: str) -> InvalidInput:
     return InvalidInput(N_("unknown unit {code}"), code=code)
 
 
-def _check_tree(sheet: Sheet | None, units: list[UnitRecord], existing: _Roster) -> None:
+def _check_tree(
+    sheet: Sheet | None, units: list[UnitRecord], existing: _Roster, problems: Problems
+) -> None:
     if sheet is None:
         return
+    try:
+        _check_tree_rows(sheet, units, existing, problems)
+    except RosterError as error:
+        problems.add(error)
+
+
+def _check_tree_rows(
+    sheet: Sheet, units: list[UnitRecord], existing: _Roster, problems: Problems
+) -> None:
     by_id = {u.id: u.code for u in existing.units.values()}
     # The tree after the import: (kind, parent code) per unit code.
     tree: dict[str, tuple[UnitKind, str | None]] = {
@@ -192,11 +286,17 @@ def _check_tree(sheet: Sheet | None, units: list[UnitRecord], existing: _Roster)
     }
     tree.update({u.code: (u.kind, u.parent) for u in units})
     in_file = {u.code: u for u in units}
+    named = sheet.named("code")
     for unit in units:
         if unit.parent is not None and unit.parent not in tree:
-            raise sheet.error(unit.row, "parent", _unknown_unit(unit.parent))
+            if unit.parent not in named:  # else its own bad row is named already
+                problems.add(sheet.error(unit.row, "parent", _unknown_unit(unit.parent)))
+            tree.pop(unit.code, None)
+            in_file.pop(unit.code, None)
         if unit.parent is None and unit.kind is not UnitKind.COUNTY:
-            raise sheet.error(unit.row, "kind", InvalidInput(N_("the top unit must be a county")))
+            problems.add(
+                sheet.error(unit.row, "kind", InvalidInput(N_("the top unit must be a county")))
+            )
     # The database's top unit first, then the file's in row order: the second one is refused.
     tops = [c for c, (_, p) in tree.items() if p is None and c not in in_file]
     tops += [u.code for u in units if u.parent is None]
@@ -208,7 +308,7 @@ def _check_tree(sheet: Sheet | None, units: list[UnitRecord], existing: _Roster)
         )
     # A child's level is strictly below its parent's, so no chain of parents can loop.
     for code, (kind, parent) in sorted(tree.items()):
-        if parent is None or (code not in in_file and parent not in in_file):
+        if parent is None or parent not in tree or (code not in in_file and parent not in in_file):
             continue
         parent_kind = tree[parent][0]
         if UNIT_LEVEL[kind] > UNIT_LEVEL[parent_kind]:
@@ -221,12 +321,17 @@ def _check_tree(sheet: Sheet | None, units: list[UnitRecord], existing: _Roster)
             parent_kind=parent_kind.value,
         )
         if code in in_file:
-            raise sheet.error(in_file[code].row, "parent", problem)
-        raise sheet.error(in_file[parent].row, "kind", problem)
+            problems.add(sheet.error(in_file[code].row, "parent", problem))
+        else:
+            problems.add(sheet.error(in_file[parent].row, "kind", problem))
 
 
 def _check_people(
-    sheet: Sheet | None, people: list[PersonRecord], existing: _Roster, unit_codes: set[str]
+    sheet: Sheet | None,
+    people: list[PersonRecord],
+    existing: _Roster,
+    unit_codes: set[str],
+    problems: Problems,
 ) -> None:
     if sheet is None:
         return
@@ -238,39 +343,63 @@ def _check_people(
     }
     for person in people:
         if person.unit not in unit_codes:
-            raise sheet.error(person.row, "unit", _unknown_unit(person.unit))
-        for _, code in sorted(person.roles):
-            if code not in unit_codes:
-                raise sheet.error(person.row, "roles", _unknown_unit(code))
+            problems.add(sheet.error(person.row, "unit", _unknown_unit(person.unit)))
+            continue
+        unknown = [code for _, code in sorted(person.roles) if code not in unit_codes]
+        if unknown:
+            problems.add(sheet.error(person.row, "roles", _unknown_unit(unknown[0])))
+            continue
         if person.phone is not None and person.phone in phones:
-            raise sheet.error(
-                person.row,
-                "phone",
-                InvalidInput(
-                    N_("{value} already belongs to {staff_no}"),
-                    value=person.phone,
-                    staff_no=phones[person.phone],
-                ),
+            problems.add(
+                sheet.error(
+                    person.row,
+                    "phone",
+                    InvalidInput(
+                        N_("{value} already belongs to {staff_no}"),
+                        value=person.phone,
+                        staff_no=phones[person.phone],
+                    ),
+                )
             )
 
 
 def _check_shifts(
-    sheet: Sheet | None, shifts: list[ShiftRecord], unit_codes: set[str], staff_nos: set[str]
+    sheet: Sheet | None,
+    shifts: list[ShiftRecord],
+    unit_codes: set[str],
+    staff_nos: set[str],
+    leaving: set[str],
+    now: datetime,
+    problems: Problems,
 ) -> None:
     if sheet is None:
         return
     for shift in shifts:
         if shift.unit not in unit_codes:
-            raise sheet.error(shift.row, "unit", _unknown_unit(shift.unit))
-        if shift.staff_no is not None and shift.staff_no not in staff_nos:
-            raise sheet.error(
-                shift.row,
-                "staff_no",
-                InvalidInput(N_("unknown staff number {staff_no}"), staff_no=shift.staff_no),
+            problems.add(sheet.error(shift.row, "unit", _unknown_unit(shift.unit)))
+        elif shift.staff_no is not None and shift.staff_no not in staff_nos:
+            problems.add(
+                sheet.error(
+                    shift.row,
+                    "staff_no",
+                    InvalidInput(N_("unknown staff number {staff_no}"), staff_no=shift.staff_no),
+                )
+            )
+        elif shift.staff_no in leaving and shift.start > now:
+            # Past shifts of someone who left are history and import as they are.
+            problems.add(
+                sheet.error(
+                    shift.row,
+                    "staff_no",
+                    InvalidInput(
+                        N_("{staff_no} is not active: give the shift to someone else"),
+                        staff_no=shift.staff_no,
+                    ),
+                )
             )
 
 
-def describe_summary(summary: ImportSummary, tr: Translator) -> str:
+def describe_summary(summary: ImportSummary, tr: Translator, tz: ZoneInfo | None = None) -> str:
     """Say in the reader's language what an import created, updated and left unchanged."""
     if not summary.changed:
         return tr._("Nothing changed: the roster already matches the files.")
@@ -289,6 +418,8 @@ def describe_summary(summary: ImportSummary, tr: Translator) -> str:
                 unchanged=counts.unchanged,
             )
         )
+    if summary.departures:
+        lines.append(describe_departures(summary.departures, tr, tz or ZoneInfo("UTC")))
     return "\n".join(lines)
 
 
@@ -354,9 +485,11 @@ def _assign(row: Unit | Person | Shift, values: Mapping[str, object]) -> bool:
 
 
 async def _write_people(
-    session: AsyncSession, people: list[PersonRecord], existing: _Roster
-) -> ImportCounts:
+    session: AsyncSession, people: list[PersonRecord], existing: _Roster, *, now: datetime
+) -> tuple[ImportCounts, list[str]]:
+    """Write the people; return the counts and the staff numbers of those now leaving."""
     counter = _Counter()
+    departing: list[str] = []
     # Phones are unique: release the ones that move first, so two people may swap numbers.
     moving = [
         existing.people[p.staff_no]
@@ -388,6 +521,23 @@ async def _write_people(
         else:
             person = found
         changed = _assign(person, values) or record.staff_no in moved
+        if record.active is False and (created or person.active):
+            person.active = False
+            departing.append(record.staff_no)
+            changed = True
+        elif record.active and not person.active:
+            person.active = True  # back on the roster; a new invite links an account again
+            session.add(
+                AuditEntry(
+                    at=now,
+                    actor_account="cli",
+                    action="person.reactivate",
+                    subject_type="person",
+                    subject_id=person.id,
+                    unit_id=person.unit_id,
+                )
+            )
+            changed = True
         assert person.id is not None
         wanted = {(role.value, existing.units[code].id) for role, code in record.roles}
         grants = existing.grants.get(person.id, [])
@@ -406,7 +556,7 @@ async def _write_people(
         else:
             counter.unchanged += 1
     await session.flush()
-    return counter.frozen()
+    return counter.frozen(), departing
 
 
 async def _write_shifts(
@@ -454,6 +604,133 @@ async def _write_shifts(
     return counter.frozen()
 
 
+# Leaving the roster: deactivated, never deleted.
+
+
+async def deactivate(
+    db: Database, staff_nos: Sequence[str], *, now: datetime, tz: ZoneInfo
+) -> list[Departure]:
+    """Take people off the roster in one transaction: all of them, or none if one is unknown."""
+    async with db.uow() as uow:
+        session = uow.session
+        people = []
+        for staff_no in dict.fromkeys(staff_nos):
+            person = await person_by_staff_no(session, staff_no)
+            if person is None:
+                raise NotFound(N_("unknown staff number {staff_no}"), staff_no=staff_no)
+            people.append(person)
+        departures = []
+        for person in people:
+            if not person.active:
+                departures.append(Departure(person.staff_no, person.name, 0, 0, (), already=True))
+                continue
+            person.active = False
+            departures.append(await _depart(session, person, now=utc(now), tz=tz))
+        await uow.commit()
+    return departures
+
+
+async def _depart(
+    session: AsyncSession, person: Person, *, now: datetime, tz: ZoneInfo
+) -> Departure:
+    """Unlink the accounts, revoke the invites and leave the future shifts of someone leaving.
+
+    A shift already begun stays theirs (it is history in the making, and if they are absent the
+    missed-shift pages still go to the duty leader); later ones become unfilled posts, which
+    page the unit's duty leader at their start unless someone is put on them.
+    """
+    assert person.id is not None
+    person.active = False
+    accounts = (
+        await session.exec(
+            select(Account).where(
+                Account.person_id == person.id, col(Account.unlinked_at).is_(None)
+            )
+        )
+    ).all()
+    for account in accounts:
+        account.unlinked_at = now
+    invites = (
+        await session.exec(
+            select(Invite).where(
+                Invite.person_id == person.id,
+                col(Invite.used_at).is_(None),
+                col(Invite.revoked_at).is_(None),
+            )
+        )
+    ).all()
+    for invite in invites:
+        invite.revoked_at = now
+    rows = (
+        await session.exec(
+            select(Shift, Unit.code)
+            .join(Unit, col(Unit.id) == Shift.unit_id)
+            .where(Shift.person_id == person.id, col(Shift.start) > now)
+            .order_by(col(Shift.start), col(Shift.post))
+        )
+    ).all()
+    ended = []
+    for shift, code in rows:
+        shift.person_id = None
+        shift.planned_at = None  # planned again: an unfilled post pages at its start
+        ended.append(EndedShift(code, shift.post, shift.start, shift.end))
+    session.add(
+        AuditEntry(
+            at=now,
+            actor_account="cli",
+            action="person.deactivate",
+            subject_type="person",
+            subject_id=person.id,
+            unit_id=person.unit_id,
+            detail={
+                "staff_no": person.staff_no,
+                "accounts_unlinked": len(accounts),
+                "invites_revoked": len(invites),
+                "shifts_left_unfilled": [f"{e.unit} {e.post} {_local(e.start, tz)}" for e in ended],
+            },
+        )
+    )
+    await session.flush()
+    return Departure(person.staff_no, person.name, len(accounts), len(invites), tuple(ended))
+
+
+def describe_departures(departures: Iterable[Departure], tr: Translator, tz: ZoneInfo) -> str:
+    """One line per person who left, and one per future shift of theirs now unfilled."""
+    lines = []
+    for departure in departures:
+        if departure.already:
+            lines.append(
+                tr._(
+                    "{staff_no} {name}: already inactive; nothing changed",
+                    staff_no=departure.staff_no,
+                    name=departure.name,
+                )
+            )
+            continue
+        lines.append(
+            tr._(
+                "{staff_no} {name}: deactivated; accounts unlinked: {accounts}; "
+                "future shifts now unfilled: {shifts}",
+                staff_no=departure.staff_no,
+                name=departure.name,
+                accounts=departure.accounts_unlinked,
+                shifts=len(departure.ended),
+            )
+        )
+        for shift in departure.ended:
+            lines.append(
+                "  "
+                + tr._(
+                    "{unit} {post} {start}–{end}: now unfilled",
+                    unit=shift.unit,
+                    post=shift.post,
+                    start=_local(shift.start, tz),
+                    end=_local(shift.end, tz)[-5:],
+                )
+            )
+    return "\n".join(lines)
+
+
 # Export, templates and the packaged sample district.
 
 
@@ -496,6 +773,7 @@ async def _export_tables(session: AsyncSession, tz: ZoneInfo) -> dict[Table, lis
                 _roles_cell(p, held.get(p.id or 0, []), codes),
                 p.phone or "",
                 p.language or "",
+                "yes" if p.active else "no",
             ]
             for p in sorted(people, key=lambda p: (order[codes[p.unit_id]], p.staff_no))
         ],

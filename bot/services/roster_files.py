@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from zipfile import BadZipFile
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook, load_workbook
@@ -18,7 +19,7 @@ from openpyxl.styles import Font
 from openpyxl.utils.exceptions import InvalidFileException
 
 from bot.clock import utc
-from bot.errors import InvalidInput, RosterError, ZhibanError
+from bot.errors import InvalidInput, RosterError, RosterRejected, ZhibanError
 from bot.i18n import LANGUAGES, N_
 from bot.models import Role, ShiftKind, UnitKind
 
@@ -42,6 +43,7 @@ class Column:
     chinese: str
     meaning_en: str
     meaning_zh: str
+    required: bool = True
 
 
 COLUMNS: Mapping[Table, tuple[Column, ...]] = {
@@ -88,6 +90,15 @@ COLUMNS: Mapping[Table, tuple[Column, ...]] = {
             "zh or en; empty means the configured default",
             "zh 或 en；留空使用默认语言",
         ),
+        Column(
+            "active",
+            "在职",
+            "yes or no (or 是, 否); no takes the person off the roster: account unlinked, "
+            "future shifts left unfilled, history kept; empty means yes; the column is optional",
+            "是 或 否；否 表示离开名册：解除账号绑定，未来班次改为缺人，历史保留；"
+            "留空为是；此列可省略",
+            required=False,
+        ),
     ),
     Table.SHIFTS: (
         Column("unit", "单位", "Code of the unit", "单位代码"),
@@ -112,6 +123,22 @@ COLUMNS: Mapping[Table, tuple[Column, ...]] = {
 }
 
 HELP_SHEET = "说明 (help)"
+# Rows searched for the header row: an office often puts a title line or two above it.
+HEADER_SEARCH = 10
+# Header cells of one sheet a row must name to count as that sheet's header row.
+MIN_HEADERS = 3
+# A row whose first filled cell starts with this is a note (the templates' example row).
+COMMENT = "#"
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # Excel 97-2003 .xls
+
+
+def _header_names(table: Table) -> dict[str, str]:
+    """Column key by header as written, lower-cased, English and Chinese."""
+    return {c.key: c.key for c in COLUMNS[table]} | {c.chinese: c.key for c in COLUMNS[table]}
+
+
+_HEADER_NAMES = {table: _header_names(table) for table in Table}
 
 
 @dataclass(frozen=True)
@@ -139,30 +166,66 @@ class Sheet:
         column = None if key is None else self.headers.get(key, key)
         return RosterError(self.source, row.number, column, problem)
 
+    def has(self, key: str) -> bool:
+        """Whether the file has this (optional) column."""
+        return key in self.headers
 
-def read_roster_files(paths: Sequence[Path]) -> dict[Table, Sheet]:
-    """Read CSV files named like the tables and/or one workbook whose sheets are named so."""
+    def named(self, key: str) -> set[str]:
+        """Every value written in a column, bad rows included (to name them only once)."""
+        return {row[key] for row in self.rows if row[key]}
+
+
+class Problems:
+    """Every problem of an import, collected so that one run names all the bad rows."""
+
+    def __init__(self) -> None:
+        self.found: list[RosterError] = []
+
+    def add(self, error: RosterError) -> None:
+        """Note a problem and go on checking."""
+        self.found.append(error)
+
+    def check(self) -> None:
+        """Refuse the import if anything was found."""
+        if self.found:
+            raise RosterRejected(sorted(self.found, key=lambda e: (e.file, e.row or 0)))
+
+
+def read_roster_files(
+    paths: Sequence[Path], problems: Problems | None = None
+) -> dict[Table, Sheet]:
+    """Read CSV files and workbooks, each sheet recognised by its header row, not its name.
+
+    A file that cannot be read is noted in `problems` (so the rows of the others are still
+    checked); without `problems` it is refused at once.
+    """
+    own = problems is None
+    problems = Problems() if problems is None else problems
     sheets: dict[Table, Sheet] = {}
     for path in _expand(paths):
-        suffix = path.suffix.lower()
-        if suffix in CSV_SUFFIXES:
-            table = _table_named(path.stem)
-            if table is None:
-                raise RosterError(path.name, None, None, _unknown_file())
-            found = [_read_csv(path, table)]
-        elif suffix in XLSX_SUFFIXES:
-            found = _read_workbook(path)
-        else:
-            raise RosterError(path.name, None, None, _unknown_file())
+        try:
+            found = _read_file(path)
+        except RosterError as error:
+            problems.add(error)
+            continue
         for sheet in found:
             if sheet.table in sheets:
-                raise RosterError(
-                    sheet.source,
-                    None,
-                    None,
-                    InvalidInput(N_("the {table} sheet is given twice"), table=sheet.table.value),
+                problems.add(
+                    RosterError(
+                        sheet.source,
+                        None,
+                        None,
+                        InvalidInput(
+                            N_("a second {table} sheet; the first is {other}"),
+                            table=sheet.table.value,
+                            other=sheets[sheet.table].source,
+                        ),
+                    )
                 )
+                continue
             sheets[sheet.table] = sheet
+    if own or not sheets:
+        problems.check()
     if not sheets:
         raise RosterError(", ".join(p.name for p in paths) or "-", None, None, _unknown_file())
     return sheets
@@ -170,66 +233,137 @@ def read_roster_files(paths: Sequence[Path]) -> dict[Table, Sheet]:
 
 def _unknown_file() -> InvalidInput:
     return InvalidInput(
-        N_("give units.csv, people.csv, shifts.csv or one XLSX workbook with sheets named so")
+        N_(
+            "no roster sheet found: a CSV file or workbook sheet whose first row holds the "
+            "columns of units, people or shifts (see zhiban roster template)"
+        )
     )
 
 
 def _expand(paths: Sequence[Path]) -> list[Path]:
-    """Replace a directory by its roster CSV files, or else by its single workbook."""
+    """Replace a directory by its CSV files, or else by its single workbook."""
     result: list[Path] = []
     for path in paths:
+        if not path.exists():
+            raise InvalidInput(N_("no such file: {file}"), file=str(path))
         if not path.is_dir():
             result.append(path)
             continue
         children = sorted(p for p in path.iterdir() if p.is_file())
-        csvs = [p for p in children if p.suffix.lower() in CSV_SUFFIXES and _table_named(p.stem)]
+        csvs = [p for p in children if p.suffix.lower() in CSV_SUFFIXES]
         books = [p for p in children if p.suffix.lower() in XLSX_SUFFIXES]
         # An export directory holds both; the CSV files are the ones an office edits.
-        result.extend(csvs or books[:1])
+        if not csvs and len(books) > 1:
+            raise InvalidInput(
+                N_("{folder} holds several workbooks; name the one to import"), folder=str(path)
+            )
+        if not csvs and not books:
+            raise RosterError(str(path), None, None, _unknown_file())
+        result.extend(csvs or books)
     return result
 
 
-def _table_named(name: str) -> Table | None:
+def _read_file(path: Path) -> list[Sheet]:
+    data = path.read_bytes()
+    if data.startswith(_ZIP_MAGIC):
+        return _read_workbook(path)
+    if data.startswith(_OLE_MAGIC):
+        raise RosterError(
+            path.name,
+            None,
+            None,
+            InvalidInput(N_("an old Excel .xls workbook; save it as .xlsx or CSV and try again")),
+        )
+    if path.suffix.lower() in XLSX_SUFFIXES:
+        raise RosterError(path.name, None, None, _not_a_workbook())
+    return [_read_csv(path.name, data)]
+
+
+def _not_a_workbook() -> InvalidInput:
+    return InvalidInput(
+        N_("not an XLSX workbook (damaged, or another file renamed); save it again from Excel")
+    )
+
+
+def decode_text(data: bytes) -> str | None:
+    """CSV bytes as text: UTF-16 with BOM, UTF-8 with or without BOM, else GB18030 (GBK)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            return None
     try:
-        return Table(name.strip().lower())
-    except ValueError:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    # Chinese Excel saves "CSV" (not "CSV UTF-8") in GBK; GB18030 is its superset.
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError:
         return None
 
 
-def _read_csv(path: Path, table: Table) -> Sheet:
-    data = path.read_bytes()
+def _read_csv(name: str, data: bytes) -> Sheet:
+    text = decode_text(data)
+    if text is None or "\x00" in text:
+        raise RosterError(
+            name,
+            None,
+            None,
+            InvalidInput(N_("not a text file in UTF-8 or GBK; save it from Excel as CSV UTF-8")),
+        )
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    # Excel's "Unicode text" is tab-separated.
+    delimiter = "\t" if "\t" in first and "," not in first else ","
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # Chinese Excel saves "CSV" (not "CSV UTF-8") in GB18030; accept it rather than garble.
-        try:
-            text = data.decode("gb18030")
-        except UnicodeDecodeError:
-            raise RosterError(
-                path.name, None, None, InvalidInput(N_("the file is not UTF-8 text"))
-            ) from None
-    records = list(csv.reader(io.StringIO(text, newline="")))
-    return _sheet(table, path.name, records)
+        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except csv.Error as error:
+        raise RosterError(
+            name, None, None, InvalidInput(N_("not a CSV file: {reason}"), reason=str(error))
+        ) from None
+    recognised = recognise(records)
+    if recognised is None:
+        raise RosterError(name, None, None, _unknown_file())
+    table, header_row = recognised
+    return _sheet(table, name, records, header_row)
+
+
+def recognise(records: Sequence[Sequence[str]]) -> tuple[Table, int] | None:
+    """Which sheet these rows are and where its header row is, judged by the header names."""
+    for index, cells in enumerate(records[:HEADER_SEARCH]):
+        written = {cell.strip().lower() for cell in cells if cell.strip()}
+        if not written:
+            continue
+        scores = {
+            table: len({names[w] for w in written if w in names})
+            for table, names in _HEADER_NAMES.items()
+        }
+        best = max(scores.values())
+        leaders = [table for table, score in scores.items() if score == best]
+        if best >= MIN_HEADERS and len(leaders) == 1:
+            return leaders[0], index
+    return None
 
 
 def _read_workbook(path: Path) -> list[Sheet]:
     try:
         book = load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
-        raise RosterError(
-            path.name, None, None, InvalidInput(N_("the workbook cannot be read"))
-        ) from exc
+    except (InvalidFileException, BadZipFile, OSError, KeyError, ValueError, TypeError) as exc:
+        raise RosterError(path.name, None, None, _not_a_workbook()) from exc
     try:
         sheets = []
         for worksheet in book.worksheets:
-            table = _table_named(worksheet.title)
-            if table is None:
-                continue  # the help sheet and anything else an office keeps alongside
             records = [
                 [_cell_text(value) for value in row]
                 for row in worksheet.iter_rows(values_only=True)
             ]
-            sheets.append(_sheet(table, f"{path.name}:{worksheet.title}", records))
+            recognised = recognise(records)
+            if recognised is None:
+                continue  # the help sheet and anything else an office keeps alongside
+            table, header_row = recognised
+            sheets.append(_sheet(table, f"{path.name}:{worksheet.title}", records, header_row))
+    except (BadZipFile, KeyError, ValueError, TypeError) as exc:
+        raise RosterError(path.name, None, None, _not_a_workbook()) from exc
     finally:
         book.close()
     if not sheets:
@@ -254,11 +388,8 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _sheet(table: Table, source: str, records: list[list[str]]) -> Sheet:
-    header_row = next((i for i, cells in enumerate(records) if any(c.strip() for c in cells)), None)
-    if header_row is None:
-        raise RosterError(source, None, None, InvalidInput(N_("the header row is missing")))
-    by_header = {c.key: c.key for c in COLUMNS[table]} | {c.chinese: c.key for c in COLUMNS[table]}
+def _sheet(table: Table, source: str, records: list[list[str]], header_row: int) -> Sheet:
+    by_header = _HEADER_NAMES[table]
     headers: dict[str, str] = {}
     positions: dict[int, str] = {}
     header_number = header_row + 1
@@ -268,7 +399,7 @@ def _sheet(table: Table, source: str, records: list[list[str]]) -> Sheet:
         if not written:
             blank_positions.append(position)
             continue
-        key = by_header.get(written) or by_header.get(written.lower())
+        key = by_header.get(written.lower())
         if key is None:
             raise RosterError(
                 source,
@@ -286,7 +417,7 @@ def _sheet(table: Table, source: str, records: list[list[str]]) -> Sheet:
         headers[key] = written
         positions[position] = key
     for column in COLUMNS[table]:
-        if column.key not in headers:
+        if column.required and column.key not in headers:
             raise RosterError(
                 source,
                 header_number,
@@ -295,37 +426,45 @@ def _sheet(table: Table, source: str, records: list[list[str]]) -> Sheet:
                     N_("missing column {column}"), column=f"{column.key} / {column.chinese}"
                 ),
             )
+    width = len(records[header_row])
     rows = []
     for index in range(header_row + 1, len(records)):
         record = records[index]
-        if not any(cell.strip() for cell in record):
-            continue  # blank lines Excel leaves at the end
-        for position in blank_positions:
-            if position < len(record) and record[position].strip():
-                raise RosterError(
-                    source,
-                    index + 1,
-                    f"#{position + 1}",
-                    InvalidInput(N_("a value without a column header")),
-                )
-        if len(record) > len(records[header_row]) and any(
-            cell.strip() for cell in record[len(records[header_row]) :]
-        ):
-            raise RosterError(
-                source,
-                index + 1,
-                f"#{len(records[header_row]) + 1}",
-                InvalidInput(N_("a value without a column header")),
-            )
-        cells = {
-            key: record[position].strip() if position < len(record) else ""
-            for position, key in positions.items()
-        }
-        rows.append(SheetRow(index + 1, cells))
+        filled = [cell.strip() for cell in record if cell.strip()]
+        if not filled or filled[0].startswith(COMMENT):
+            continue  # blank lines Excel leaves at the end, and notes such as the example row
+        stray = [p for p in blank_positions if p < len(record) and record[p].strip()]
+        stray += [p for p in range(width, len(record)) if record[p].strip()]
+        row = SheetRow(
+            index + 1,
+            {
+                key: record[position].strip() if position < len(record) else ""
+                for position, key in positions.items()
+            },
+        )
+        if stray:
+            row = SheetRow(index + 1, {**row.cells, _STRAY: f"#{stray[0] + 1}"})
+        rows.append(row)
     return Sheet(table, source, headers, tuple(rows))
 
 
+# A value under no header: kept on the row so the row is named with the others.
+_STRAY = "\x00stray"
+
+
+def check_stray(sheet: Sheet, row: SheetRow) -> None:
+    """Refuse a row with a value in a column that has no header."""
+    if row[_STRAY]:
+        raise RosterError(
+            sheet.source,
+            row.number,
+            row[_STRAY],
+            InvalidInput(N_("a value without a column header")),
+        )
+
+
 MAX_SHIFT = timedelta(hours=48)
+_R = TypeVar("_R")
 
 _UNIT_KINDS = {k.value: k for k in UnitKind} | {
     "县": UnitKind.COUNTY,
@@ -369,6 +508,8 @@ class PersonRecord:
     roles: frozenset[tuple[Role, str]]
     phone: str | None
     language: str | None
+    # None when the sheet has no `active` column: the person's standing is left as it is.
+    active: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -424,13 +565,31 @@ def _first_seen(
     seen[value] = row.number
 
 
-def parse_units(sheet: Sheet | None) -> list[UnitRecord]:
-    """Check and type every row of the units sheet."""
+def _each_row(
+    sheet: Sheet | None, problems: Problems | None, parse: Callable[[Sheet, SheetRow], _R]
+) -> list[_R]:
+    """Parse every row; a bad row is noted and the others still checked."""
     if sheet is None:
         return []
-    records: list[UnitRecord] = []
-    seen: dict[object, int] = {}
+    own = problems is None
+    collected = Problems() if problems is None else problems
+    records = []
     for row in sheet.rows:
+        try:
+            check_stray(sheet, row)
+            records.append(parse(sheet, row))
+        except RosterError as error:
+            collected.add(error)
+    if own:
+        collected.check()
+    return records
+
+
+def parse_units(sheet: Sheet | None, problems: Problems | None = None) -> list[UnitRecord]:
+    """Check and type every row of the units sheet."""
+    seen: dict[object, int] = {}
+
+    def parse(sheet: Sheet, row: SheetRow) -> UnitRecord:
         code = _text(sheet, row, "code")
         _first_seen(sheet, row, "code", code, seen)
         kind = _UNIT_KINDS.get(row["kind"].lower())
@@ -464,18 +623,21 @@ def parse_units(sheet: Sheet | None) -> list[UnitRecord]:
             if geofence[2] <= 0:
                 raise sheet.error(row, "radius_m", InvalidInput(N_("must be greater than 0")))
         parent = _text(sheet, row, "parent", required=False) or None
-        records.append(UnitRecord(row, code, _text(sheet, row, "name"), kind, parent, geofence))
-    return records
+        return UnitRecord(row, code, _text(sheet, row, "name"), kind, parent, geofence)
+
+    return _each_row(sheet, problems, parse)
 
 
-def parse_people(sheet: Sheet | None) -> list[PersonRecord]:
+_YES = {"", "yes", "y", "true", "1", "是", "在职", "√"}
+_NO = {"no", "n", "false", "0", "否", "离职", "×"}
+
+
+def parse_people(sheet: Sheet | None, problems: Problems | None = None) -> list[PersonRecord]:
     """Check and type every row of the people sheet (phones and staff numbers unique in it)."""
-    if sheet is None:
-        return []
-    records = []
     seen_staff: dict[object, int] = {}
     seen_phone: dict[object, int] = {}
-    for row in sheet.rows:
+
+    def parse(sheet: Sheet, row: SheetRow) -> PersonRecord:
         staff_no = _text(sheet, row, "staff_no")
         _first_seen(sheet, row, "staff_no", staff_no, seen_staff)
         unit = _text(sheet, row, "unit")
@@ -508,18 +670,28 @@ def parse_people(sheet: Sheet | None) -> list[PersonRecord]:
                     value=row["language"],
                 ),
             )
-        records.append(
-            PersonRecord(
-                row,
-                staff_no,
-                _text(sheet, row, "name"),
-                unit,
-                frozenset(roles),
-                phone,
-                language,
-            )
+        active: bool | None = None
+        if sheet.has("active"):
+            answer = row["active"].lower()
+            if answer not in _YES | _NO:
+                raise sheet.error(
+                    row,
+                    "active",
+                    InvalidInput(N_("{value} is not yes or no"), value=row["active"]),
+                )
+            active = answer in _YES
+        return PersonRecord(
+            row,
+            staff_no,
+            _text(sheet, row, "name"),
+            unit,
+            frozenset(roles),
+            phone,
+            language,
+            active,
         )
-    return records
+
+    return _each_row(sheet, problems, parse)
 
 
 def _parse_time(sheet: Sheet, row: SheetRow, key: str, tz: ZoneInfo) -> datetime:
@@ -544,13 +716,13 @@ def _parse_time(sheet: Sheet, row: SheetRow, key: str, tz: ZoneInfo) -> datetime
     return utc(local)
 
 
-def parse_shifts(sheet: Sheet | None, tz: ZoneInfo) -> list[ShiftRecord]:
+def parse_shifts(
+    sheet: Sheet | None, tz: ZoneInfo, problems: Problems | None = None
+) -> list[ShiftRecord]:
     """Check and type every row of the shifts sheet, reading times in the local zone."""
-    if sheet is None:
-        return []
-    records: list[ShiftRecord] = []
     seen: dict[object, int] = {}
-    for row in sheet.rows:
+
+    def parse(sheet: Sheet, row: SheetRow) -> ShiftRecord:
         unit = _text(sheet, row, "unit")
         post = _text(sheet, row, "post")
         start = _parse_time(sheet, row, "start", tz)
@@ -577,8 +749,9 @@ def parse_shifts(sheet: Sheet | None, tz: ZoneInfo) -> list[ShiftRecord]:
                 ),
             )
         staff_no = _text(sheet, row, "staff_no", required=False) or None
-        records.append(ShiftRecord(row, unit, post, start, end, staff_no, kind))
-    return records
+        return ShiftRecord(row, unit, post, start, end, staff_no, kind)
+
+    return _each_row(sheet, problems, parse)
 
 
 def write_csv(path: Path, table: Table, rows: Iterable[Sequence[object]], *, chinese: bool) -> Path:
@@ -639,20 +812,47 @@ def _help_sheet(book: Workbook) -> None:
             "",
             "",
             "",
-            "表头可用中文或英文，列的顺序不限；时间为本地时间；导入时忽略本页。",
-            "Headers may be Chinese or English, in any order; times are local; "
-            "import ignores this sheet.",
+            "表头可用中文或英文，列的顺序不限；时间为本地时间；以 # 开头的行（如示例行）"
+            "和本页在导入时忽略。",
+            "Headers may be Chinese or English, in any order; times are local; rows starting "
+            "with # (like the example row) and this sheet are ignored on import.",
         ]
     )
     for letter, width in zip("ABCDE", (14, 10, 16, 60, 70), strict=True):
         worksheet.column_dimensions[letter].width = width
 
 
-def write_templates(directory: Path) -> list[Path]:
-    """Write empty CSV templates with Chinese headers and one workbook with a help sheet."""
+EXAMPLES: Mapping[Table, tuple[str, ...]] = {
+    Table.UNITS: ("#QC", "青川县教育局", "", "县", "", "", ""),
+    Table.PEOPLE: ("#QC001", "王德明", "QC", "admin;staff", "13800000001", "", "是"),
+    Table.SHIFTS: ("#QC", "值班室", "2027-03-01 08:00", "2027-03-01 20:00", "QC001", "值班"),
+}
+
+
+def template_paths(directory: Path) -> list[Path]:
+    """The files `write_templates` writes into a folder."""
+    return [directory / f"{t.value}.csv" for t in Table] + [directory / "roster_template.xlsx"]
+
+
+def write_templates(directory: Path, *, force: bool = False) -> list[Path]:
+    """Write CSV templates with Chinese headers and one workbook with a help sheet.
+
+    Each sheet has one example row starting with "#": import skips such rows, so an untouched
+    template imports nothing. A file already there is refused unless `force`, so a filled-in
+    roster is never overwritten by accident.
+    """
+    paths = template_paths(directory)
+    if not force:
+        for path in paths:
+            if path.exists():
+                raise InvalidInput(
+                    N_("{file} already exists; add --force to overwrite it"), file=str(path)
+                )
     directory.mkdir(parents=True, exist_ok=True)
-    written = [write_csv(directory / f"{t.value}.csv", t, (), chinese=True) for t in Table]
-    written.append(
-        write_workbook(directory / "roster_template.xlsx", {}, chinese=True, with_help=True)
-    )
+    written = [
+        write_csv(path, table, [EXAMPLES[table]], chinese=True)
+        for path, table in zip(paths, Table, strict=False)
+    ]
+    examples = {t: [EXAMPLES[t]] for t in Table}
+    written.append(write_workbook(paths[-1], examples, chinese=True, with_help=True))
     return written

@@ -3,7 +3,8 @@
 Rules of `zhiban shifts generate` (what the README repeats):
 
 - Each local day from the first to the last (inclusive, in the configured zone) is a workday or a
-  holiday as the `chinesecalendar` package says: statutory holidays and weekends are holidays,
+  holiday as the `chinesecalendar` package says, overridden and extended by `[rota]
+  holidays_file` (see bot/services/holidays.py): statutory holidays and weekends are holidays,
   adjusted workdays (调休) and ordinary weekdays are workdays. Workdays get one staff shift per
   `workday_shifts` span, holidays one per `holiday_shifts` span, all at `post`; every day also
   gets one leader shift (`leader_shift` at `leader_post`).
@@ -37,7 +38,6 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import chinese_calendar
 import sqlalchemy as sa
 from sqlmodel import and_, col, func, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -46,6 +46,7 @@ from bot.config import RotaSettings
 from bot.errors import InvalidInput
 from bot.i18n import N_, Translator
 from bot.models import AuditEntry, ClockEvent, Person, RoleGrant, Shift, ShiftKind, Unit
+from bot.services.holidays import HolidayCalendar
 from bot.services.roster_files import MAX_SHIFT
 from bot.uow import Database
 
@@ -178,7 +179,9 @@ class Commitments:
 # The pure planner: plain data in, planned shifts out.
 
 
-def day_kinds(first: date, last: date) -> dict[date, DayKind]:
+def day_kinds(
+    first: date, last: date, calendar: HolidayCalendar | None = None
+) -> dict[date, DayKind]:
     """Workday or holiday for each day from first to last, or InvalidInput for a bad range."""
     if last < first:
         raise InvalidInput(
@@ -198,17 +201,7 @@ def day_kinds(first: date, last: date) -> dict[date, DayKind]:
     kinds: dict[date, DayKind] = {}
     for offset in range(count):
         day = first + timedelta(days=offset)
-        try:
-            workday = chinese_calendar.is_workday(day)
-        except NotImplementedError:
-            raise InvalidInput(
-                N_(
-                    "The holiday calendar does not know the year {year} (needed for {day}); "
-                    "update the chinesecalendar package."
-                ),
-                year=day.year,
-                day=day.isoformat(),
-            ) from None
+        workday = (calendar or HolidayCalendar()).is_workday(day)
         kinds[day] = DayKind.WORKDAY if workday else DayKind.HOLIDAY
     return kinds
 
@@ -416,9 +409,10 @@ async def generate(
     replace: bool = False,
     now: datetime,
     progress: Callable[[RotaNote], None] | None = None,
+    calendar: HolidayCalendar | None = None,
 ) -> GenerateSummary:
     """Fill the rota's shifts for a unit and every unit below it, all in one transaction."""
-    slots = day_slots(day_kinds(first, last), rota=rota, tz=tz)
+    slots = day_slots(day_kinds(first, last, calendar), rota=rota, tz=tz)
     keys = {slot.key for slot in slots}
     window_start = datetime.combine(first, time()).replace(tzinfo=tz).astimezone(UTC)
     window_end = max(slot.end for slot in slots)

@@ -432,7 +432,7 @@ async def test_export_then_import_into_an_empty_database_gives_the_same_roster(
 
     assert [p.name for p in written] == ["units.csv", "people.csv", "shifts.csv", "roster.xlsx"]
     assert (tmp_path / "export" / "people.csv").read_bytes().startswith(b"\xef\xbb\xbf")
-    assert read_rows(tmp_path / "export" / "people.csv")[0] == ENGLISH["people"]
+    assert read_rows(tmp_path / "export" / "people.csv")[0] == [*ENGLISH["people"], "active"]
     assert not (await run_import(db, written[:3])).changed
     for files in (written[:3], written[3:]):
         copy = tmp_path / f"empty-{len(files)}.db"
@@ -457,7 +457,10 @@ async def test_templates_are_written_and_import_once_filled(db: Database, tmp_pa
         "shifts.csv",
         "roster_template.xlsx",
     ]
-    assert read_rows(written[1]) == [["工号", "姓名", "单位", "角色", "电话", "语言"]]
+    assert read_rows(written[1]) == [
+        ["工号", "姓名", "单位", "角色", "电话", "语言", "在职"],
+        ["#QC001", "王德明", "QC", "admin;staff", "13800000001", "", "是"],
+    ]
     book = load_workbook(written[3])
     assert book.sheetnames == ["units", "people", "shifts", "说明 (help)"]
     help_rows = [tuple(r) for r in book["说明 (help)"].iter_rows(values_only=True)]

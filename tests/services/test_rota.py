@@ -18,6 +18,7 @@ from sqlmodel import col, func, select, update
 from bot.config import RotaSettings
 from bot.errors import InvalidInput
 from bot.models import AuditEntry, ClockEvent, Person, Shift, ShiftKind, Unit
+from bot.services.holidays import load_holidays
 from bot.services.roster import import_roster, sample_district_files
 from bot.services.rota import (
     Commitments,
@@ -124,9 +125,61 @@ def test_a_year_the_holiday_calendar_does_not_know_is_one_sentence() -> None:
     with pytest.raises(InvalidInput) as refused:
         day_kinds(date(2026, 12, 30), date(2027, 1, 2))
     assert str(refused.value) == (
-        "The holiday calendar does not know the year 2027 (needed for 2027-01-01); "
-        "update the chinesecalendar package."
+        "The holiday calendar does not know the year 2027 (needed for 2027-01-01): add the line "
+        '"2027" = { off = [], work = [] } to [rota] holidays_file with the days off and adjusted '
+        "workdays of the State Council's notice for 2027."
     )
+
+
+def test_a_holidays_file_extends_and_overrides_the_package(tmp_path: Path) -> None:
+    holidays = tmp_path / "holidays.toml"
+    holidays.write_text(
+        '"2027" = { off = ["2027-01-01", "2027-02-06..2027-02-08"], work = ["2027-01-02"] }\n'
+        '"2026" = { off = ["2026-12-01"] }\n'
+    )
+    calendar = load_holidays(holidays)
+
+    kinds = day_kinds(date(2026, 11, 30), date(2027, 2, 8), calendar)
+
+    assert kinds[date(2026, 11, 30)] is DayKind.WORKDAY  # Monday, from the package
+    assert kinds[date(2026, 12, 1)] is DayKind.HOLIDAY  # the file overrides the package
+    assert kinds[date(2027, 1, 1)] is DayKind.HOLIDAY  # Friday off by the file
+    assert kinds[date(2027, 1, 2)] is DayKind.WORKDAY  # Saturday worked (调休)
+    assert kinds[date(2027, 1, 3)] is DayKind.HOLIDAY  # Sunday, by the week
+    assert kinds[date(2027, 1, 4)] is DayKind.WORKDAY
+    assert [kinds[date(2027, 2, d)] for d in (5, 6, 7, 8)] == [
+        DayKind.WORKDAY,
+        DayKind.HOLIDAY,
+        DayKind.HOLIDAY,
+        DayKind.HOLIDAY,  # a Monday off by the range
+    ]
+    with pytest.raises(InvalidInput) as refused:
+        day_kinds(date(2027, 12, 31), date(2028, 1, 1), calendar)
+    assert '"2028" = { off = [], work = [] }' in str(refused.value)
+    assert str(holidays) in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('"2027" = { off = ["2027-13-01"] }', "2027.off[0]: a list of dates"),
+        ('"2027" = { off = "2027-01-01" }', "2027.off: a list of dates"),
+        ('"2027" = { holidays = [] }', "2027.holidays: unknown key"),
+        ("y2027 = { off = [] }", 'y2027: write each year as "2027"'),
+        ('"2027" = { off = ["2027-01-01"], work = ["2027-01-01"] }', "2027-01-01: a day cannot"),
+        ('"2027" = { off = ["2027-03-01..2027-01-01"] }', "2027.off[0]: a range runs"),
+        ("not toml [", "not a valid TOML file"),
+    ],
+)
+def test_a_bad_holidays_file_is_one_sentence_naming_the_key(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    holidays = tmp_path / "holidays.toml"
+    holidays.write_text(text)
+    with pytest.raises(InvalidInput) as refused:
+        load_holidays(holidays)
+    assert problem in str(refused.value)
+    assert "\n" not in str(refused.value)
 
 
 def test_a_backwards_or_too_long_range_is_refused() -> None:
@@ -519,3 +572,34 @@ def test_cli_generates_with_progress_and_a_summary_and_refuses_bad_input_in_one_
     not_a_date = zhiban(*command, "--from", "2026-13-01", "--to", "2026-10-01")
     assert not_a_date.returncode == 1
     assert len(not_a_date.stderr.splitlines()) == 1
+
+
+async def test_generating_into_2027_follows_the_holidays_file(db: Database, tmp_path: Path) -> None:
+    await load_sample(db)
+    first, last = date(2027, 1, 1), date(2027, 1, 4)
+    with pytest.raises(InvalidInput):
+        await generate(db, unit_code="SB01", first=first, last=last, rota=ROTA, tz=TZ, now=NOW)
+    holidays = tmp_path / "holidays.toml"
+    holidays.write_text('"2027" = { off = ["2027-01-01", "2027-01-04"], work = ["2027-01-02"] }\n')
+
+    await generate(
+        db,
+        unit_code="SB01",
+        first=first,
+        last=last,
+        rota=ROTA,
+        tz=TZ,
+        now=NOW,
+        calendar=load_holidays(holidays),
+    )
+
+    starts = [start for start, _end, _who in await shifts_at(db, "SB01", since=first, until=last)]
+    # Friday 1st off (one 24-hour shift), Saturday 2nd worked (调休: day and night), Sunday off,
+    # Monday 4th off by the file.
+    assert starts == [
+        "01-01 08:00",
+        "01-02 08:00",
+        "01-02 20:00",
+        "01-03 08:00",
+        "01-04 08:00",
+    ]
