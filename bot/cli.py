@@ -456,6 +456,7 @@ def _ical(args: argparse.Namespace, settings: Settings) -> int:
     feed = found[0]
     reader = translator(feed.language or settings.bot.language)
     out: Path = args.out or Path(calendar_feed.file_name(feed))
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(calendar_feed.ics(feed, reader, settings.bot.tz, now=now))
     print(
         reader.n_(

@@ -102,6 +102,18 @@ def test_each_command_refuses_bad_input_in_one_line_and_changes_nothing(
         (["invite"], "give staff numbers or --unit CODE"),
         (["invite", "--unit", "NOPE"], "unknown unit NOPE"),
         (["demo", "--language", "fr"], "invalid choice"),
+        (["report", "--from", "2026-12-07", "--to", "2026-12-01"], "is before --from"),
+        (["report", "--from", "2026-12-01", "--to", "2026-12-32"], "'2026-12-32' is not a date"),
+        (
+            ["report", "--from", "2026-12-01", "--to", "2026-12-07", "--unit", "NOPE"],
+            "no unit NOPE",
+        ),
+        (
+            ["report", "--from", "2026-12-01", "--to", "2026-12-07", "--lang", "fr"],
+            "invalid choice",
+        ),
+        (["ical", "NOPE"], "staff number NOPE"),
+        (["ical", "SB01-03", "--out", "/proc/zhiban-nope/x.ics"], "/proc/zhiban-nope"),
         (["frobnicate"], "invalid choice"),
     ]
     for argv, expected in cases:
