@@ -60,7 +60,7 @@ from enum import Enum
 from typing import Any
 
 import httpx
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, ReplyParameters
 from telegram._utils.types import JSONDict
 from telegram.constants import ParseMode
 from telegram.error import (
@@ -693,9 +693,28 @@ class OutboxSender:
         return sent.message_id
 
     async def _send_media(self, item: _Ready) -> int:
-        """Send a photo or voice note again by its file id (a follow-up's attachments)."""
-        file_id = str(item.body["file_id"])
+        """Send a photo or voice note again by its file id (a follow-up's attachments).
+
+        A chart row holds figures instead: it is drawn here, in a thread, and uploaded.
+        """
         caption = str(item.body.get("caption") or "") or None
+        if "chart" in item.body:
+            # matplotlib loads on the first chart, not at start.
+            from bot.services.reports import charts
+
+            png = await asyncio.to_thread(
+                charts.draw,
+                str(item.body["chart"]),
+                str(item.body.get("language") or "zh"),
+                dict(item.body["payload"]),
+            )
+            sent = await self.bot.send_photo(
+                item.chat_id,
+                photo=InputFile(png, filename=f"{item.body['chart']}.png"),
+                caption=caption,
+            )
+            return sent.message_id
+        file_id = str(item.body["file_id"])
         if item.method == "sendPhoto":
             sent = await self.bot.send_photo(item.chat_id, photo=file_id, caption=caption)
         else:

@@ -34,6 +34,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -333,6 +334,66 @@ def scope_view(digest: Digest, *, unit_id: int) -> ScopeDigest:
     scope = digest.units[unit_id]
     rows = [row for row in digest.units.values() if row.path.startswith(scope.path)]
     return ScopeDigest(scope.name, scope.kind, digest.start, digest.end, rows)
+
+
+# The chart a township's or the county's digest carries (bot/services/reports/charts.py).
+CHART_NAME = "digest"
+MAX_CHART_GROUPS = 30
+
+
+def chart_payload(
+    digest: Digest, *, unit_id: int, tr: Translator, tz: ZoneInfo
+) -> dict[str, Any] | None:
+    """The figures the digest's chart is drawn from (JSON), or None for no chart.
+
+    Only a township's or the county's digest has one, and only when something went wrong: one
+    group per unit right below the scope (a township's schools, the county's townships), each
+    holding everything under it, worst first; past MAX_CHART_GROUPS the rest are one group.
+    """
+    view = scope_view(digest, unit_id=unit_id)
+    if view.single_unit or view.all_in_order:
+        return None
+    scope = digest.units[unit_id]
+    depth = len(scope.path.strip("/").split("/"))
+    groups: dict[int, dict[str, Any]] = {}
+    for row in view.rows:
+        parts = row.path.strip("/").split("/")
+        key = int(parts[depth]) if len(parts) > depth else unit_id
+        name = digest.units[key].name if key in digest.units else row.name
+        group = groups.setdefault(key, {"name": name, **dict.fromkeys(CHART_FIGURES, 0)})
+        group["in_time"] += row.checkins.in_time
+        group["late"] += row.checkins.late
+        group["missing"] += row.checkins.missing
+        group["incidents"] += len(row.incidents)
+        group["late_incidents"] += row.late_incidents
+        group["missed_shifts"] += len(row.missed_shifts)
+        group["late_clock_ins"] += row.late_clock_ins
+        group["daily_missing"] += row.daily_report == daily_reports.Status.MISSING
+        group["problems"] += row.problems
+    ordered = sorted(groups.values(), key=lambda g: (-g["problems"], g["name"]))
+    if len(ordered) > MAX_CHART_GROUPS:
+        rest = ordered[MAX_CHART_GROUPS - 1 :]
+        merged = {key: sum(g[key] for g in rest) for key in CHART_FIGURES}
+        others = tr.n_("{count} other unit", "{count} other units", len(rest))
+        ordered = [*ordered[: MAX_CHART_GROUPS - 1], {"name": others, **merged}]
+    return {
+        "title": view.scope_name,
+        "window": _window_text(tr, view, tz),
+        "groups": ordered,
+    }
+
+
+CHART_FIGURES = (
+    "in_time",
+    "late",
+    "missing",
+    "incidents",
+    "late_incidents",
+    "missed_shifts",
+    "late_clock_ins",
+    "daily_missing",
+    "problems",
+)
 
 
 # --- text --------------------------------------------------------------------------------------
@@ -675,6 +736,7 @@ async def send(
     start, end = window_of(day, settings, ctx.tz)
     digest = await compute(session, start=start, end=end, now=now, shifts=shifts)
     notices = []
+    charts: list[tuple[int, str, dict[str, Any], str, str]] = []
     unlinked = 0
     for recipient in await recipients(session):
         if recipient.unit_id not in digest.units:
@@ -683,16 +745,38 @@ async def send(
             unlinked += 1
             continue
         tr = translator(recipient.language or ctx.default_language)
+        key = f"{day.isoformat()}:{recipient.unit_id}:{recipient.person_id}"
         notices.append(
             outbox.Notice(
                 person_id=recipient.person_id,
                 text=render(tr, scope_view(digest, unit_id=recipient.unit_id), ctx.tz, late=late),
-                dedupe_key=f"digest:{day.isoformat()}:{recipient.unit_id}:{recipient.person_id}",
+                dedupe_key=f"digest:{key}",
             )
         )
+        payload = chart_payload(digest, unit_id=recipient.unit_id, tr=tr, tz=ctx.tz)
+        if payload is not None:
+            caption = tr._(
+                "📊 {scope}, {window}: check-ins and problems by unit",
+                scope=payload["title"],
+                window=payload["window"],
+            )
+            charts.append((recipient.person_id, tr.language, payload, caption, key))
     queued = await outbox.enqueue_notices(
         session, now=now, notices=notices, kind="digest", late=late
     )
+    # After the texts, so each reader's chart arrives under their digest.
+    for person_id, language, payload, caption, key in charts:
+        await outbox.enqueue_chart(
+            session,
+            now=now,
+            person_id=person_id,
+            chart=CHART_NAME,
+            language=language,
+            payload=payload,
+            caption=caption,
+            dedupe_key=f"digest-chart:{key}",
+            late=late,
+        )
     return Sent(queued, unlinked)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -178,6 +179,38 @@ async def enqueue_media(
         kind="media",
         method=method,
         body={"file_id": file_id, "caption": caption[:1024]},
+    )
+    session.add(message)
+    await session.flush()
+    return message
+
+
+async def enqueue_chart(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    person_id: int,
+    chart: str,
+    language: str,
+    payload: dict[str, Any],
+    caption: str = "",
+    dedupe_key: str | None = None,
+    late: bool = False,
+) -> OutboxMessage:
+    """Queue a chart as a photo: the figures go in the row, the sender draws it when sending.
+
+    Drawing takes a good part of a second; done by the sender (in a thread) it keeps the engine
+    step that queues a fan-out short, and a row that is retried draws the same picture again.
+    """
+    message = OutboxMessage(
+        created_at=now,
+        not_before=now,
+        person_id=person_id,
+        kind="media",
+        method="sendPhoto",
+        body={"chart": chart, "language": language, "payload": payload, "caption": caption},
+        dedupe_key=dedupe_key,
+        late=late,
     )
     session.add(message)
     await session.flush()

@@ -9,18 +9,20 @@ answers the daily report in time, every other school misses it. The 08:00 digest
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 from conftest import TZ, linked
 from icalendar import Calendar
+from PIL import Image
 from sqlmodel import col, select
 
 from bot.clock import MovableClock
 from bot.config import settings_from_mapping
 from bot.models import Deadline, OutboxMessage, Person, Shift, Unit
-from bot.sandbox import SimUser
+from bot.sandbox import SentMessage, SimUser
 from bot.sandbox.stack import LocalStack
 from bot.services import digest, roster
 
@@ -54,6 +56,11 @@ async def at(stack: LocalStack, clock: MovableClock, moment: datetime) -> None:
 
 
 WINDOW = "12-02 08:00–12-03 08:00"
+
+
+def charts(user: SimUser) -> list[SentMessage]:
+    """The charts of 12-03's digest."""
+    return [m for m in user.messages() if m.photo is not None and WINDOW in (m.caption or "")]
 
 
 def digests(user: SimUser) -> list[str]:
@@ -144,6 +151,17 @@ async def test_the_digest_of_a_school_a_township_and_the_county_once_across_a_re
     ]
     assert len(county) == 7 + 8  # every unit of the county had a problem: one line each
     assert county[7].startswith("❌ 石坝小学：1起事件（1起迟报）")
+    # A township's and the county's digest carry a chart (drawn by the sender), under the text;
+    # a school's does not.
+    await stack.settle()
+    assert charts(yang) == []
+    for reader in (wu, li):
+        [chart] = charts(reader)
+        assert chart.photo is not None and chart.photo.startswith(b"\x89PNG")
+        text_at = next(i for i, m in enumerate(reader.messages()) if "08:00–12-03 08:00" in m.text)
+        assert reader.messages().index(chart) > text_at
+        width, height = Image.open(io.BytesIO(chart.photo)).size
+        assert width == 1100 and height > 250
 
     # Planned twice and restarted: no second digest of the day.
     assert stack.db is not None
@@ -156,6 +174,7 @@ async def test_the_digest_of_a_school_a_township_and_the_county_once_across_a_re
     await stack.restart_bot()
     await at(stack, clock, local(3, 8, 5))
     assert [len(digests(reader)) for reader in (yang, wu, li)] == [1, 1, 1]
+    assert [len(charts(reader)) for reader in (yang, wu, li)] == [0, 1, 1]
 
     # The bot is down at the next digest time (12-04 08:00) and back at 10:00: the digest goes
     # out then, once, saying it is late.

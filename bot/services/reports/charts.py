@@ -12,12 +12,14 @@ import io
 import logging
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bot.i18n import Translator, translator
+from bot.services.digest import CHART_NAME
 from bot.services.incidents.kinds import CATEGORY_NAMES, Category
 from bot.services.reports.figures import Compliance, Figures
 from bot.services.reports.summary import LEVEL_NAMES, percent
@@ -197,3 +199,97 @@ def summary_chart(tr: Translator, figures: Figures, *, period: str) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+# --- the daily digest's chart ------------------------------------------------------------------
+#
+# The digest's chart is drawn by the sender when it sends the photo, not by the engine step
+# that queues the digest: the outbox row carries the few figures below (JSON), so the step's
+# transaction stays short and a restart redraws the same picture.
+
+
+def digest_chart(tr: Translator, payload: dict[str, Any]) -> bytes:
+    """A township's or the county's day as a PNG: check-ins and problems per unit below it.
+
+    `payload` is what `digest.chart_payload` wrote: a title, the window, and per group (a school
+    of a township, a township of the county) its check-ins in time, late and missing, missed
+    shifts, late clock-ins, missing daily reports and incidents (of which reported late).
+    """
+    tr, family = chart_translator(tr)
+    fonts = {"family": [family, "DejaVu Sans"]} if family else {"family": ["DejaVu Sans"]}
+    groups = list(payload["groups"])
+    names = [
+        str(g["name"]) if family or str(g["name"]).isascii() else f"#{index + 1}"
+        for index, g in enumerate(groups)
+    ]
+    height = 2.2 + 0.32 * len(groups)
+    figure = Figure(figsize=(11, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    title = str(payload["title"]) if family or str(payload["title"]).isascii() else ""
+    figure.suptitle(
+        tr._("Daily digest: {unit}", unit=title) + f"  ({payload['window']})", fontsize=14, **fonts
+    )
+    checkins, problems = figure.subplots(1, 2, sharey=True)
+    positions = list(range(len(groups)))[::-1]  # the first group at the top
+
+    # Check-ins: shares in time, late and missing of those owed, per group.
+    left = [0.0] * len(groups)
+    for key, label in (
+        ("in_time", tr._("In time")),
+        ("late", tr._("Late")),
+        ("missing", tr._("Missing")),
+    ):
+        widths = []
+        for group in groups:
+            owed = group["in_time"] + group["late"] + group["missing"]
+            widths.append(100 * group[key] / owed if owed else 0.0)
+        checkins.barh(positions, widths, left=left, color=COLOURS[key], label=label)
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    checkins.set_xlim(0, 100)
+    checkins.set_yticks(positions, names)
+    for label in checkins.get_yticklabels():
+        label.set_fontfamily(fonts["family"])
+    checkins.set_title(tr._("Check-ins (% of owed)"), **fonts)
+    checkins.legend(
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.04 - 0.6 / height),
+        ncols=3,
+        prop={"family": fonts["family"]},
+        frameon=False,
+    )
+
+    # Problems: counts side by side per group.
+    kinds = (
+        ("incidents", tr._("Incidents"), COLOURS["bar"]),
+        ("late_incidents", tr._("Reported late"), COLOURS["missing"]),
+        ("missed_shifts", tr._("Missed shifts"), "#6a1b9a"),
+        ("late_clock_ins", tr._("Late clock-ins"), COLOURS["late"]),
+        ("daily_missing", tr._("Daily reports missing"), "#5d4037"),
+    )
+    bar = 0.8 / len(kinds)
+    for index, (key, label, colour) in enumerate(kinds):
+        offset = 0.4 - bar * (index + 0.5)
+        values = [group[key] for group in groups]
+        problems.barh(
+            [p + offset for p in positions], values, height=bar, color=colour, label=label
+        )
+    problems.xaxis.get_major_locator().set_params(integer=True)
+    problems.set_title(tr._("Problems (count)"), **fonts)
+    problems.legend(
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.04 - 0.6 / height),
+        ncols=3,
+        prop={"family": fonts["family"]},
+        frameon=False,
+    )
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def draw(name: str, language: str, payload: dict[str, Any]) -> bytes:
+    """Draw the chart an outbox row names, in its reader's language."""
+    if name != CHART_NAME:
+        raise ValueError(f"no chart named {name!r}")
+    return digest_chart(translator(language), payload)
