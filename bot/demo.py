@@ -129,6 +129,30 @@ async def _daily_reports(
     await desk.wait_for(lambda m: "红岩" in m.text)
 
 
+async def _evening_digest(
+    stack: LocalStack, clock: MovableClock, show: Transcript, tr: Translator, *, desk: SimUser
+) -> None:
+    """20:00 (the demo's `[digest] time`): every leader reads the day of their area.
+
+    A principal reads their school's; the township officer and the county desk read theirs by
+    unit, problems first, followed by a chart.
+    """
+    show.flush()
+    clock.set(DEMO_START + timedelta(hours=12, minutes=9))  # 19:59: the evening's pages ran
+    await stack.settle()
+    show.skip(tr._("(The evening's pages and reminders are left out.)"))
+    clock.set(DEMO_START + timedelta(hours=12, minutes=10))
+    show.scene(
+        tr._(
+            "{time} The daily digest: each leader reads the last 24 hours of their area, "
+            "the township and the county with a chart",
+            time="20:00",
+        )
+    )
+    await stack.settle()
+    await desk.wait_for(lambda m: m.photo is not None)
+
+
 def _has_button(message: SentMessage, prefix: str) -> bool:
     """Whether the message carries a button whose callback data starts with `prefix`."""
     return any((data or "").startswith(prefix) for row in message.callback_data for data in row)
@@ -193,6 +217,8 @@ async def run_demo(*, language: str, out: TextIO) -> None:
         settings = settings_from_mapping(
             {
                 "bot": {"language": language},
+                # The digest in the evening: the demo's day ends with it.
+                "digest": {"time": "20:00"},
                 "database": {"url": f"sqlite+aiosqlite:///{Path(folder) / 'demo.db'}"},
             },
             environ={},
@@ -354,9 +380,15 @@ async def run_demo(*, language: str, out: TextIO) -> None:
             await admin.send(f"/incident {number}")
             await admin.wait_for()
 
+            clock.advance(timedelta(minutes=1))
+            show.scene(tr._("{time} The county's duty desk looks at the board", time="09:17"))
+            await desk.send("/board")
+            await desk.wait_for(lambda m: m.text.startswith("📋"))
+
             await _silent_checkin(show, stack, clock, tr, silent=colleague, leader=principal)
             await _daily_reports(
                 stack, clock, show, tr, principal=principal, silent=feng, officer=admin, desk=desk
             )
+            await _evening_digest(stack, clock, show, tr, desk=desk)
             show.flush()
             out.write("\n" + tr._("End of the demo.") + "\n")

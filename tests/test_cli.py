@@ -168,6 +168,21 @@ def test_demo_runs_offline_and_prints_the_conversation() -> None:
     ]
     county = out.split("bot → 李秀英: 📋 Daily safety reports of the county for 12-01")[1]
     assert "missing: 石坝乡红岩小学" in county.split("[18:00]")[0]
+    # the county desk's board during the incident: the fire first, with its school
+    board = out.split("[09:17] bot → 李秀英: 📋 Duty board: 青川县教育局 (QC) · as of 09:17\n")[1]
+    assert board.splitlines()[0].startswith("        🏫 schools 5 · ")
+    assert board.splitlines()[2] == (
+        "        🔴 石坝小学 (SB01): 🚨 Serious Fire 20261201-001, 52 min ago · 📵 unreachable 2"
+    )
+    # the evening digest: the county's by unit, the late fire named, then its chart
+    digest = out.split(
+        "[20:00] bot → 李秀英: 📰 Daily digest of 青川县教育局, 11-30 20:00–12-01 20:00"
+    )
+    assert "• 20261201-001 Fire, Serious, 石坝小学 — ⚠️ reported late (迟报)" in digest[1]
+    assert digest[1].index("reported late (迟报)") < digest[1].index(
+        "[20:00] bot → 李秀英: (photo) 📊 青川县教育局, 11-30 20:00–12-01 20:00"
+    )
+    assert out.index("[09:17]") < out.index("[15:00]") < out.index("[20:00]")
     assert "Traceback" not in out + result.stderr
 
 
@@ -177,6 +192,10 @@ def test_the_demo_reads_in_chinese_too() -> None:
     assert "🕒 发生于50分钟前（08:25） · 须于09:25前上报；系统已代为上报，记为迟报" in result.stdout
     assert "09:15 临近上报时限，系统代为上报至石坝乡中心校，记为迟报 ⚠️" in result.stdout
     assert "❌ 石坝乡红岩小学：缺报" in result.stdout
+    assert "[09:17] bot → 李秀英: 📋 值班看板：青川县教育局（QC）· 09:17" in result.stdout
+    assert "🔴 石坝小学（SB01）：🚨 重大火灾 20261201-001，52分钟前" in result.stdout
+    assert "[20:00] bot → 李秀英: 📰 青川县教育局值班简报，11-30 20:00–12-01 20:00" in result.stdout
+    assert "[20:00] bot → 李秀英: (photo) 📊 青川县教育局，11-30 20:00–12-01 20:00" in result.stdout
     assert (
         "[09:30] bot → 杨光明: 🚨 平安报告无人回复：马俊（☎13800000015）未回复09:00的平安报告"
         in (result.stdout)
