@@ -68,7 +68,19 @@ async def edit(
     try:
         await query.edit_message_text(short, parse_mode=parse_mode, reply_markup=reply_markup)
     except BadRequest as error:
+        reason = error.message.lower()
+        # A press on a photo or a file (a forged one: ours carry no buttons) has no text to
+        # replace: the answer goes out as a message of its own.
+        if "no text in the message to edit" in reason and isinstance(query.message, Message):
+            await send(
+                query.get_bot(),
+                query.message.chat.id,
+                text,
+                parse_mode=parse_mode,
+                reply_markup=reply_markup,
+            )
+            return
         # A second press of the same button asks for what the message already shows (Telegram
         # refuses such an edit): there is nothing left to do, and nothing went wrong.
-        if "message is not modified" not in error.message.lower():
+        if "message is not modified" not in reason:
             raise

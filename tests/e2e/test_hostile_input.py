@@ -111,6 +111,21 @@ async def test_a_handler_failing_after_its_answer_still_tells_the_person(
     assert (await teacher.wait_for()).text == APOLOGY
 
 
+async def test_a_forged_press_on_a_file_is_answered_in_a_message_of_its_own(
+    sample: LocalStack, clock: MovableClock
+) -> None:
+    # The calendar file carries no button and no text to edit; a modified client presses one
+    # on it anyway: the answer arrives as a new message, and nothing fails.
+    teacher = await linked(sample, clock, "SB01-03", 8503, "郑强")
+    await teacher.send("/calendar")
+    document = await teacher.wait_for(lambda m: m.document_name is not None)
+    query = await teacher.press_data(document.message_id, "lang:en")
+    assert await one_answer(sample, teacher, query) == ""
+    reply = await teacher.wait_for()
+    assert reply.message_id != document.message_id
+    assert reply.text == "Zhiban will talk to you in English from now on."
+
+
 async def test_buttons_pressed_in_a_bound_group_act_nowhere(
     sample: LocalStack, clock: MovableClock
 ) -> None:
