@@ -7,7 +7,8 @@ dies (`kill -9`, a crash, the machine gone) its connection closes and the lock i
 a standby, trying every `RETRY_EVERY` seconds, takes it and starts taking updates. The leader
 pings its lock connection at the same pace: if the connection is lost (a network blip, the
 server restarted, the session terminated) it no longer knows whether it holds the lock, so it
-stops taking updates at once and competes again like any standby. The lock connection asks
+stops taking updates at once and competes again like any standby (a session the server ends is
+noticed at once, through asyncpg's termination listener). The lock connection asks
 the server for TCP keepalives, so a leader cut off without its socket closing (a partition)
 loses the lock on the server's side within about 11 s as well.
 
@@ -65,6 +66,9 @@ class LeaderLock(Protocol):
     async def release(self) -> None:
         """Give the lock back (if held) and close its connection."""
 
+    async def wait_lost(self) -> None:
+        """Return as soon as the lock's connection is known to be lost (perhaps never)."""
+
 
 class PostgresLeaderLock:
     """`pg_try_advisory_lock(LEADER_LOCK_KEY)` on a connection of its own."""
@@ -85,12 +89,16 @@ class PostgresLeaderLock:
             },
         )
         self._connection: AsyncConnection | None = None
+        # Set when the driver sees the lock's connection close (the server ended the session).
+        self._lost = asyncio.Event()
 
     async def try_acquire(self) -> bool:
         """Take the lock if it is free, connecting first if need be."""
         try:
             if self._connection is None:
                 self._connection = await asyncio.wait_for(self._engine.connect(), self._timeout)
+                self._lost = asyncio.Event()
+                await self._listen_for_termination(self._connection, self._lost)
             result = await asyncio.wait_for(
                 self._connection.execute(
                     text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key}
@@ -106,6 +114,9 @@ class PostgresLeaderLock:
         """Ping the lock's connection: while the session lives, the lock is ours."""
         if self._connection is None:
             return False
+        if self._lost.is_set():
+            await self._drop()
+            return False
         try:
             await asyncio.wait_for(self._connection.execute(text("SELECT 1")), self._timeout)
         except Exception:  # any failure: the session, and with it the lock, may be gone
@@ -117,6 +128,20 @@ class PostgresLeaderLock:
         """Close the lock's connection (the server releases the lock with the session)."""
         await self._drop()
         await self._engine.dispose()
+
+    async def wait_lost(self) -> None:
+        """Return when asyncpg reports the lock's connection closed."""
+        await self._lost.wait()
+
+    @staticmethod
+    async def _listen_for_termination(connection: AsyncConnection, lost: asyncio.Event) -> None:
+        # A session ended by the server (pg_terminate_backend, a restart) is seen at once, not
+        # at the next ping, so the leader stops taking updates before a standby starts.
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        add_listener = getattr(driver, "add_termination_listener", None)
+        if add_listener is not None:
+            add_listener(lambda _connection: lost.set())
 
     async def _drop(self) -> None:
         connection, self._connection = self._connection, None
@@ -156,13 +181,25 @@ class Election:
         try:
             while not stop.is_set():
                 await self.round()
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._retry_every)
+                await self._pause(stop)
         finally:
             if self._leadership.is_leader:
                 self._leadership.set(Role.STANDBY)
                 await self._stop_updates()
             await self._lock.release()
+
+    async def _pause(self, stop: asyncio.Event) -> None:
+        """Wait `retry_every` seconds; a leader wakes early if its lock connection is lost."""
+        waits: list[asyncio.Future[object]] = [asyncio.ensure_future(stop.wait())]
+        if self._leadership.is_leader:
+            waits.append(asyncio.ensure_future(self._lock.wait_lost()))
+        try:
+            await asyncio.wait(
+                waits, timeout=self._retry_every, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiting in waits:
+                waiting.cancel()
 
     async def round(self) -> None:
         """One turn: a leader checks its lock, a standby tries to take it."""

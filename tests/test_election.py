@@ -35,6 +35,7 @@ class FakeLock:
         self.connected = True
         self.reachable = True
         self.released = 0
+        self.lost = asyncio.Event()
 
     async def try_acquire(self) -> bool:
         if not self.reachable:
@@ -42,6 +43,7 @@ class FakeLock:
         self.connected = True
         if self.shared.owner is None:
             self.shared.owner = self
+            self.lost = asyncio.Event()
         return self.shared.owner is self
 
     async def held(self) -> bool:
@@ -52,9 +54,13 @@ class FakeLock:
         if self.shared.owner is self:
             self.shared.owner = None
 
+    async def wait_lost(self) -> None:
+        await self.lost.wait()
+
     def cut(self) -> None:
         """The connection drops: the server ends the session and frees its lock."""
         self.connected = False
+        self.lost.set()
         if self.shared.owner is self:
             self.shared.owner = None
 
@@ -62,18 +68,19 @@ class FakeLock:
 class Instance:
     """An instance's election, with what it did about updates."""
 
-    def __init__(self, shared: SharedLock) -> None:
+    def __init__(self, shared: SharedLock, *, retry_every: float = 0.01) -> None:
         self.lock = FakeLock(shared)
         self.leadership = Leadership(Role.STANDBY)  # as run_bot makes it on PostgreSQL
         self.taking = False
         self.fail_to_take = False
         self.events: list[str] = []
+        self.took, self.stopped = asyncio.Event(), asyncio.Event()
         self.election = Election(
             self.lock,
             self.leadership,
             take_updates=self.take,
             stop_updates=self.stop,
-            retry_every=0.01,
+            retry_every=retry_every,
         )
 
     async def take(self) -> None:
@@ -82,10 +89,12 @@ class Instance:
         assert self.lock.shared.owner is self.lock, "took updates without the lock"
         self.taking = True
         self.events.append("take")
+        self.took.set()
 
     async def stop(self) -> None:
         self.taking = False
         self.events.append("stop")
+        self.stopped.set()
 
 
 async def test_leadership_follows_the_lock_with_one_log_line_per_change(
@@ -185,6 +194,18 @@ async def test_run_stands_by_until_elected_and_on_stop_stops_updates_then_releas
     assert shared.owner is None and instance.lock.released == 1
 
 
+async def test_a_leader_whose_lock_connection_closes_stops_taking_updates_without_waiting() -> None:
+    instance = Instance(SharedLock(), retry_every=60)  # its next round would be a minute away
+    stop = asyncio.Event()
+    running = asyncio.create_task(instance.election.run(stop))
+    await asyncio.wait_for(instance.took.wait(), 1)
+    instance.lock.cut()
+    await asyncio.wait_for(instance.stopped.wait(), 1)
+    assert instance.leadership.role is Role.STANDBY
+    stop.set()
+    await asyncio.wait_for(running, 1)
+
+
 def test_a_second_hold_on_one_sqlite_file_is_refused_in_one_line(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/zhiban.db"
     first = hold_sqlite_file(url)
@@ -224,6 +245,7 @@ async def test_postgres_lock_is_one_holders_and_passes_on_when_its_session_ends(
                 {"key": LEADER_LOCK_KEY},
             )
             assert ended.scalars().all() == [True]
+        await asyncio.wait_for(leader.wait_lost(), 5)  # known at once, not at the next ping
         assert not await leader.held()
         assert await standby.try_acquire()
         assert not await leader.try_acquire()  # it reconnects and stands by

@@ -2,7 +2,8 @@
 
 PostgreSQL: three instances on one database; the leader is killed with SIGKILL in the middle of
 a /report, a standby takes over within 10 s and finishes the conversation where it stood, and
-the incident and its pages exist once, with two senders running. SQLite: a second instance on
+the incident and its pages exist once, with two senders running; when the new leader's lock
+session ends, it steps down and the instances elect a leader again. SQLite: a second instance on
 the same file is refused in one line while the first goes on.
 """
 
@@ -17,11 +18,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from factories import build_district
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import col, select
 from test_run_process import RunningBot, process_env
 
 from bot.config import DatabaseSettings
 from bot.db import create_engine
+from bot.election import LEADER_LOCK_KEY
 from bot.models import Incident, OutboxMessage, OutboxStatus, Person
 from bot.sandbox import BotApiEmulator
 from bot.uow import Database
@@ -145,11 +148,45 @@ async def test_a_standby_finishes_the_report_a_killed_leader_began_and_pages_go_
                 assert not any("Conflict" in line or "Traceback" in line for line in bot.lines), (
                     "".join(bot.lines)
                 )
+
+            # The new leader's lock session ends (as when the network drops it): it stops taking
+            # updates at once, an instance is elected again, and the bot goes on answering.
+            def elections() -> int:
+                return sum("Zhiban is taking updates" in line for b in bots for line in b.lines)
+
+            before = elections()
+            await end_lock_session(database_url)
+            await until_logged(new_leader, "the connection holding the leader lock was lost")
+            async with asyncio.timeout(15):
+                while True:
+                    if elections() > before:
+                        break
+                    await asyncio.sleep(0.05)
+            await reporter.send("/help")
+            assert (await reporter.wait_for(timeout=20)).text
+            assert all(bot.process.returncode is None for bot in bots[1:])
         finally:
             for bot in bots:
                 if bot.process.returncode is None:
                     await bot.end(signal.SIGTERM)
             await db.dispose()
+
+
+async def end_lock_session(url: str) -> None:
+    """End the session holding the leader lock, as the server does when its connection drops."""
+    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            ended = await connection.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND objid = :key AND granted"
+                ),
+                {"key": LEADER_LOCK_KEY},
+            )
+            assert ended.scalars().all() == [True]
+    finally:
+        await admin.dispose()
 
 
 async def test_a_second_instance_on_one_sqlite_file_is_refused_in_one_line(tmp_path: Path) -> None:
