@@ -3,7 +3,8 @@
 PostgreSQL: three instances on one database; the leader is killed with SIGKILL in the middle of
 a /report, a standby takes over within 10 s and finishes the conversation where it stood, and
 the incident and its pages exist once, with two senders running; when the new leader's lock
-session ends, it steps down and the instances elect a leader again. SQLite: a second instance on
+session ends, it steps down and the instances elect a leader again. In webhook mode only the
+leader listens, and a standby takes the webhook over. SQLite: a second instance on
 the same file is refused in one line while the first goes on.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -33,13 +35,20 @@ NUMBER = re.compile(r"Reported: (\d{8}-\d{3})\. The leaders of 石坝小学 are 
 STANDING_BY = "standby: another instance leads"
 
 
-def write_config(path: Path, url: str, emu: BotApiEmulator) -> Path:
+def write_config(path: Path, url: str, emu: BotApiEmulator, telegram: str = "") -> Path:
     path.write_text(
         f'[database]\nurl = "{url}"\n'
-        f'[telegram]\napi_base_url = "{emu.base_url}"\napi_file_url = "{emu.base_file_url}"\n',
+        f'[telegram]\napi_base_url = "{emu.base_url}"\napi_file_url = "{emu.base_file_url}"\n'
+        f"{telegram}",
         encoding="utf-8",
     )
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 async def until_logged(bot: RunningBot, text: str, timeout: float = 30) -> None:  # noqa: ASYNC109
@@ -187,6 +196,44 @@ async def end_lock_session(url: str) -> None:
             assert ended.scalars().all() == [True]
     finally:
         await admin.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_in_webhook_mode_only_the_leader_serves_the_webhook_and_a_standby_takes_it_over(
+    database_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    bots: list[RunningBot] = []
+    async with BotApiEmulator() as emu:
+        try:
+            # Both on one host with one port: only the leader listens on it.
+            webhook = (
+                f'mode = "webhook"\nwebhook_url = "http://127.0.0.1:{port}/telegram"\n'
+                f"webhook_port = {port}\n"
+            )
+            config = write_config(tmp_path / "config.toml", database_url, emu, webhook)
+            env = process_env(config) | {"ZHIBAN_WEBHOOK_SECRET": "failover-secret"}
+            bots.append(await RunningBot.start(env, tmp_path))
+            await bots[0].until_taking_updates()
+            bots.append(await RunningBot.start(env, tmp_path))
+            leader, standby = bots
+            await until_logged(standby, STANDING_BY)
+            user = emu.user(4242, "张老师")
+            await user.start()
+            assert (await user.wait_for(timeout=30)).text.startswith("张老师，您好！")
+            assert any("update 1: message" in line for line in leader.lines)
+            assert await leader.end(signal.SIGKILL) == -signal.SIGKILL
+            await standby.until_taking_updates()
+            assert "taking updates (webhook)" in "".join(standby.lines)
+            await user.send("/help")
+            assert (await user.wait_for(timeout=30)).text
+            assert any("update 2: message" in line for line in standby.lines)
+            assert not any("update 1:" in line for line in standby.lines)
+            assert not any("could not take updates" in line for line in standby.lines)
+        finally:
+            for bot in bots:
+                if bot.process.returncode is None:
+                    await bot.end(signal.SIGTERM)
 
 
 async def test_a_second_instance_on_one_sqlite_file_is_refused_in_one_line(tmp_path: Path) -> None:
