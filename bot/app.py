@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import signal
 from collections.abc import Callable
@@ -16,14 +17,16 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    ConversationHandler,
     MessageHandler,
     TypeHandler,
     filters,
 )
+from telegram.ext._utils.trackingdict import TrackingDict
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from bot.db import create_engine
+from bot.db import create_engine, is_sqlite
 from bot.delivery import (
     OutboxSender,
     SendWindow,
@@ -31,7 +34,9 @@ from bot.delivery import (
     outbox_bot,
     worker_name,
 )
+from bot.election import Election, LeaderLock, PostgresLeaderLock
 from bot.i18n import LANGUAGES, translator
+from bot.leadership import Leadership, Role
 from bot.migrate import upgrade
 from bot.persistence import DatabasePersistence
 from bot.services import attendance, checkins, daily_reports, digest, drafts, escalation
@@ -234,39 +239,92 @@ def deadline_handlers(runtime: Runtime) -> dict[str, DeadlineHandler]:
     }
 
 
-async def serve(application: ZhibanApplication, stop: asyncio.Event) -> None:
-    """Take updates (polling or webhook, as configured) until `stop` is set."""
+async def serve(
+    application: ZhibanApplication, stop: asyncio.Event, *, leader_lock: LeaderLock | None = None
+) -> None:
+    """Run until `stop` is set, taking updates alone or while elected (`leader_lock`).
+
+    Without a lock (SQLite, or the sandbox) this instance is the only one and always takes
+    updates. With one, it takes updates only while it holds the lock (bot/election.py); its
+    engine and outbox sender run either way.
+    """
     runtime = application.bot_data.runtime
     if runtime is None:
         raise RuntimeError("the application was built without a runtime")
-    telegram = runtime.settings.telegram
-    updater = application.updater
-    if updater is None:
-        raise RuntimeError("the application has no updater")
+    mode = runtime.settings.telegram.mode
+    intake = UpdateIntake(application)
     async with application:
         if application.post_init is not None:
             await application.post_init(application)
         await application.start()
         workers = await start_workers(application)
+        if leader_lock is None:
+            await intake.start()
+            log.info("Zhiban is taking updates (%s)", mode)
+            await stop.wait()
+        else:
+            election = Election(
+                leader_lock,
+                runtime.leadership,
+                take_updates=intake.start,
+                stop_updates=intake.stop,
+                mode=mode,
+            )
+            await election.run(stop)
+        log.info("stopping")
+        await intake.stop()
+        await workers.stop()
+        await application.stop()
+
+
+class UpdateIntake:
+    """Taking updates on and off, by polling or the webhook as configured: the leader's part."""
+
+    def __init__(self, application: ZhibanApplication) -> None:
+        runtime = application.bot_data.runtime
+        if runtime is None or application.updater is None:
+            raise RuntimeError("the application was built without a runtime or an updater")
+        self._application = application
+        self._updater = application.updater
+        self._runtime = runtime
+
+    async def start(self) -> None:
+        """Load where every conversation stands now, then start getUpdates or the webhook."""
+        await reload_conversations(self._application)
+        telegram = self._runtime.settings.telegram
         if telegram.mode == "webhook":
-            await updater.start_webhook(
+            await self._updater.start_webhook(
                 listen=telegram.webhook_listen,
                 port=telegram.webhook_port,
                 url_path=telegram.webhook_path,
                 webhook_url=telegram.webhook_url,
-                secret_token=runtime.settings.webhook_secret,
+                secret_token=self._runtime.settings.webhook_secret,
                 allowed_updates=Update.ALL_TYPES,
             )
         else:
-            await updater.start_polling(
+            await self._updater.start_polling(
                 poll_interval=0.0, timeout=10, allowed_updates=Update.ALL_TYPES
             )
-        log.info("Zhiban is taking updates (%s)", telegram.mode)
-        await stop.wait()
-        log.info("stopping")
-        await updater.stop()
-        await workers.stop()
-        await application.stop()
+
+    async def stop(self) -> None:
+        """Stop taking updates (those in hand are still handled)."""
+        if self._updater.running:
+            await self._updater.stop()
+
+
+async def reload_conversations(application: ZhibanApplication) -> None:
+    """Read where every person stands in each conversation from the database, as it is now.
+
+    python-telegram-bot reads conversation states once, in `Application.initialize`. A standby
+    initialized long before it is elected would hold what the database said then, and resume
+    people at old steps; so each time an instance starts taking updates, its conversations are
+    read again, as `initialize` reads them, forgetting what it read before. The library has no
+    public call for this; tests/e2e/test_standby.py holds the behaviour across upgrades.
+    """
+    for handler in itertools.chain.from_iterable(application.handlers.values()):
+        if isinstance(handler, ConversationHandler) and handler.persistent and handler.name:
+            handler._conversations = TrackingDict()
+            await application._add_ch_to_persistence(handler)
 
 
 class Workers:
@@ -342,17 +400,28 @@ def configure_logging(token: str | None, level: int = logging.INFO) -> None:
 
 
 async def run_bot(settings: Settings, *, token: str, clock: Clock | None = None) -> None:
-    """Migrate the database, then serve until SIGTERM or SIGINT."""
+    """Migrate the database, then serve until SIGTERM or SIGINT (elected, on PostgreSQL)."""
     database = Database(create_engine(settings.database))
     try:
         await upgrade(database.engine)
-        runtime = Runtime(settings=settings, db=database, clock=clock or SystemClock())
+        # Several instances may share a PostgreSQL database: they elect the one taking updates.
+        leader_lock = (
+            None if is_sqlite(settings.database.url) else PostgresLeaderLock(settings.database.url)
+        )
+        runtime = Runtime(
+            settings=settings,
+            db=database,
+            clock=clock or SystemClock(),
+            leadership=Leadership(Role.LEADER if leader_lock is None else Role.STANDBY),
+        )
         application = build_application(runtime, token=token)
         stop = asyncio.Event()
         remove_signals = install_stop_signals(stop)
         try:
-            await serve(application, stop)
+            await serve(application, stop, leader_lock=leader_lock)
         finally:
             remove_signals()
+            if leader_lock is not None:
+                await leader_lock.release()
     finally:
         await database.dispose()

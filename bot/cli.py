@@ -25,6 +25,7 @@ from bot.config import (
     resolve_config_path,
 )
 from bot.db import create_engine
+from bot.election import InstanceLockedError, hold_sqlite_file
 from bot.errors import ZhibanError
 from bot.i18n import Translator, translator
 from bot.migrate import current_revision, upgrade
@@ -478,8 +479,17 @@ def _run(settings: Settings) -> int:
         raise CommandError(f"{TOKEN_ENV} is not set: get a token from @BotFather and export it")
     if settings.telegram.mode == "webhook" and not settings.webhook_secret:
         raise CommandError(f"{WEBHOOK_SECRET_ENV} is not set: webhook mode needs a secret token")
-    configure_logging(token)
-    asyncio.run(run_bot(settings, token=token))
+    try:
+        # Held until the process ends: a second `zhiban run` on this SQLite file is refused.
+        instance_lock = hold_sqlite_file(settings.database.url)
+    except InstanceLockedError as error:
+        raise CommandError(str(error)) from None
+    try:
+        configure_logging(token)
+        asyncio.run(run_bot(settings, token=token))
+    finally:
+        if instance_lock is not None:
+            instance_lock.close()
     return 0
 
 

@@ -13,6 +13,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from bot.clock import Clock
 from bot.config import Settings
 from bot.i18n import Translator, translator
+from bot.leadership import Leadership
 from bot.services.accounts import Me
 from bot.services.escalation import PagingContext
 from bot.uow import Database
@@ -27,6 +28,8 @@ class Runtime:
     clock: Clock
     # Called after a use case added deadlines or messages: the engine and sender look now.
     wake: Callable[[], None] = field(default=lambda: None)
+    # Whether this instance takes updates (bot/leadership.py); alone, it always does.
+    leadership: Leadership = field(default_factory=Leadership)
 
     @property
     def paging(self) -> PagingContext:
