@@ -72,11 +72,14 @@ async def test_metrics_show_updates_pages_and_429s_moving_and_readyz_follows_the
     assert paged["zhiban_pages{status=active}"] >= 1
     assert paged["zhiban_outbox_pending"] == 0  # settled: everything due went out
 
+    # The bot's direct answer to the press meets a flood wait too; its rate limiter retries.
+    day.emulator.inject_failure("answerCallbackQuery", 429, retry_after=1)
     await he.press("✅ 接报")
     assert (await he.wait_for_answer()).text == "已接报。呼叫已停止。"
     await day.settle()
     acknowledged = await scrape(base)
     assert acknowledged["zhiban_updates_handled_total{kind=callback}"] == 1
+    assert acknowledged["zhiban_telegram_429_total{source=replies}"] == 1
     assert acknowledged["zhiban_pages{status=closed}"] >= 1
     assert acknowledged["zhiban_pages{status=active}"] < paged["zhiban_pages{status=active}"]
 
