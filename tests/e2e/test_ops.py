@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 from conftest import at, linked, local
 from prometheus_client.parser import text_string_to_metric_families
-from test_run_process import RunningBot, process_env
 
+import bot
 from bot.clock import MovableClock
 from bot.config import DatabaseSettings, OpsSettings
 from bot.db import create_engine
@@ -21,6 +23,8 @@ from bot.ops import OpsServer
 from bot.sandbox import BotApiEmulator
 from bot.sandbox.stack import LocalStack, free_port
 from bot.uow import Database
+
+SOURCE = str(Path(bot.__file__).resolve().parent.parent)
 
 
 @pytest.fixture
@@ -151,6 +155,24 @@ async def test_a_taken_ops_port_is_one_log_line_and_serving_goes_on(
     ]
 
 
+async def start_zhiban_run(config: Path, cwd: Path) -> asyncio.subprocess.Process:
+    """`zhiban run` of the code under test, returned once it takes updates."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZHIBAN_")}
+    env |= {"ZHIBAN_TELEGRAM_TOKEN": "654321:OPS-process-token", "ZHIBAN_CONFIG": str(config)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [SOURCE, env.get("PYTHONPATH")]))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", env=env, cwd=cwd, stderr=asyncio.subprocess.PIPE
+    )
+    assert process.stderr is not None
+    log = []
+    async with asyncio.timeout(60):
+        async for raw in process.stderr:
+            log.append(raw.decode(errors="replace"))
+            if "Zhiban is taking updates" in log[-1]:
+                return process
+    raise AssertionError("".join(log))
+
+
 async def test_zhiban_run_serves_the_ops_port(tmp_path: Path) -> None:
     port = free_port()
     async with BotApiEmulator() as emu:
@@ -161,9 +183,8 @@ async def test_zhiban_run_serves_the_ops_port(tmp_path: Path) -> None:
             f'[ops]\nlisten = "127.0.0.1"\nport = {port}\n',
             encoding="utf-8",
         )
-        running = await RunningBot.start(process_env(config), tmp_path)
+        process = await start_zhiban_run(config, tmp_path)
         try:
-            await running.until_taking_updates()
             user = emu.user(4343, "张老师")
             await user.start()
             await user.wait_for(timeout=30)
@@ -172,4 +193,6 @@ async def test_zhiban_run_serves_the_ops_port(tmp_path: Path) -> None:
             samples = await scrape(f"http://127.0.0.1:{port}")
             assert samples["zhiban_updates_handled_total{kind=message}"] == 1
         finally:
-            assert await running.end(signal.SIGTERM) == 0, "".join(running.lines)
+            process.send_signal(signal.SIGTERM)
+            _out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode == 0, err.decode()
