@@ -20,6 +20,7 @@ import due_lookup
 import fanout
 import lateness
 import look_cost
+import ops_scrape
 import roster_import
 import rota
 import storm
@@ -43,6 +44,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "board": (board.run, 240.0),
     "summary": (summary.run, 300.0),
     "digest": (digest.run, 180.0),
+    "ops_scrape": (ops_scrape.run, 240.0),
 }
 
 

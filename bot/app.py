@@ -38,6 +38,7 @@ from bot.election import Election, LeaderLock, PostgresLeaderLock
 from bot.i18n import LANGUAGES, translator
 from bot.leadership import Leadership, Role
 from bot.migrate import upgrade
+from bot.ops import OpsServer
 from bot.persistence import DatabasePersistence
 from bot.services import attendance, checkins, daily_reports, digest, drafts, escalation
 from bot.services.engine import DeadlineHandler
@@ -58,8 +59,12 @@ from jobs.engine import EngineJob
 log = logging.getLogger(__name__)
 
 
-async def _log_update(update: Update, _context: ZhibanContext) -> None:
-    """Write one INFO line per incoming update (never its content)."""
+# How /metrics counts an update (bot/metrics.py): a message, a button press, or anything else.
+_METRIC_KIND = {"message": "message", "callback_query": "callback"}
+
+
+async def _log_update(update: Update, context: ZhibanContext) -> None:
+    """Write one INFO line per incoming update (never its content) and count it for /metrics."""
     user = update.effective_user
     kind = next(
         (
@@ -70,6 +75,7 @@ async def _log_update(update: Update, _context: ZhibanContext) -> None:
         "other",
     )
     log.info("update %s: %s from user %s", update.update_id, kind, user.id if user else "-")
+    context.runtime.metrics.update_handled(_METRIC_KIND.get(kind, "other"))
 
 
 async def _register_commands(application: ZhibanApplication) -> None:
@@ -105,6 +111,7 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
                     max_retries=telegram.max_retries,
                 ),
                 window,
+                on_flood=lambda: runtime.metrics.flood_wait("replies"),
             )
         )
         .post_init(_register_commands)
@@ -129,6 +136,7 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         paging=runtime.paging,
         worker=worker,
         window=window,
+        on_flood=lambda: runtime.metrics.flood_wait("outbox"),
     )
     shift_settings = runtime.settings.shifts
 
@@ -216,6 +224,17 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
     application.add_handler(MessageHandler(filters.ChatType.PRIVATE, fallback.free_input))
     application.add_error_handler(on_error)
     return application
+
+
+def ops_server(runtime: Runtime) -> OpsServer:
+    """The ops port of this runtime (/healthz, /readyz, /metrics), not started yet."""
+    return OpsServer(
+        runtime.settings.ops,
+        db=runtime.db,
+        clock=runtime.clock,
+        leadership=runtime.leadership,
+        metrics=runtime.metrics,
+    )
 
 
 def deadline_handlers(runtime: Runtime) -> dict[str, DeadlineHandler]:
@@ -417,9 +436,13 @@ async def run_bot(settings: Settings, *, token: str, clock: Clock | None = None)
         application = build_application(runtime, token=token)
         stop = asyncio.Event()
         remove_signals = install_stop_signals(stop)
+        # The ops port serves a standby too (its /readyz says so), so it opens before updates.
+        ops = ops_server(runtime)
+        await ops.start()
         try:
             await serve(application, stop, leader_lock=leader_lock)
         finally:
+            await ops.stop()
             remove_signals()
             if leader_lock is not None:
                 await leader_lock.release()

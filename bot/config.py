@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -29,6 +30,8 @@ DEFAULT_CONFIG_PATH = Path("config.toml")
 
 _DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _CLOCK_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_LABEL = r"[A-Za-z0-9][A-Za-z0-9-]{0,62}"
+_HOSTNAME_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
 
 
 class ConfigError(Exception):
@@ -160,6 +163,25 @@ class TelegramSettings(_Section):
         if self.mode == "webhook" and not self.webhook_url:
             raise ValueError('webhook_url: required when mode is "webhook"')
         return self
+
+
+class OpsSettings(_Section):
+    """`[ops]`: the HTTP port for /healthz, /readyz and /metrics (port 0 turns it off)."""
+
+    listen: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65535)
+
+    @field_validator("listen")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not _HOSTNAME_RE.match(value):
+                raise ValueError(
+                    f'"{value}" is not an address to listen on (e.g. "127.0.0.1" or "0.0.0.0")'
+                ) from None
+        return value
 
 
 class InviteSettings(_Section):
@@ -412,6 +434,7 @@ class Settings(_Section):
     bot: BotSettings = Field(default_factory=BotSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
     invites: InviteSettings = Field(default_factory=InviteSettings)
     conversations: ConversationSettings = Field(default_factory=ConversationSettings)
     shifts: ShiftSettings = Field(default_factory=ShiftSettings)

@@ -255,9 +255,17 @@ class SharedWindowLimiter(BaseRateLimiter[dict[str, Any]]):
     getUpdates, getMe) are not messages and pass straight to it.
     """
 
-    def __init__(self, inner: BaseRateLimiter[Any], window: SendWindow) -> None:
+    def __init__(
+        self,
+        inner: BaseRateLimiter[Any],
+        window: SendWindow,
+        *,
+        on_flood: Callable[[], None] | None = None,
+    ) -> None:
         self.inner = inner
         self.window = window
+        # Told of every 429 a call gets, also those the wrapped limiter retries itself.
+        self.on_flood = on_flood
 
     async def initialize(self) -> None:
         """Prepare the wrapped limiter."""
@@ -277,6 +285,8 @@ class SharedWindowLimiter(BaseRateLimiter[dict[str, Any]]):
         rate_limit_args: dict[str, Any] | None,
     ) -> bool | JSONDict | list[JSONDict]:
         """Run the call through the wrapped limiter, counted in the window if it is a message."""
+        if self.on_flood is not None:
+            callback = self._noting_floods(callback, self.on_flood)
         if not counts_as_message(endpoint):
             return await self.inner.process_request(
                 callback, args, kwargs, endpoint, data, rate_limit_args
@@ -285,6 +295,20 @@ class SharedWindowLimiter(BaseRateLimiter[dict[str, Any]]):
             return await self.inner.process_request(
                 callback, args, kwargs, endpoint, data, rate_limit_args
             )
+
+    @staticmethod
+    def _noting_floods(
+        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        on_flood: Callable[[], None],
+    ) -> Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]]:
+        async def call(*args: Any, **kwargs: Any) -> bool | JSONDict | list[JSONDict]:
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter:
+                on_flood()
+                raise
+
+        return call
 
 
 def counts_as_message(endpoint: str) -> bool:
@@ -358,8 +382,11 @@ class OutboxSender:
         per_chat: int = PER_CHAT,
         capacity: int = 100,
         window: SendWindow | None = None,
+        on_flood: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
+        # Told of every 429 the sender gets (the ops port counts them).
+        self.on_flood = on_flood
         self.bot = bot
         self.clock = clock
         self.paging = paging
@@ -592,6 +619,8 @@ class OutboxSender:
             finally:
                 self.window.release()
         except RetryAfter as error:
+            if self.on_flood is not None:
+                self.on_flood()
             wait = _seconds(error.retry_after)
             self.pacer.hold(item.chat_id, wait)
             await self._settle(item, status=OutboxStatus.SENDING, error=f"429: retry after {wait}s")

@@ -14,6 +14,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.i18n import Translator, translator
 from bot.leadership import Leadership
+from bot.metrics import Metrics
 from bot.services.accounts import Me
 from bot.services.escalation import PagingContext
 from bot.uow import Database
@@ -30,6 +31,8 @@ class Runtime:
     wake: Callable[[], None] = field(default=lambda: None)
     # Whether this instance takes updates (bot/leadership.py); alone, it always does.
     leadership: Leadership = field(default_factory=Leadership)
+    # What /metrics shows of this instance (bot/metrics.py), on its own registry.
+    metrics: Metrics = field(default_factory=Metrics)
 
     @property
     def paging(self) -> PagingContext:

@@ -56,6 +56,9 @@ def test_bad_durations_are_refused(text: str) -> None:
         ({"telegram": {"mode": "webhook"}}, "telegram.webhook_url: required"),
         ({"telegram": {"token": "1:x"}}, "telegram.token: do not keep the token in a file"),
         ({"conversations": {"timeout": "0s"}}, "conversations.timeout: must be longer than zero"),
+        ({"ops": {"port": 70000}}, "ops.port: Input should be less than or equal to 65535"),
+        ({"ops": {"port": -1}}, "ops.port: Input should be greater than or equal to 0"),
+        ({"ops": {"listen": "local host"}}, 'ops.listen: "local host" is not an address'),
         (
             {"conversations": {"prompt_before": "-5m"}},
             'conversations.prompt_before: "-5m" is not a duration',

@@ -6,11 +6,12 @@ import asyncio
 import socket
 from types import TracebackType
 
-from bot.app import build_application, serve
+from bot.app import build_application, ops_server, serve
 from bot.clock import Clock, MovableClock
 from bot.config import Settings
 from bot.db import create_engine
 from bot.migrate import upgrade
+from bot.ops import OpsServer
 from bot.sandbox.server import BotApiEmulator
 from bot.services import outbox
 from bot.uow import Database
@@ -39,6 +40,9 @@ class LocalStack:
         self.db: Database | None = None
         self.app: ZhibanApplication | None = None
         self.runtime: Runtime | None = None
+        self.ops: OpsServer | None = None
+        # Where the ops port listens (/healthz, /readyz, /metrics): loopback, a free port.
+        self.ops_url = ""
 
     async def __aenter__(self) -> LocalStack:
         await self.emulator.start()
@@ -55,9 +59,14 @@ class LocalStack:
                 "webhook_path": "telegram",
                 "webhook_url": f"http://127.0.0.1:{port}/telegram",
             }
+        ops_port = free_port()
+        self.ops_url = f"http://127.0.0.1:{ops_port}"
         settings = self._settings.model_copy(
             update={
                 "telegram": self._settings.telegram.model_copy(update=telegram),
+                "ops": self._settings.ops.model_copy(
+                    update={"listen": "127.0.0.1", "port": ops_port}
+                ),
                 "webhook_secret": self._settings.webhook_secret
                 or ("sandbox-secret" if self._webhook else None),
             }
@@ -66,6 +75,8 @@ class LocalStack:
         await upgrade(self.db.engine)
         self.runtime = Runtime(settings=settings, db=self.db, clock=self.clock)
         self.app = build_application(self.runtime, token=SANDBOX_TOKEN)
+        self.ops = ops_server(self.runtime)
+        await self.ops.start()
         self._task = asyncio.create_task(serve(self.app, self._stop))
         await self._wait_until_taking_updates()
         return self
@@ -91,6 +102,8 @@ class LocalStack:
             if self._task is not None:
                 await asyncio.wait_for(self._task, timeout=30)
         finally:
+            if self.ops is not None:
+                await self.ops.stop()
             await self.emulator.stop()
             if self.db is not None:
                 await self.db.dispose()
@@ -104,6 +117,10 @@ class LocalStack:
         self._stop = asyncio.Event()
         self.runtime = Runtime(settings=self.runtime.settings, db=self.runtime.db, clock=self.clock)
         self.app = build_application(self.runtime, token=SANDBOX_TOKEN)
+        if self.ops is not None:
+            await self.ops.stop()
+        self.ops = ops_server(self.runtime)
+        await self.ops.start()
         self.emulator.feed.polls_received = 0
         self._task = asyncio.create_task(serve(self.app, self._stop))
         await self._wait_until_taking_updates()
