@@ -321,6 +321,8 @@ class DigestSettings(_Section):
     """`[digest]`: the leaders' daily digest."""
 
     time: ClockTime = time(8, 0)
+    # false: no digest is planned (those already planned still go out).
+    enabled: bool = True
 
 
 _MONTH_DAY_RE = re.compile(r"^(\d\d)-(\d\d)$")

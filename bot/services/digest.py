@@ -675,6 +675,8 @@ async def plan_upcoming(
     db: Database, *, now: datetime, settings: DigestSettings, tz: ZoneInfo
 ) -> int:
     """Plan the coming digests in one transaction (the engine's planner)."""
+    if not settings.enabled:
+        return 0
     async with db.uow() as uow:
         planned = await plan(uow.session, now=now, settings=settings, tz=tz)
         await uow.commit()

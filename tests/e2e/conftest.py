@@ -31,7 +31,12 @@ def clock() -> MovableClock:
 
 @pytest.fixture
 async def stack(database_url: str, clock: MovableClock) -> AsyncIterator[LocalStack]:
-    settings = settings_from_mapping({"database": {"url": database_url}}, environ={})
+    # No daily digest: the sample fixture's clock stands at 08:00 local, the digest's time, and
+    # leaders would read a digest where a test waits for its answer (test_leader_digest turns
+    # it on).
+    settings = settings_from_mapping(
+        {"database": {"url": database_url}, "digest": {"enabled": False}}, environ={}
+    )
     async with LocalStack(settings, clock) as running:
         yield running
 

@@ -40,7 +40,8 @@ async def test_run_polls_answers_logs_each_update_and_stops_on_sigterm(tmp_path:
         config = tmp_path / "config.toml"
         config.write_text(
             f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/run.db"\n'
-            f'[telegram]\napi_base_url = "{emu.base_url}"\napi_file_url = "{emu.base_file_url}"\n',
+            f'[telegram]\napi_base_url = "{emu.base_url}"\napi_file_url = "{emu.base_file_url}"\n'
+            "[ops]\nport = 0\n",  # other tests run bots on this machine at the same time
             encoding="utf-8",
         )
         env = process_env(config)
@@ -118,7 +119,8 @@ async def test_after_kill_9_and_a_restart_the_due_page_goes_out_within_2_s_of_ta
         config = tmp_path / "config.toml"
         config.write_text(
             f'[database]\nurl = "{url}"\n'
-            f'[telegram]\napi_base_url = "{emu.base_url}"\napi_file_url = "{emu.base_file_url}"\n',
+            f'[telegram]\napi_base_url = "{emu.base_url}"\napi_file_url = "{emu.base_file_url}"\n'
+            "[ops]\nport = 0\n",  # other tests run bots on this machine at the same time
             encoding="utf-8",
         )
         env = process_env(config)

@@ -38,6 +38,8 @@ STANDING_BY = "standby: another instance leads"
 def write_config(path: Path, url: str, emu: BotApiEmulator, telegram: str = "") -> Path:
     path.write_text(
         f'[database]\nurl = "{url}"\n'
+        # No ops port: several instances (and other tests) run on this machine at once.
+        "[ops]\nport = 0\n"
         f'[telegram]\napi_base_url = "{emu.base_url}"\napi_file_url = "{emu.base_file_url}"\n'
         f"{telegram}",
         encoding="utf-8",

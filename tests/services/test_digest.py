@@ -10,7 +10,7 @@ from sqlmodel import col, select
 
 from bot.config import DigestSettings
 from bot.i18n import translator
-from bot.models import OutboxMessage
+from bot.models import Deadline, OutboxMessage
 from bot.services import daily_reports
 from bot.services.checkins.compliance import Figures
 from bot.services.digest import (
@@ -21,6 +21,7 @@ from bot.services.digest import (
     UnitFigures,
     bucket_of,
     days_to_plan,
+    plan_upcoming,
     render,
     scope_view,
     window_of,
@@ -137,3 +138,12 @@ async def test_a_batch_of_notices_is_one_row_each_and_a_long_one_is_cut(
         ("长" * 8, "digest:test:2", "digest", True),
         ("长" * 8, None, "digest", True),
     ]
+
+
+async def test_a_district_that_turns_the_digest_off_gets_none_planned(db: Database) -> None:
+    off = DigestSettings(enabled=False)
+    assert await plan_upcoming(db, now=local(3, 7), settings=off, tz=TZ) == 0
+    assert await plan_upcoming(db, now=local(3, 7), settings=SETTINGS, tz=TZ) == 1
+    async with db.read() as uow:
+        planned = (await uow.session.exec(select(Deadline))).all()
+    assert [d.key for d in planned] == ["digest:2026-12-03"]
