@@ -10,6 +10,7 @@ from contextlib import suppress
 from datetime import datetime
 
 from telegram import BotCommand, BotCommandScopeDefault, Update
+from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
     ApplicationBuilder,
@@ -33,6 +34,15 @@ from bot.delivery import (
 )
 from bot.i18n import LANGUAGES, translator
 from bot.migrate import upgrade
+from bot.network import (
+    NetworkErrorsOnOneLine,
+    SecretFilter,
+    one_line,
+    proxy_secrets,
+    proxy_url,
+    redacted,
+    until_reachable,
+)
 from bot.persistence import DatabasePersistence
 from bot.services import attendance, checkins, daily_reports, digest, drafts, escalation
 from bot.services.engine import DeadlineHandler
@@ -85,10 +95,12 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
     context_types = ContextTypes(context=ZhibanContext, bot_data=BotData)
     # One count of Telegram's 30 a second for the outbox sender and the bot's direct replies.
     window = SendWindow(runtime.clock, per_second=telegram.messages_per_second)
+    builder = ApplicationBuilder().token(token)
+    if (proxy := proxy_url(telegram)) is not None:
+        # Both of PTB's clients: the bot's calls and file downloads, and getUpdates.
+        builder = builder.proxy(proxy).get_updates_proxy(proxy)
     application: ZhibanApplication = (
-        ApplicationBuilder()
-        .token(token)
-        .base_url(telegram.api_base_url)
+        builder.base_url(telegram.api_base_url)
         .base_file_url(telegram.api_file_url)
         .context_types(context_types)
         .concurrent_updates(PerPersonUpdates(telegram.update_workers))
@@ -235,7 +247,11 @@ def deadline_handlers(runtime: Runtime) -> dict[str, DeadlineHandler]:
 
 
 async def serve(application: ZhibanApplication, stop: asyncio.Event) -> None:
-    """Take updates (polling or webhook, as configured) until `stop` is set."""
+    """Take updates (polling or webhook, as configured) until `stop` is set.
+
+    Until Telegram answers (no route, a proxy down), each start-up call is tried again with
+    backoff, one log line a try, until it answers or `stop` is set.
+    """
     runtime = application.bot_data.runtime
     if runtime is None:
         raise RuntimeError("the application was built without a runtime")
@@ -243,30 +259,62 @@ async def serve(application: ZhibanApplication, stop: asyncio.Event) -> None:
     updater = application.updater
     if updater is None:
         raise RuntimeError("the application has no updater")
+    if telegram.proxy:
+        log.info("reaching Telegram through the proxy %s", redacted(telegram.proxy))
+    if not await until_reachable(application.initialize, what="getMe", stop=stop):
+        log.info("stopping")
+        await application.shutdown()
+        return
     async with application:
-        if application.post_init is not None:
-            await application.post_init(application)
+        post_init = application.post_init
+        if post_init is not None and not await until_reachable(
+            lambda: post_init(application), what="setMyCommands", stop=stop
+        ):
+            log.info("stopping")
+            return
         await application.start()
-        workers = await start_workers(application)
+        workers = await start_workers(application, stop)
+        if workers is None:
+            log.info("stopping")
+            await application.stop()
+            return
         if telegram.mode == "webhook":
-            await updater.start_webhook(
-                listen=telegram.webhook_listen,
-                port=telegram.webhook_port,
-                url_path=telegram.webhook_path,
-                webhook_url=telegram.webhook_url,
-                secret_token=runtime.settings.webhook_secret,
-                allowed_updates=Update.ALL_TYPES,
+            started = await until_reachable(
+                lambda: updater.start_webhook(
+                    listen=telegram.webhook_listen,
+                    port=telegram.webhook_port,
+                    url_path=telegram.webhook_path,
+                    webhook_url=telegram.webhook_url,
+                    secret_token=runtime.settings.webhook_secret,
+                    allowed_updates=Update.ALL_TYPES,
+                ),
+                what="setWebhook",
+                stop=stop,
             )
         else:
-            await updater.start_polling(
-                poll_interval=0.0, timeout=10, allowed_updates=Update.ALL_TYPES
+            started = await until_reachable(
+                lambda: updater.start_polling(
+                    poll_interval=0.0,
+                    timeout=10,
+                    allowed_updates=Update.ALL_TYPES,
+                    error_callback=_polling_failed,
+                ),
+                what="deleteWebhook",
+                stop=stop,
             )
-        log.info("Zhiban is taking updates (%s)", telegram.mode)
-        await stop.wait()
+        if started:
+            log.info("Zhiban is taking updates (%s)", telegram.mode)
+            await stop.wait()
         log.info("stopping")
-        await updater.stop()
+        if updater.running:
+            await updater.stop()
         await workers.stop()
         await application.stop()
+
+
+def _polling_failed(error: TelegramError) -> None:
+    """One line per failed getUpdates; python-telegram-bot waits longer each time (up to 30 s)."""
+    log.warning("Telegram not reachable (getUpdates: %s); polling again", one_line(error))
 
 
 class Workers:
@@ -290,13 +338,17 @@ class Workers:
             await self._sender.close()
 
 
-async def start_workers(application: ZhibanApplication) -> Workers:
-    """Attach the engine to the JobQueue and start the outbox sender."""
+async def start_workers(
+    application: ZhibanApplication, stop: asyncio.Event | None = None
+) -> Workers | None:
+    """Attach the engine to the JobQueue and start the outbox sender (None if stopped first)."""
     engine, sender = application.bot_data.engine, application.bot_data.sender
     if engine is None or sender is None or application.job_queue is None:
         raise RuntimeError("the application was built without its workers")
     engine.attach(application.job_queue)
-    await sender.open()
+    if not await until_reachable(sender.open, what="getMe", stop=stop or asyncio.Event()):
+        await sender.close()
+        return None
     stop_sender = asyncio.Event()
     return Workers(sender, asyncio.create_task(sender.run(stop_sender)), stop_sender)
 
@@ -316,29 +368,15 @@ def install_stop_signals(stop: asyncio.Event) -> Callable[[], None]:
     return remove
 
 
-class TokenFilter(logging.Filter):
-    """Keep the bot token out of every log line (HTTP client logs carry it in URLs)."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self._token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Replace the token in the formatted message."""
-        if self._token and self._token in record.getMessage():
-            record.msg = record.getMessage().replace(self._token, "<token>")
-            record.args = None
-        return True
-
-
-def configure_logging(token: str | None, level: int = logging.INFO) -> None:
-    """Log to stderr at `level`, quieting the HTTP client and redacting the token."""
+def configure_logging(token: str | None, level: int = logging.INFO, *, proxy: str = "") -> None:
+    """Log to stderr: the HTTP client quiet, secrets redacted, network errors in one line."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    if token:
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(TokenFilter(token))
+    secrets = [token or "", *proxy_secrets(proxy)]
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(NetworkErrorsOnOneLine())
+        handler.addFilter(SecretFilter(secrets))
 
 
 async def run_bot(settings: Settings, *, token: str, clock: Clock | None = None) -> None:

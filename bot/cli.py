@@ -407,8 +407,15 @@ async def _bot_username(settings: Settings) -> str:
     from telegram import Bot
     from telegram.error import TelegramError
 
+    from bot.network import bot_request
+
     try:
-        async with Bot(token, base_url=settings.telegram.api_base_url) as bot:
+        async with Bot(
+            token,
+            base_url=settings.telegram.api_base_url,
+            request=bot_request(settings.telegram),
+            get_updates_request=bot_request(settings.telegram),
+        ) as bot:
             return str(bot.username)
     except TelegramError as error:
         raise CommandError(f"cannot ask the Bot API for the bot's name: {error}") from None
@@ -478,8 +485,15 @@ def _run(settings: Settings) -> int:
         raise CommandError(f"{TOKEN_ENV} is not set: get a token from @BotFather and export it")
     if settings.telegram.mode == "webhook" and not settings.webhook_secret:
         raise CommandError(f"{WEBHOOK_SECRET_ENV} is not set: webhook mode needs a secret token")
-    configure_logging(token)
-    asyncio.run(run_bot(settings, token=token))
+    from telegram.error import InvalidToken
+
+    configure_logging(token, proxy=settings.telegram.proxy)
+    try:
+        asyncio.run(run_bot(settings, token=token))
+    except InvalidToken:
+        raise CommandError(
+            f"Telegram refused the token in {TOKEN_ENV}: check it with @BotFather"
+        ) from None
     return 0
 
 

@@ -76,6 +76,7 @@ from telegram.ext import BaseRateLimiter
 from bot.clock import Clock
 from bot.config import TelegramSettings
 from bot.models import OutboxMessage, OutboxStatus, Page
+from bot.network import bot_request
 from bot.services import contacts, escalation, outbox
 from bot.services.escalation import PagingContext
 from bot.uow import Database
@@ -98,8 +99,14 @@ def worker_name() -> str:
 
 
 def outbox_bot(token: str, telegram: TelegramSettings) -> Bot:
-    """The sender's own Bot: the same server, and no rate limiter retrying behind its back."""
-    return Bot(token, base_url=telegram.api_base_url, base_file_url=telegram.api_file_url)
+    """The sender's own Bot: same server and proxy, no rate limiter retrying behind its back."""
+    return Bot(
+        token,
+        base_url=telegram.api_base_url,
+        base_file_url=telegram.api_file_url,
+        request=bot_request(telegram),
+        get_updates_request=bot_request(telegram),
+    )
 
 
 class ChatPacer:
