@@ -62,6 +62,11 @@ def _parser() -> _Parser:
     demo.add_argument("--language", choices=["zh", "en"], default=None)
     check = commands.add_parser("check-config", parents=[common], help="validate a config file")
     check.add_argument("path", nargs="?", default=None)
+    commands.add_parser(
+        "doctor",
+        parents=[common],
+        help="check the config, database, migrations and the Bot API (through the proxy)",
+    )
     database = commands.add_parser("db", parents=[common], help="database schema")
     db_commands = database.add_subparsers(dest="db_command", required=False, parser_class=_Parser)
     db_commands.add_parser("upgrade", parents=[common], help="apply pending migrations")
@@ -223,6 +228,22 @@ def _check_config(args: argparse.Namespace) -> int:
             return 1
     print("OK")
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from bot.doctor import Finding, Status, check_config, examine, failed
+
+    path = resolve_config_path(getattr(args, "config", None))
+    checked = check_config(path)
+    if isinstance(checked, list):
+        tr = translator(None)
+        for problem in checked:
+            print(Finding(Status.FAIL, tr._("Configuration: {problem}", problem=problem)).line())
+        return 1
+    findings = asyncio.run(examine(checked, path, token=os.environ.get(TOKEN_ENV)))
+    for finding in findings:
+        print(finding.line())
+    return 1 if failed(findings) else 0
 
 
 def _db_upgrade(settings: Settings, tr: Translator) -> int:
@@ -518,6 +539,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check-config":
             return _check_config(args)
+        if args.command == "doctor":
+            return _doctor(args)
         if args.command == "demo":
             path = resolve_config_path(getattr(args, "config", None))
             settings = _settings(args) if path.exists() else Settings()

@@ -31,6 +31,7 @@ class _Proxy:
     def __init__(self, *, user: str = "", password: str = "") -> None:
         self.methods: Counter[str] = Counter()
         self.connections = 0
+        self.port = 0
         self.user, self.password = user, password
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -38,13 +39,13 @@ class _Proxy:
     @property
     def url(self) -> str:
         """The proxy's address as `[telegram] proxy` takes it."""
-        assert self._server is not None
-        port = self._server.sockets[0].getsockname()[1]
+        port = self.port
         auth = f"{self.user}:{self.password}@" if self.user else ""
         return f"{self.scheme}://{auth}127.0.0.1:{port}"
 
     async def __aenter__(self) -> _Proxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
         return self
 
     async def __aexit__(
