@@ -15,7 +15,7 @@ _METHOD_RE = re.compile(rb"^/(?:file/)?bot[^/]+/([A-Za-z]+)")
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with suppress(ConnectionError, asyncio.IncompleteReadError):
+    with suppress(ConnectionError, OSError, asyncio.IncompleteReadError):
         while chunk := await reader.read(65536):
             writer.write(chunk)
             await writer.drain()
@@ -35,6 +35,7 @@ class _Proxy:
         self.user, self.password = user, password
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def url(self) -> str:
@@ -56,26 +57,46 @@ class _Proxy:
     ) -> None:
         assert self._server is not None
         self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
+        for writer in list(self._writers):
+            writer.transport.abort()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def pause(self) -> None:
+        """Refuse connections (as a proxy that went down) until `resume`."""
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):  # and drop the connections in hand
+            writer.transport.abort()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def resume(self) -> None:
+        """Accept connections again on the same port."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self._writers.add(writer)
         try:
             await self.serve(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, OSError, asyncio.IncompleteReadError):
             pass
         finally:
             self._tasks.discard(task)
+            self._writers.discard(writer)
             with suppress(ConnectionError, OSError):
                 writer.close()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         raise NotImplementedError
+
+    async def open(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect to the Bot API (dropped with the client's connection on `pause`)."""
+        reader, writer = await asyncio.open_connection(host, port)
+        self._writers.add(writer)
+        return reader, writer
 
     def count(self, path: bytes) -> None:
         if match := _METHOD_RE.match(path):
@@ -93,7 +114,7 @@ class HttpProxy(_Proxy):
         method, target, version = request_line.split(b" ")
         if method == b"CONNECT":
             host, _, port = target.decode().rpartition(":")
-            up_reader, up_writer = await asyncio.open_connection(host, int(port))
+            up_reader, up_writer = await self.open(host, int(port))
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             await writer.drain()
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
@@ -112,7 +133,7 @@ class HttpProxy(_Proxy):
                 continue
             headers.append(line)
         body = await reader.readexactly(length) if length else b""
-        up_reader, up_writer = await asyncio.open_connection(url.hostname, url.port or 80)
+        up_reader, up_writer = await self.open(url.hostname or "", url.port or 80)
         up_writer.write(
             b"\r\n".join([b" ".join([method, path.encode(), version]), *headers])
             + b"\r\nConnection: close\r\n\r\n"
@@ -149,7 +170,7 @@ class Socks5Proxy(_Proxy):
             (length,) = await reader.readexactly(1)
             host = (await reader.readexactly(length)).decode()
         (port,) = struct.unpack("!H", await reader.readexactly(2))
-        up_reader, up_writer = await asyncio.open_connection(host, port)
+        up_reader, up_writer = await self.open(host, port)
         writer.write(b"\x05\x00\x00\x01" + bytes(4) + b"\x00\x00")
         await writer.drain()
         # Plain HTTP inside the tunnel: count each request line as it passes.

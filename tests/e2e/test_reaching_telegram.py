@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from factories import build_district
 from proxies import HttpProxy, Socks5Proxy
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from test_run_process import process_env
 
 from bot.clock import MovableClock
 from bot.config import EscalationStep, settings_from_mapping
+from bot.models import OutboxMessage, OutboxStatus
 from bot.sandbox.stack import LocalStack, free_port
 from bot.services import escalation
 from bot.services.page_text import PageSubject
 
 PASSWORD = "s3cret-proxy-pw"
+
+
+async def outbox_rows(session: AsyncSession) -> list[OutboxMessage]:
+    return list((await session.exec(select(OutboxMessage))).all())
 
 
 async def _round_trip_through(
@@ -123,3 +132,68 @@ async def test_run_without_a_route_to_telegram_retries_in_one_line_each_and_stop
     assert "(getMe: " in retries[0]
     assert PASSWORD not in log
     assert "stopping" in log.splitlines()[-1]
+
+
+async def test_when_the_proxy_goes_down_pages_wait_in_the_outbox_and_everything_resumes(
+    database_url: str, clock: MovableClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    settings = settings_from_mapping({"database": {"url": database_url}}, environ={})
+    async with HttpProxy() as proxy:
+        settings = settings.model_copy(
+            update={"telegram": settings.telegram.model_copy(update={"proxy": proxy.url})}
+        )
+        async with LocalStack(settings, clock) as stack:
+            assert stack.db is not None
+            district = await build_district(stack.db)
+            principal = stack.emulator.user(district.chats["principal"], "王校长")
+            await principal.start()
+            await principal.wait_for(timeout=10)
+            await proxy.pause()
+            outage = len(caplog.records)
+            async with stack.db.uow() as uow:
+                await escalation.start(
+                    uow.session,
+                    policy="test",
+                    steps=[EscalationStep(after=timedelta(0), roles=["principal"])],
+                    subject_type="test",
+                    subject_id=1,
+                    unit_id=district.units["S"],
+                    now=clock.now(),
+                    subject=PageSubject(what="Post unmanned", ask="Acknowledge."),
+                )
+                await uow.commit()
+            # Longer than every retry the outbox would allow a 5xx (max_retries is 5).
+            for _ in range(8):
+                await stack.settle()
+                clock.advance(timedelta(seconds=61))
+            async with stack.db.read() as uow:
+                [row] = await outbox_rows(uow.session)
+            assert (row.status, row.attempts) == (OutboxStatus.PENDING, 0), row
+            assert "ConnectError" in (row.last_error or "")
+            await _until(lambda: any("getUpdates" in r.getMessage() for r in caplog.records))
+            during = caplog.records[outage:]
+            await proxy.resume()
+            clock.advance(timedelta(seconds=61))
+            await stack.settle()
+            page = await principal.wait_for(timeout=10)
+            assert page.text.startswith("🚨 Post unmanned"), page.text
+            await principal.send("/help")  # polling took up again
+            assert await principal.wait_for(timeout=40)
+    lines = [r.getMessage() for r in during]
+    outbox_lines = [line for line in lines if line.startswith("outbox: Telegram not reachable")]
+    assert len(outbox_lines) == 1, lines
+    assert any(line.startswith("Telegram not reachable (getUpdates: ") for line in lines), lines
+    assert not [r for r in during if r.exc_info], [r.getMessage() for r in during if r.exc_info]
+    assert any(
+        r.getMessage() == "outbox: Telegram reachable again; sending what waited"
+        for r in caplog.records
+    )
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(400):  # 20 s
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out")
