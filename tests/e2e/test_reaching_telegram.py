@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import sys
+from asyncio.subprocess import PIPE
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from test_run_process import process_env
 from bot.clock import MovableClock
 from bot.config import EscalationStep, settings_from_mapping
 from bot.models import OutboxMessage, OutboxStatus
+from bot.sandbox import BotApiEmulator
 from bot.sandbox.stack import LocalStack, free_port
 from bot.services import escalation
 from bot.services.page_text import PageSubject
@@ -197,3 +199,24 @@ async def _until(condition: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("timed out")
+
+
+async def test_run_with_a_token_telegram_refuses_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    async with BotApiEmulator() as emu:
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/run.db"\n'
+            f'[telegram]\napi_base_url = "{emu.base_url}"\n',
+            encoding="utf-8",
+        )
+        env = process_env(config) | {"ZHIBAN_TELEGRAM_TOKEN": "not-a-token"}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path, stderr=PIPE
+        )
+        _out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    log = err.decode()
+    assert process.returncode == 1, log
+    assert "Traceback" not in log, log
+    assert log.splitlines()[-1] == (
+        "zhiban: Telegram refused the token in ZHIBAN_TELEGRAM_TOKEN: check it with @BotFather"
+    )
