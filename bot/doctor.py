@@ -98,7 +98,20 @@ async def _database(settings: Settings, tr: Translator) -> list[Finding]:
                 ),
             )
         ]
-    engine = create_engine(settings.database)
+    try:
+        engine = create_engine(settings.database)
+    except ModuleNotFoundError as error:
+        return [
+            Finding(
+                Status.FAIL,
+                tr._(
+                    "Database {url}: its driver {module} is not installed. "
+                    "Install it from the source folder: pip install -e '.[postgres]'",
+                    url=shown,
+                    module=error.name,
+                ),
+            )
+        ]
     try:
         try:
             async with asyncio.timeout(15):
