@@ -10,7 +10,7 @@ from contextlib import suppress
 from datetime import datetime
 
 from telegram import BotCommand, BotCommandScopeDefault, Update
-from telegram.error import TelegramError
+from telegram.error import NetworkError, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     ApplicationBuilder,
@@ -314,7 +314,10 @@ async def serve(application: ZhibanApplication, stop: asyncio.Event) -> None:
 
 def _polling_failed(error: TelegramError) -> None:
     """One line per failed getUpdates; python-telegram-bot waits longer each time (up to 30 s)."""
-    log.warning("Telegram not reachable (getUpdates: %s); polling again", one_line(error))
+    if isinstance(error, NetworkError):
+        log.warning("Telegram not reachable (getUpdates: %s); polling again", one_line(error))
+    else:  # e.g. 409 Conflict: another process polls with this token
+        log.warning("getUpdates refused (%s: %s); polling again", type(error).__name__, error)
 
 
 class Workers:
