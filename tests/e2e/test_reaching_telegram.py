@@ -46,7 +46,7 @@ async def _round_trip_through(
         principal = stack.emulator.user(district.chats["principal"], "王校长")
         await principal.start()
         greeting = await principal.wait_for(timeout=10)
-        assert greeting.text
+        assert greeting.text.startswith("值班机器人可以做什么"), greeting.text  # /start, answered
         async with stack.db.uow() as uow:
             await escalation.start(
                 uow.session,
