@@ -78,8 +78,10 @@ async def test_a_bot_behind_an_http_proxy_reaches_the_emulator_with_every_call(
     assert seen["sendMessage"] >= 2, seen  # the greeting (a reply) and the page (the outbox)
     # Not one call reached the Bot API around the proxy.
     emulated = {call.method for call in stack.emulator.calls}
-    for method in emulated:
+    for method in emulated - {"getUpdates"}:
         assert len(stack.emulator.calls_of(method)) == seen[method], (method, seen)
+    # A long poll cut short by the stop reached the proxy, but the emulator never answered it.
+    assert len(stack.emulator.calls_of("getUpdates")) <= seen["getUpdates"], seen
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
