@@ -38,6 +38,7 @@ from bot.network import (
     NetworkErrorsOnOneLine,
     SecretFilter,
     one_line,
+    polling_request,
     proxy_secrets,
     proxy_url,
     redacted,
@@ -95,10 +96,11 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
     context_types = ContextTypes(context=ZhibanContext, bot_data=BotData)
     # One count of Telegram's 30 a second for the outbox sender and the bot's direct replies.
     window = SendWindow(runtime.clock, per_second=telegram.messages_per_second)
-    builder = ApplicationBuilder().token(token)
+    # Both of PTB's clients go through the proxy: the bot's calls (and file downloads), and
+    # getUpdates, whose client also logs a try that could not connect.
+    builder = ApplicationBuilder().token(token).get_updates_request(polling_request(telegram))
     if (proxy := proxy_url(telegram)) is not None:
-        # Both of PTB's clients: the bot's calls and file downloads, and getUpdates.
-        builder = builder.proxy(proxy).get_updates_proxy(proxy)
+        builder = builder.proxy(proxy)
     application: ZhibanApplication = (
         builder.base_url(telegram.api_base_url)
         .base_file_url(telegram.api_file_url)

@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
+import httpx
+from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.request import HTTPXRequest
 
 from bot.config import TelegramSettings
@@ -33,6 +35,29 @@ def proxy_url(telegram: TelegramSettings) -> str | None:
 def bot_request(telegram: TelegramSettings, **timeouts: float) -> HTTPXRequest:
     """A Bot API request object that goes through the configured proxy (if any)."""
     return HTTPXRequest(proxy=proxy_url(telegram), **timeouts)  # type: ignore[arg-type]
+
+
+class PollingRequest(HTTPXRequest):
+    """getUpdates' client: a try that could not even connect is one log line.
+
+    python-telegram-bot retries a timed-out getUpdates at once and logs it only at DEBUG; where
+    Telegram is blocked, connections to it time out rather than fail, and the log would be
+    silent while no update arrives.
+    """
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        """Make the call; log a connect timeout before it goes back to the polling loop."""
+        try:
+            return await super().do_request(*args, **kwargs)
+        except TimedOut as error:
+            if isinstance(error.__cause__, httpx.ConnectTimeout):
+                log.warning("Telegram not reachable (getUpdates: connect timed out); polling again")
+            raise
+
+
+def polling_request(telegram: TelegramSettings) -> PollingRequest:
+    """The request for getUpdates, as python-telegram-bot builds it, through the proxy."""
+    return PollingRequest(connection_pool_size=1, proxy=proxy_url(telegram))
 
 
 def proxy_secrets(proxy: str) -> list[str]:

@@ -13,6 +13,7 @@ from telegram.error import InvalidToken, NetworkError, TimedOut
 from bot.config import ConfigError, settings_from_mapping
 from bot.network import (
     NetworkErrorsOnOneLine,
+    PollingRequest,
     SecretFilter,
     backoff_delays,
     proxy_secrets,
@@ -133,3 +134,23 @@ async def test_a_stop_ends_the_tries_and_a_refused_token_is_not_tried_again() ->
 
     with pytest.raises(InvalidToken):
         await until_reachable(refused, what="getMe", stop=asyncio.Event())
+
+
+async def test_a_get_updates_that_cannot_connect_is_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="bot.network")
+
+    def blackholed(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectTimeout("timed out", request=request)
+
+    request = PollingRequest(httpx_kwargs={"transport": httpx.MockTransport(blackholed)})
+    await request.initialize()
+    try:
+        with pytest.raises(TimedOut):
+            await request.post("https://api.telegram.org/bot1:x/getUpdates")
+    finally:
+        await request.shutdown()
+    assert [r.getMessage() for r in caplog.records] == [
+        "Telegram not reachable (getUpdates: connect timed out); polling again"
+    ]
