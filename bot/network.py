@@ -1,7 +1,7 @@
 """Reaching the Bot API: the configured proxy, secrets kept out of logs, and waiting out a network.
 
-Every Bot or request this process builds for Telegram goes through `bot_request` (or the
-ApplicationBuilder's `proxy`/`get_updates_proxy` with `proxy_url`), so `[telegram] proxy`
+Every Bot or request this process builds for Telegram goes through `bot_request`,
+`polling_request` or the ApplicationBuilder's `proxy(proxy_url(...))`, so `[telegram] proxy`
 covers every call: getUpdates, replies, the outbox sender, file downloads and `zhiban doctor`.
 """
 
