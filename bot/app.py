@@ -11,6 +11,7 @@ from contextlib import suppress
 from datetime import datetime
 
 from telegram import BotCommand, BotCommandScopeDefault, Update
+from telegram.error import NetworkError, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     ApplicationBuilder,
@@ -38,6 +39,16 @@ from bot.election import Election, LeaderLock, PostgresLeaderLock
 from bot.i18n import LANGUAGES, translator
 from bot.leadership import Leadership, Role
 from bot.migrate import upgrade
+from bot.network import (
+    NetworkErrorsOnOneLine,
+    SecretFilter,
+    one_line,
+    polling_request,
+    proxy_secrets,
+    proxy_url,
+    redacted,
+    until_reachable,
+)
 from bot.ops import OpsServer
 from bot.persistence import DatabasePersistence
 from bot.services import attendance, checkins, daily_reports, digest, drafts, escalation
@@ -96,10 +107,13 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
     context_types = ContextTypes(context=ZhibanContext, bot_data=BotData)
     # One count of Telegram's 30 a second for the outbox sender and the bot's direct replies.
     window = SendWindow(runtime.clock, per_second=telegram.messages_per_second)
+    # Both of PTB's clients go through the proxy: the bot's calls (and file downloads), and
+    # getUpdates, whose client also logs a try that could not connect.
+    builder = ApplicationBuilder().token(token).get_updates_request(polling_request(telegram))
+    if (proxy := proxy_url(telegram)) is not None:
+        builder = builder.proxy(proxy)
     application: ZhibanApplication = (
-        ApplicationBuilder()
-        .token(token)
-        .base_url(telegram.api_base_url)
+        builder.base_url(telegram.api_base_url)
         .base_file_url(telegram.api_file_url)
         .context_types(context_types)
         .concurrent_updates(PerPersonUpdates(telegram.update_workers))
@@ -265,22 +279,40 @@ async def serve(
 
     Without a lock (SQLite, or the sandbox) this instance is the only one and always takes
     updates. With one, it takes updates only while it holds the lock (bot/election.py); its
-    engine and outbox sender run either way.
+    engine and outbox sender run either way. Until Telegram answers (no route, a proxy down),
+    each start-up call is tried again with backoff, one log line a try, until it answers or
+    `stop` is set.
     """
     runtime = application.bot_data.runtime
     if runtime is None:
         raise RuntimeError("the application was built without a runtime")
-    mode = runtime.settings.telegram.mode
+    telegram = runtime.settings.telegram
+    mode = telegram.mode
     intake = UpdateIntake(application)
+    if telegram.proxy:
+        log.info("reaching Telegram through the proxy %s", redacted(telegram.proxy))
+    if not await until_reachable(application.initialize, what="getMe", stop=stop):
+        log.info("stopping")
+        await application.shutdown()
+        return
     async with application:
-        if application.post_init is not None:
-            await application.post_init(application)
+        post_init = application.post_init
+        if post_init is not None and not await until_reachable(
+            lambda: post_init(application), what="setMyCommands", stop=stop
+        ):
+            log.info("stopping")
+            return
         await application.start()
-        workers = await start_workers(application)
+        workers = await start_workers(application, stop)
+        if workers is None:
+            log.info("stopping")
+            await application.stop()
+            return
         if leader_lock is None:
-            await intake.start()
-            log.info("Zhiban is taking updates (%s)", mode)
-            await stop.wait()
+            what = "setWebhook" if mode == "webhook" else "deleteWebhook"
+            if await until_reachable(intake.start, what=what, stop=stop):
+                log.info("Zhiban is taking updates (%s)", mode)
+                await stop.wait()
         else:
             election = Election(
                 leader_lock,
@@ -322,7 +354,10 @@ class UpdateIntake:
             )
         else:
             await self._updater.start_polling(
-                poll_interval=0.0, timeout=10, allowed_updates=Update.ALL_TYPES
+                poll_interval=0.0,
+                timeout=10,
+                allowed_updates=Update.ALL_TYPES,
+                error_callback=_polling_failed,
             )
 
     async def stop(self) -> None:
@@ -346,6 +381,14 @@ async def reload_conversations(application: ZhibanApplication) -> None:
             await application._add_ch_to_persistence(handler)
 
 
+def _polling_failed(error: TelegramError) -> None:
+    """One line per failed getUpdates; python-telegram-bot waits longer each time (up to 30 s)."""
+    if isinstance(error, NetworkError):
+        log.warning("Telegram not reachable (getUpdates: %s); polling again", one_line(error))
+    else:  # e.g. 409 Conflict: another process polls with this token
+        log.warning("getUpdates refused (%s: %s); polling again", type(error).__name__, error)
+
+
 class Workers:
     """The background work of one instance: the outbox sender (the engine runs in the JobQueue)."""
 
@@ -367,13 +410,17 @@ class Workers:
             await self._sender.close()
 
 
-async def start_workers(application: ZhibanApplication) -> Workers:
-    """Attach the engine to the JobQueue and start the outbox sender."""
+async def start_workers(
+    application: ZhibanApplication, stop: asyncio.Event | None = None
+) -> Workers | None:
+    """Attach the engine to the JobQueue and start the outbox sender (None if stopped first)."""
     engine, sender = application.bot_data.engine, application.bot_data.sender
     if engine is None or sender is None or application.job_queue is None:
         raise RuntimeError("the application was built without its workers")
     engine.attach(application.job_queue)
-    await sender.open()
+    if not await until_reachable(sender.open, what="getMe", stop=stop or asyncio.Event()):
+        await sender.close()
+        return None
     stop_sender = asyncio.Event()
     return Workers(sender, asyncio.create_task(sender.run(stop_sender)), stop_sender)
 
@@ -393,29 +440,15 @@ def install_stop_signals(stop: asyncio.Event) -> Callable[[], None]:
     return remove
 
 
-class TokenFilter(logging.Filter):
-    """Keep the bot token out of every log line (HTTP client logs carry it in URLs)."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self._token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Replace the token in the formatted message."""
-        if self._token and self._token in record.getMessage():
-            record.msg = record.getMessage().replace(self._token, "<token>")
-            record.args = None
-        return True
-
-
-def configure_logging(token: str | None, level: int = logging.INFO) -> None:
-    """Log to stderr at `level`, quieting the HTTP client and redacting the token."""
+def configure_logging(token: str | None, level: int = logging.INFO, *, proxy: str = "") -> None:
+    """Log to stderr: the HTTP client quiet, secrets redacted, network errors in one line."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    if token:
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(TokenFilter(token))
+    secrets = [token or "", *proxy_secrets(proxy)]
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(NetworkErrorsOnOneLine())
+        handler.addFilter(SecretFilter(secrets))
 
 
 async def run_bot(settings: Settings, *, token: str, clock: Clock | None = None) -> None:

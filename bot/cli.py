@@ -63,6 +63,11 @@ def _parser() -> _Parser:
     demo.add_argument("--language", choices=["zh", "en"], default=None)
     check = commands.add_parser("check-config", parents=[common], help="validate a config file")
     check.add_argument("path", nargs="?", default=None)
+    commands.add_parser(
+        "doctor",
+        parents=[common],
+        help="check the config, database, migrations and the Bot API (through the proxy)",
+    )
     database = commands.add_parser("db", parents=[common], help="database schema")
     db_commands = database.add_subparsers(dest="db_command", required=False, parser_class=_Parser)
     db_commands.add_parser("upgrade", parents=[common], help="apply pending migrations")
@@ -224,6 +229,22 @@ def _check_config(args: argparse.Namespace) -> int:
             return 1
     print("OK")
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from bot.doctor import Finding, Status, check_config, examine, failed
+
+    path = resolve_config_path(getattr(args, "config", None))
+    checked = check_config(path)
+    if isinstance(checked, list):
+        tr = translator(None)
+        for problem in checked:
+            print(Finding(Status.FAIL, tr._("Configuration: {problem}", problem=problem)).line())
+        return 1
+    findings = asyncio.run(examine(checked, path, token=os.environ.get(TOKEN_ENV)))
+    for finding in findings:
+        print(finding.line())
+    return 1 if failed(findings) else 0
 
 
 def _db_upgrade(settings: Settings, tr: Translator) -> int:
@@ -408,8 +429,15 @@ async def _bot_username(settings: Settings) -> str:
     from telegram import Bot
     from telegram.error import TelegramError
 
+    from bot.network import bot_request
+
     try:
-        async with Bot(token, base_url=settings.telegram.api_base_url) as bot:
+        async with Bot(
+            token,
+            base_url=settings.telegram.api_base_url,
+            request=bot_request(settings.telegram),
+            get_updates_request=bot_request(settings.telegram),
+        ) as bot:
             return str(bot.username)
     except TelegramError as error:
         raise CommandError(f"cannot ask the Bot API for the bot's name: {error}") from None
@@ -479,14 +507,20 @@ def _run(settings: Settings) -> int:
         raise CommandError(f"{TOKEN_ENV} is not set: get a token from @BotFather and export it")
     if settings.telegram.mode == "webhook" and not settings.webhook_secret:
         raise CommandError(f"{WEBHOOK_SECRET_ENV} is not set: webhook mode needs a secret token")
+    from telegram.error import InvalidToken
+
     try:
         # Held until the process ends: a second `zhiban run` on this SQLite file is refused.
         instance_lock = hold_sqlite_file(settings.database.url)
     except InstanceLockedError as error:
         raise CommandError(str(error)) from None
     try:
-        configure_logging(token)
+        configure_logging(token, proxy=settings.telegram.proxy)
         asyncio.run(run_bot(settings, token=token))
+    except InvalidToken:
+        raise CommandError(
+            f"Telegram refused the token in {TOKEN_ENV}: check it with @BotFather"
+        ) from None
     finally:
         if instance_lock is not None:
             instance_lock.close()
@@ -514,6 +548,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check-config":
             return _check_config(args)
+        if args.command == "doctor":
+            return _doctor(args)
         if args.command == "demo":
             path = resolve_config_path(getattr(args, "config", None))
             settings = _settings(args) if path.exists() else Settings()

@@ -11,6 +11,7 @@ from datetime import date, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -157,6 +158,14 @@ class TelegramSettings(_Section):
     chat_messages_per_second: float = Field(default=1.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
     update_workers: int = Field(default=8, ge=1, le=64)
+    # Reaching Telegram (mainland China blocks it): every Bot API call goes through this proxy.
+    proxy: str = ""
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, value: str) -> str:
+        check_proxy_url(value)
+        return value
 
     @model_validator(mode="after")
     def _webhook_needs_url(self) -> TelegramSettings:
@@ -182,6 +191,31 @@ class OpsSettings(_Section):
                     f'"{value}" is not an address to listen on (e.g. "127.0.0.1" or "0.0.0.0")'
                 ) from None
         return value
+
+
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+def check_proxy_url(value: str) -> None:
+    """Refuse a proxy URL without a known scheme, a host and a port; never echo its password."""
+    if not value:
+        return
+    parts = urlsplit(value)
+    if parts.scheme not in PROXY_SCHEMES or "://" not in value:
+        raise ValueError(
+            'write it like "http://host:port" or "socks5://user:password@host:port" '
+            f"(schemes: {', '.join(PROXY_SCHEMES)})"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("the port must be a number from 1 to 65535") from None
+    if not parts.hostname:
+        raise ValueError("the host is missing")
+    if port is None or port == 0:
+        raise ValueError("the port is missing (e.g. :1080 or :8080)")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("a proxy address has no path; write it like http://host:port")
 
 
 class InviteSettings(_Section):

@@ -21,10 +21,13 @@ follow-up's photos and voice notes, queued after its text). All share the chat's
 Telegram's answers.
 - 429: that chat waits `retry_after` (clock time) and the same row is sent again; nothing else
   waits, and the row keeps its claim.
-- 5xx and network errors before the request reached Telegram (connection refused, connect or
-  pool timeout): the row goes back to pending with an exponential backoff (2 s, 4 s, … capped
-  at 60 s), up to `[telegram] max_retries` retries; then it is failed and a page goes to the
-  next contact.
+- No connection at all (no route, connection refused or timed out, the proxy down or refusing):
+  nothing is wrong with the chat, so the try does not count. The row goes back to pending for a
+  pause that doubles while the outage lasts (2 s … 60 s), and waits there until Telegram is
+  reachable again; one log line when the outage starts and one when it ends.
+- 5xx (also a proxy's 502) and a pool timeout: the row goes back to pending with an exponential
+  backoff (2 s, 4 s, … capped at 60 s), up to `[telegram] max_retries` retries; then it is
+  failed and a page goes to the next contact.
 - 403 (blocked, never started): the account is marked unreachable and a page goes to the next
   contact.
 - No answer within the client's timeout (`TimedOut` after the request was written): Telegram may
@@ -76,6 +79,7 @@ from telegram.ext import BaseRateLimiter
 from bot.clock import Clock
 from bot.config import TelegramSettings
 from bot.models import OutboxMessage, OutboxStatus, Page
+from bot.network import bot_request, one_line
 from bot.services import contacts, escalation, outbox
 from bot.services.escalation import PagingContext
 from bot.uow import Database
@@ -98,8 +102,14 @@ def worker_name() -> str:
 
 
 def outbox_bot(token: str, telegram: TelegramSettings) -> Bot:
-    """The sender's own Bot: the same server, and no rate limiter retrying behind its back."""
-    return Bot(token, base_url=telegram.api_base_url, base_file_url=telegram.api_file_url)
+    """The sender's own Bot: same server and proxy, no rate limiter retrying behind its back."""
+    return Bot(
+        token,
+        base_url=telegram.api_base_url,
+        base_file_url=telegram.api_file_url,
+        request=bot_request(telegram),
+        get_updates_request=bot_request(telegram),
+    )
 
 
 class ChatPacer:
@@ -354,6 +364,11 @@ def _markup(body: dict[str, Any]) -> InlineKeyboardMarkup | None:
     )
 
 
+def _no_connection(error: NetworkError) -> bool:
+    """Whether no connection to the Bot API (or to the proxy) could be made at all."""
+    return isinstance(error.__cause__, httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError)
+
+
 def _never_reached_telegram(error: NetworkError) -> bool:
     """Whether the request surely was not delivered (so sending it again cannot double it)."""
     if isinstance(error, TimedOut):
@@ -396,6 +411,8 @@ class OutboxSender:
         self.per_chat = per_chat
         self.capacity = capacity
         self.max_retries = telegram.max_retries
+        # Rows in a row that found no connection to Telegram at all (network, proxy down).
+        self._unconnected = 0
         self.pacer = ChatPacer(
             clock,
             per_second=telegram.chat_messages_per_second,
@@ -636,6 +653,9 @@ class OutboxSender:
                 log.error("outbox row %s refused: %s", item.row_id, error.message)
                 await self._settle(item, status=OutboxStatus.FAILED, error=error.message)
         except NetworkError as error:
+            if _no_connection(error):
+                await self._wait_for_connection(item, error)
+                return _Next.DONE
             if _never_reached_telegram(error):
                 await self._retry_later(item, ready.attempts, str(error))
             else:
@@ -645,8 +665,25 @@ class OutboxSender:
             await self._retry_later(item, ready.attempts, str(error))
         else:
             await self._settle(item, status=OutboxStatus.SENT, error=None, message_id=message_id)
+        if self._unconnected:
+            self._unconnected = 0
+            log.info("outbox: Telegram reachable again; sending what waited")
         self.pacer.sent(item.chat_id)
         return _Next.DONE
+
+    async def _wait_for_connection(self, item: _Claimed, error: NetworkError) -> None:
+        """Put the row back, not counting the try: no route to Telegram says nothing of its chat.
+
+        Its page stays active and goes out when the network (or the proxy) is back, rather than
+        failing and paging the next contact through the same dead route. One log line an outage.
+        """
+        self._unconnected += 1
+        if self._unconnected == 1:
+            log.warning(
+                "outbox: Telegram not reachable (%s); messages wait in the outbox", one_line(error)
+            )
+        pause = min(timedelta(seconds=2 ** min(self._unconnected, 6)), MAX_BACKOFF)
+        await self._settle(item, status=OutboxStatus.PENDING, error=str(error), wait=pause)
 
     async def _recheck(self, item: _Claimed) -> _Ready | None:
         """Read the row again just before sending; None if it is not ours to send now."""
