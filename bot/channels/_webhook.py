@@ -1,0 +1,70 @@
+"""What the three group robots share: one JSON POST with a timeout, and how a failure is told."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from bot.channels import ChannelError, ChannelMessage
+
+# A page that waits longer than this on a robot holds up the channel's other pages; the sender
+# retries a timeout later, so a short wait loses nothing.
+DEFAULT_TIMEOUT = 5.0
+ELLIPSIS = "…"
+
+
+async def post_json(kind: str, url: str, body: dict[str, Any], wait: float) -> dict[str, Any]:
+    """POST `body` to a robot's webhook and return its JSON answer, or raise ChannelError.
+
+    Transport trouble (timeout, refused connection, reset) and HTTP 5xx may pass: retry=True.
+    HTTP 429 is a rate limit: retry=True. Any other 4xx (a wrong or deleted webhook): retry=False.
+    """
+    # trust_env=False: the robots are domestic services; an HTTPS_PROXY set for reaching
+    # Telegram from mainland China must not carry them.
+    try:
+        async with httpx.AsyncClient(timeout=wait, trust_env=False) as client:
+            response = await client.post(
+                url,
+                content=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+                headers={"Content-Type": "application/json; charset=utf-8"},
+            )
+    except httpx.TimeoutException as error:
+        reason = f"{kind}: no answer within {wait:g}s"
+        raise ChannelError(reason, retry=True, code="timeout") from error
+    except httpx.TransportError as error:
+        reason = f"{kind}: {type(error).__name__}: {error}".rstrip(": ")
+        raise ChannelError(reason, retry=True, code="network") from error
+    status = response.status_code
+    if status >= 500 or status == 429:
+        raise ChannelError(f"{kind}: HTTP {status}", retry=True, code=f"HTTP {status}")
+    if status >= 400:
+        raise ChannelError(f"{kind}: HTTP {status}", retry=False, code=f"HTTP {status}")
+    try:
+        answer = response.json()
+    except ValueError as error:
+        raise ChannelError(f"{kind}: the answer is not JSON", retry=False) from error
+    if not isinstance(answer, dict):
+        raise ChannelError(f"{kind}: the answer is not a JSON object", retry=False)
+    return answer
+
+
+def fit_utf8(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` of UTF-8 (ending in an ellipsis when cut)."""
+    if len(text.encode("utf-8")) <= max_bytes:
+        return text
+    room = max_bytes - len(ELLIPSIS.encode("utf-8"))
+    cut = text.encode("utf-8")[: max(room, 0)].decode("utf-8", errors="ignore")
+    return cut + ELLIPSIS
+
+
+def compose_text(message: ChannelMessage, *, tail: str = "", max_bytes: int | None = None) -> str:
+    """Title, body, link and `tail` as plain lines; only the body is shortened to fit."""
+    head = message.title.strip()
+    ending = "\n".join(part for part in (message.link or "", tail) if part)
+    body = message.text.strip()
+    if max_bytes is not None:
+        fixed = len(f"{head}\n\n\n{ending}".encode())
+        body = fit_utf8(body, max(max_bytes - fixed, 0))
+    return "\n".join(part for part in (head, body, ending) if part)
