@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import httpx
@@ -68,3 +69,21 @@ def compose_text(message: ChannelMessage, *, tail: str = "", max_bytes: int | No
         fixed = len(f"{head}\n\n\n{ending}".encode())
         body = fit_utf8(body, max(max_bytes - fixed, 0))
     return "\n".join(part for part in (head, body, ending) if part)
+
+
+_MAINLAND_MOBILE = re.compile(r"^(?:\+86|0086)?(1\d{10})$")
+
+
+def mention_mobiles(phones: tuple[str, ...]) -> list[str]:
+    """The phones as the robots match group members: mainland mobiles without +86, no repeats.
+
+    A roster may hold "+8613800001111"; WeCom and DingTalk know the member as "13800001111".
+    """
+    found: list[str] = []
+    for phone in phones:
+        plain = re.sub(r"[\s\-()]", "", phone)
+        match = _MAINLAND_MOBILE.match(plain)
+        mobile = match.group(1) if match else plain
+        if mobile and mobile not in found:
+            found.append(mobile)
+    return found

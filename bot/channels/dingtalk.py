@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from bot.channels import ChannelError, ChannelMessage
-from bot.channels._webhook import DEFAULT_TIMEOUT, compose_text, post_json
+from bot.channels._webhook import DEFAULT_TIMEOUT, compose_text, mention_mobiles, post_json
 from bot.clock import Clock, SystemClock
 
 # DingTalk's errcode values that a later try may cure: -1 系统繁忙, 130101 send too fast
@@ -65,11 +65,12 @@ class DingTalkRobot:
 
     def body(self, message: ChannelMessage) -> dict[str, Any]:
         """The JSON DingTalk expects for `message`: the @phones in the text and in at.atMobiles."""
-        mentions = " ".join(f"@{phone}" for phone in message.mention_phones)
+        mobiles = mention_mobiles(message.mention_phones)
+        mentions = " ".join(f"@{mobile}" for mobile in mobiles)
         return {
             "msgtype": "text",
             "text": {"content": compose_text(message, tail=mentions)},
-            "at": {"atMobiles": list(message.mention_phones), "isAtAll": False},
+            "at": {"atMobiles": mobiles, "isAtAll": False},
         }
 
     def request_url(self) -> str:

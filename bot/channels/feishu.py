@@ -68,7 +68,7 @@ class FeishuRobot:
             [{"tag": "text", "text": line}] for line in body_text.splitlines()
         ]
         if message.mention_phones:
-            phones = PHONE_MARK + " ".join(message.mention_phones)
+            phones = PHONE_MARK + ", ".join(message.mention_phones)
             lines.append([{"tag": "text", "text": phones}])
         if message.link:
             lines.append([{"tag": "a", "text": message.link, "href": message.link}])

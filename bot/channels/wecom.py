@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.channels import ChannelError, ChannelMessage
-from bot.channels._webhook import DEFAULT_TIMEOUT, compose_text, post_json
+from bot.channels._webhook import DEFAULT_TIMEOUT, compose_text, mention_mobiles, post_json
 
 TEXT_MAX_BYTES = 2048
 
@@ -46,8 +46,8 @@ class WeComRobot:
     def body(self, message: ChannelMessage) -> dict[str, Any]:
         """The JSON WeCom expects for `message`."""
         text: dict[str, Any] = {"content": compose_text(message, max_bytes=TEXT_MAX_BYTES)}
-        if message.mention_phones:
-            text["mentioned_mobile_list"] = list(message.mention_phones)
+        if mobiles := mention_mobiles(message.mention_phones):
+            text["mentioned_mobile_list"] = mobiles
         return {"msgtype": "text", "text": text}
 
     async def send(self, message: ChannelMessage) -> None:

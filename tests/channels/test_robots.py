@@ -24,7 +24,7 @@ PAGE = ChannelMessage(
     title="【重大】城关中学 实验楼起火",
     text="事件：实验楼起火\n地点：城关中学\n发生：09:12（18 分钟前）\n请接报并电话联系学校。",
     link=LINK,
-    mention_phones=("13800001111", "13900002222"),
+    mention_phones=("13800001111", "+86 139-0000-2222"),
 )
 SECRET = "SEC1f0e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff"
 
@@ -133,7 +133,7 @@ async def test_feishu_signed_page_arrives_as_post_with_phones_in_text_and_the_li
     post = body["content"]["post"]["zh_cn"]
     assert post["title"] == PAGE.title
     texts = [element.get("text") for row in post["content"] for element in row]
-    assert "地点：城关中学" in texts and "☎ 13800001111 13900002222" in texts
+    assert "地点：城关中学" in texts and "☎ 13800001111, +86 139-0000-2222" in texts
     assert post["content"][-1] == [{"tag": "a", "text": LINK, "href": LINK}]
 
 
