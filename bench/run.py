@@ -21,6 +21,7 @@ import fanout
 import lateness
 import look_cost
 import ops_scrape
+import robots
 import roster_import
 import rota
 import storm
@@ -45,6 +46,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "summary": (summary.run, 300.0),
     "digest": (digest.run, 180.0),
     "ops_scrape": (ops_scrape.run, 240.0),
+    "robots": (robots.run, 60.0),
 }
 
 
