@@ -76,7 +76,17 @@ def compose_text(message: ChannelMessage, *, tail: str = "", max_bytes: int | No
     if max_bytes is not None:
         fixed = len(f"{head}\n\n\n{ending}".encode())
         body = fit_utf8(body, max(max_bytes - fixed, 0))
-    return "\n".join(part for part in (head, body, ending) if part)
+    text = "\n".join(part for part in (head, body, ending) if part)
+    # Only an absurd title or link is longer than the limit alone; then cut the whole.
+    return text if max_bytes is None else fit_utf8(text, max_bytes)
+
+
+def platform_reason(kind: str, label: str, code: int, message: object) -> str:
+    """The platform's own words, kept short: 'dingtalk errcode 310000: sign not match'."""
+    words = " ".join(str(message or "").split())
+    if len(words) > 200:
+        words = words[:199] + ELLIPSIS
+    return f"{kind} {label} {code}: {words}" if words else f"{kind} {label} {code}"
 
 
 _MAINLAND_MOBILE = re.compile(r"^(?:\+86|0086)?(1\d{10})$")

@@ -18,7 +18,13 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from bot.channels import ChannelError, ChannelMessage
-from bot.channels._webhook import DEFAULT_TIMEOUT, compose_text, mention_mobiles, post_json
+from bot.channels._webhook import (
+    DEFAULT_TIMEOUT,
+    compose_text,
+    mention_mobiles,
+    platform_reason,
+    post_json,
+)
 from bot.clock import Clock, SystemClock
 
 # DingTalk's errcode values that a later try may cure: -1 系统繁忙, 130101 send too fast
@@ -89,7 +95,7 @@ class DingTalkRobot:
         if not isinstance(code, int):
             raise ChannelError("dingtalk: the answer has no errcode", retry=False)
         raise ChannelError(
-            f"dingtalk errcode {code}: {answer.get('errmsg', '')}".strip(),
+            platform_reason(self.kind, "errcode", code, answer.get("errmsg")),
             retry=code in RETRY_CODES,
             code=str(code),
         )

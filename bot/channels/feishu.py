@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 from bot.channels import ChannelError, ChannelMessage
-from bot.channels._webhook import DEFAULT_TIMEOUT, fit_utf8, post_json
+from bot.channels._webhook import DEFAULT_TIMEOUT, fit_utf8, platform_reason, post_json
 from bot.clock import Clock, SystemClock
 
 BODY_MAX_BYTES = 20 * 1024
@@ -105,6 +105,5 @@ class FeishuRobot:
             return
         if not isinstance(code, int):
             raise ChannelError("feishu: the answer has no code", retry=False)
-        raise ChannelError(
-            f"feishu code {code}: {msg}".strip(), retry=_retry(code, msg), code=str(code)
-        )
+        reason = platform_reason(self.kind, "code", code, msg)
+        raise ChannelError(reason, retry=_retry(code, msg), code=str(code))

@@ -12,7 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from bot.channels import ChannelError, ChannelMessage
-from bot.channels._webhook import DEFAULT_TIMEOUT, compose_text, mention_mobiles, post_json
+from bot.channels._webhook import (
+    DEFAULT_TIMEOUT,
+    compose_text,
+    mention_mobiles,
+    platform_reason,
+    post_json,
+)
 
 TEXT_MAX_BYTES = 2048
 
@@ -59,7 +65,7 @@ class WeComRobot:
         if not isinstance(code, int):
             raise ChannelError("wecom: the answer has no errcode", retry=False)
         raise ChannelError(
-            f"wecom errcode {code}: {answer.get('errmsg', '')}".strip(),
+            platform_reason(self.kind, "errcode", code, answer.get("errmsg")),
             retry=code in RETRY_CODES,
             code=str(code),
         )

@@ -192,6 +192,7 @@ async def test_wrong_wecom_key_and_missing_keyword_are_not_retried() -> None:
         with pytest.raises(ChannelError) as no_keyword:
             await robot_for(dingtalk).send(PAGE)
     assert (bad_key.value.code, bad_key.value.retry) == ("93000", False)
+    assert str(bad_key.value) == "wecom errcode 93000: invalid webhook url"
     assert (no_keyword.value.code, no_keyword.value.retry) == ("310000", False)
     assert "keywords not in content" in str(no_keyword.value)
 
@@ -262,3 +263,4 @@ async def test_an_unreachable_robot_is_retried() -> None:
     with pytest.raises(ChannelError) as unreachable:
         await robot.send(PAGE)
     assert (unreachable.value.code, unreachable.value.retry) == ("network", True)
+    assert "access_token" not in str(unreachable.value)  # the webhook's credential stays out
