@@ -39,6 +39,10 @@ async def post_json(kind: str, url: str, body: dict[str, Any], wait: float) -> d
                 content=json.dumps(body, ensure_ascii=False).encode("utf-8"),
                 headers={"Content-Type": "application/json; charset=utf-8"},
             )
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
+        # A URL mistyped into [[channels]]: no later try will mend it.
+        reason = f"{kind}: the webhook URL is not usable ({type(error).__name__})"
+        raise ChannelError(reason, retry=False, code="url") from error
     except httpx.TimeoutException as error:
         reason = f"{kind}: no answer within {wait:g}s"
         raise ChannelError(reason, retry=True, code="timeout") from error

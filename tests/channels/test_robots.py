@@ -264,3 +264,10 @@ async def test_an_unreachable_robot_is_retried() -> None:
         await robot.send(PAGE)
     assert (unreachable.value.code, unreachable.value.retry) == ("network", True)
     assert "access_token" not in str(unreachable.value)  # the webhook's credential stays out
+
+
+@pytest.mark.parametrize("url", ["qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k", "http://[::1"])
+async def test_a_mistyped_webhook_url_fails_without_retry(url: str) -> None:
+    with pytest.raises(ChannelError) as mistyped:
+        await WeComRobot("county", url).send(PAGE)
+    assert (mistyped.value.code, mistyped.value.retry) == ("url", False)
