@@ -99,6 +99,18 @@ class StandIn:
     rate_limit_code = 0
     rate_limit_msg = ""
 
+    def shown(self, body: dict[str, Any]) -> str:
+        """What the group reads of an accepted message."""
+        raise NotImplementedError
+
+    def mentioned(self, body: dict[str, Any]) -> list[str]:
+        """The phones whose owners get an @-notification from an accepted message."""
+        return []
+
+    def messages(self) -> list[tuple[str, list[str]]]:
+        """Each accepted message as the group sees it: (text, @-mentioned phones)."""
+        return [(self.shown(body), self.mentioned(body)) for body in self.received]
+
     # The server ----------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.Response:
         self.requests += 1
@@ -209,6 +221,14 @@ class WeComStandIn(StandIn):
                 raise _Refused(40058, f"invalid parameter: {key}")
         return body
 
+    def shown(self, body: dict[str, Any]) -> str:
+        """The text or markdown content."""
+        return str(body[body["msgtype"]]["content"])
+
+    def mentioned(self, body: dict[str, Any]) -> list[str]:
+        """Text messages mention `mentioned_mobile_list` (markdown ones cannot)."""
+        return list(body["text"].get("mentioned_mobile_list", [])) if "text" in body else []
+
 
 class DingTalkStandIn(StandIn):
     """钉钉 自定义机器人: POST /robot/send?access_token=…[&timestamp=…&sign=…]."""
@@ -256,6 +276,16 @@ class DingTalkStandIn(StandIn):
         if not self.has_keyword(shown):
             raise _Refused(310000, "keywords not in content")
         return body
+
+    def shown(self, body: dict[str, Any]) -> str:
+        """The text content, or the markdown's title and text."""
+        part = body[body["msgtype"]]
+        return str(part.get("content") or f"{part['title']}\n{part['text']}")
+
+    def mentioned(self, body: dict[str, Any]) -> list[str]:
+        """DingTalk notifies a phone in at.atMobiles only where the text also holds @phone."""
+        text = self.shown(body)
+        return [m for m in body.get("at", {}).get("atMobiles", []) if f"@{m}" in text]
 
 
 class FeishuStandIn(StandIn):
@@ -310,6 +340,10 @@ class FeishuStandIn(StandIn):
         if not self.has_keyword(shown):
             raise _Refused(19024, "Key Words Not Found")
         return body
+
+    def shown(self, body: dict[str, Any]) -> str:
+        """The text, or the post's title and lines; a custom bot mentions nobody by phone."""
+        return self._shown(body) or ""
 
     @staticmethod
     def _shown(body: dict[str, Any]) -> str | None:

@@ -93,6 +93,7 @@ async def test_wecom_page_arrives_as_text_mentioning_the_paged_phones_with_the_l
     [body] = wecom.received
     assert body["msgtype"] == "text"
     assert body["text"]["mentioned_mobile_list"] == ["13800001111", "13900002222"]
+    assert wecom.messages()[0][1] == ["13800001111", "13900002222"]
     content = body["text"]["content"]
     assert content.splitlines()[0] == PAGE.title
     assert "实验楼起火" in content and content.rstrip().endswith(LINK)
@@ -121,6 +122,7 @@ async def test_dingtalk_signed_page_arrives_with_at_mobiles_and_the_at_phones_in
     assert body["at"] == {"atMobiles": ["13800001111", "13900002222"], "isAtAll": False}
     content = body["text"]["content"]
     assert "@13800001111" in content and "@13900002222" in content
+    assert dingtalk.messages() == [(content, ["13800001111", "13900002222"])]
     assert content.startswith(PAGE.title) and LINK in content
 
 
@@ -135,6 +137,8 @@ async def test_feishu_signed_page_arrives_as_post_with_phones_in_text_and_the_li
     texts = [element.get("text") for row in post["content"] for element in row]
     assert "地点：城关中学" in texts and "☎ 13800001111, +86 139-0000-2222" in texts
     assert post["content"][-1] == [{"tag": "a", "text": LINK, "href": LINK}]
+    [(shown, mentioned)] = feishu.messages()
+    assert shown.startswith(PAGE.title) and shown.endswith(LINK) and mentioned == []
 
 
 async def test_feishu_english_page_uses_the_en_us_post() -> None:
