@@ -257,7 +257,7 @@ class DingTalkStandIn(StandIn):
             timestamp, sign = request.query.get("timestamp", ""), request.query.get("sign", "")
             if not timestamp.isdigit() or not self.within_hour(int(timestamp) / 1000):
                 raise _Refused(310000, "invalid timestamp")
-            if not hmac.compare_digest(sign, self.expected_sign(timestamp)):
+            if not hmac.compare_digest(sign.encode(), self.expected_sign(timestamp).encode()):
                 raise _Refused(310000, "sign not match")
         body = self.json_object(request, raw, 40035, "缺少参数 json")
         kind = body.get("msgtype")
