@@ -256,7 +256,14 @@ async def test_bad_links_get_one_sentence_and_a_4xx_and_change_nothing(
         await person_id(day.db, "SB01-03"),  # 郑强 himself
         clock.now(),
     )
+    principal = await person_id(day.db, "SB01-01")  # 杨光明, in scope: his link would act
+    gone = link(day, page_id, principal)
+    async with day.db.uow() as uow:
+        (await uow.session.get(Person, principal)).active = False  # type: ignore[union-attr]
+        await uow.commit()
+    before = await snapshot(day.db)
     cases = [
+        (gone, "ack", 403, ["您已不在值班名册中，未作任何更改。"]),
         (f"{base}/{tampered}", "ack", 403, ["此链接无效。", "This link is not valid."]),
         (f"{base}/{'x' * 300}", "ack", 400, ["此链接无效。", "This link is not valid."]),
         (f"{base}/{expired}", "ack", 410, ["此链接已过期。"]),
@@ -283,7 +290,7 @@ async def test_bad_links_get_one_sentence_and_a_4xx_and_change_nothing(
     reasons = [detail["reason"] for _account, detail in audited if detail]
     assert reasons.count("tampered") == 2 and reasons.count("malformed") == 2
     assert reasons.count("expired") == 2 and reasons.count("unknown_action") == 2
-    assert reasons.count("not_allowed") == 4
+    assert reasons.count("not_allowed") == 6
     assert ("web", {"reason": "tampered", "action": "view", "remote": "127.0.0.1"}) in audited
 
     # The good link acts once; the same token again is a replay, refused and audited.
