@@ -29,6 +29,8 @@ WEBHOOK_SECRET_ENV = "ZHIBAN_WEBHOOK_SECRET"
 LINK_SECRET_ENV = "ZHIBAN_LINK_SECRET"
 # The least length of the acknowledge links' signing secret (HMAC-SHA256 key).
 LINK_SECRET_MIN_LENGTH = 32
+# The longest `[web] link_valid_for`: a used link's mark is looked for this far back.
+LONGEST_LINK_VALIDITY = timedelta(days=30)
 CONFIG_ENV = "ZHIBAN_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config.toml")
 
@@ -223,7 +225,7 @@ class WebSettings(_Section):
     @field_validator("link_valid_for")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
-        if not timedelta(minutes=1) <= value <= timedelta(days=30):
+        if not timedelta(minutes=1) <= value <= LONGEST_LINK_VALIDITY:
             raise ValueError("must be from 1m to 30d")
         return value
 
