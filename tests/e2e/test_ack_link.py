@@ -18,6 +18,7 @@ from bot.config import WebSettings, settings_from_mapping
 from bot.models import AuditEntry, Escalation, EscalationLevel, OutboxMessage, Page, Person
 from bot.sandbox.stack import LocalStack
 from bot.services import ack_links, roster
+from bot.services.incidents.reporting import ReportDraft, report
 from bot.uow import Database
 
 SECRET = "test-link-secret-0123456789abcdef0123456789"
@@ -313,3 +314,65 @@ async def test_bad_links_get_one_sentence_and_a_4xx_and_change_nothing(
     # A fresh link for the same page finds it acknowledged: who was first, and when.
     status, body = await fetch(link(day, page_id, he_id), "ack")
     assert status == 200 and "何丽已于08:16接报。" in body
+
+
+async def test_a_serious_fire_passed_up_from_a_link_reaches_the_township(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    assert day.db is not None and day.runtime is not None
+    await at(day, clock, local(2, 9))
+    he = await linked(day, clock, "SB01-02", 9111, "何丽")  # the school's leader of the day
+    await linked(day, clock, "SB002", 9112, "吴静")  # the township's officer
+    await report(
+        day.db,
+        person_id=await person_id(day.db, "SB01-03"),
+        draft=ReportDraft(
+            category="fire",
+            severity="serious",
+            description="厨房冒烟",
+            occurred_at=clock.now(),
+        ),
+        now=clock.now(),
+        policies=day.runtime.settings.escalation,
+        ctx=day.runtime.paging,
+    )
+    await day.settle()
+    paged = await he.wait_for(lambda message: "厨房冒烟" in message.text)
+    he_id = await person_id(day.db, "SB01-02")
+    async with day.db.read() as uow:
+        page_id = (
+            await uow.session.exec(
+                select(Page.id).where(Page.person_id == he_id, Page.status == "active")
+            )
+        ).one()
+    assert page_id is not None
+    url = link(day, page_id, he_id)
+    clock.advance(timedelta(minutes=3))
+
+    status, body = await fetch(url)
+    assert status == 200 and "厨房冒烟" in body and "☎" not in body  # phones: levels above only
+    assert 'value="up"' in body and "⬆️ 上报" in body
+    status, body = await fetch(url, "up")
+    assert status == 200 and "⬆️ 已于09:03上报，正在呼叫上一级。" in body
+    await day.settle()
+    edited = await he.wait_for(lambda message: message.message_id == paged.message_id)
+    assert edited.text.endswith("⬆️ 何丽已于09:03上报。")
+    async with day.db.read() as uow:
+        page = await uow.session.get(Page, page_id)
+        assert page is not None
+        levels = (
+            await uow.session.exec(
+                select(
+                    EscalationLevel.level,
+                    EscalationLevel.reached_how,
+                    EscalationLevel.reached_by_id,
+                    EscalationLevel.acknowledged_by_id,
+                )
+                .where(EscalationLevel.escalation_id == page.escalation_id)
+                .order_by(col(EscalationLevel.id))
+            )
+        ).all()
+    assert [tuple(row) for row in levels] == [
+        ("unit", "start", None, he_id),
+        ("parent", "passed_up", he_id, None),
+    ]

@@ -87,3 +87,18 @@ def test_web_settings_name_a_bad_address_and_the_secret_comes_from_the_environme
     assert settings.web.public_url == "https://x.cn/zhiban"
     assert settings.link_secret == SECRET
     assert "link_secret" not in settings.model_dump()
+
+
+def test_doctor_names_a_missing_or_short_link_secret_only_when_links_are_on() -> None:
+    from bot.doctor import Status, _links
+    from bot.i18n import translator
+
+    tr = translator("en")
+    web = {"web": {"public_url": "https://duty.example.edu.cn"}}
+    assert _links(settings_from_mapping({}, environ={}), tr) == []
+    for environ in ({}, {"ZHIBAN_LINK_SECRET": "short"}):
+        [finding] = _links(settings_from_mapping(web, environ=environ), tr)
+        assert finding.status == Status.FAIL
+        assert finding.text.startswith("Acknowledge links: set ZHIBAN_LINK_SECRET to a secret")
+    [finding] = _links(settings_from_mapping(web, environ={"ZHIBAN_LINK_SECRET": SECRET}), tr)
+    assert finding.line() == "OK    Acknowledge links: https://duty.example.edu.cn/a/…"
