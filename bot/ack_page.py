@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from bot.clock import Clock
-from bot.i18n import LANGUAGES, Translator, translator
+from bot.i18n import LANGUAGES, N_, Translator, translator
 from bot.services import ack_links
 from bot.services.ack_links import LinkRefused, LinkView
 from bot.services.escalation import Outcome, PagingContext
@@ -51,6 +51,7 @@ _HEADERS = {
 }
 
 _HTML_LANG = {"zh": "zh-CN", "en": "en"}
+CLOSED_AT = N_("✔️ Closed at {time}: nothing is asked of you any more.")
 
 
 def document(language: str, title: str, body: str) -> str:
@@ -73,16 +74,13 @@ def page_html(tr: Translator, view: LinkView, tz: ZoneInfo) -> str:
     # `text_html` is Telegram's HTML subset with every value escaped: it is HTML as it stands.
     parts = [f'<div class="page" id="page">{view.text_html}</div>']
     if view.closed is not None:
-        outcome = ACKNOWLEDGED_BY if view.closed.kind == "acknowledged" else RESOLVED_BY
-        parts.append(
-            '<p class="state" id="state">'
-            + tr._(
-                outcome,
-                name=html.escape(view.closed.by_name, quote=False),
-                time=tr.time_text(view.closed.at, tz),
-            )
-            + "</p>"
-        )
+        when = tr.time_text(view.closed.at, tz)
+        if not view.closed.by_name:  # closed by Zhiban itself (the absent person clocked in)
+            state = tr._(CLOSED_AT, time=when)
+        else:
+            outcome = ACKNOWLEDGED_BY if view.closed.kind == "acknowledged" else RESOLVED_BY
+            state = tr._(outcome, name=html.escape(view.closed.by_name, quote=False), time=when)
+        parts.append(f'<p class="state" id="state">{state}</p>')
     else:
         buttons = [
             '<button type="submit" name="action" value="ack" id="ack">'
@@ -109,6 +107,8 @@ def outcome_sentence(tr: Translator, result: Outcome, tz: ZoneInfo) -> str:
     """The result page's sentence: done now, or who was first."""
     when = tr.time_text(result.at, tz)
     if not result.done_now:
+        if not result.by_name:
+            return tr._(CLOSED_AT, time=when)
         if result.kind == "resolved":
             return tr._("Already resolved by {name} at {time}.", name=result.by_name, time=when)
         return tr._("Already acknowledged by {name} at {time}.", name=result.by_name, time=when)

@@ -17,7 +17,7 @@ from bot.clock import MovableClock
 from bot.config import WebSettings, settings_from_mapping
 from bot.models import AuditEntry, Escalation, EscalationLevel, OutboxMessage, Page, Person
 from bot.sandbox.stack import LocalStack
-from bot.services import ack_links, roster
+from bot.services import ack_links, escalation, roster
 from bot.services.incidents.reporting import ReportDraft, report
 from bot.uow import Database
 
@@ -376,3 +376,30 @@ async def test_a_serious_fire_passed_up_from_a_link_reaches_the_township(
         ("unit", "start", None, he_id),
         ("parent", "passed_up", he_id, None),
     ]
+
+
+async def test_a_page_zhiban_closed_itself_says_so_on_its_link(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    assert day.db is not None and day.runtime is not None
+    page_id, he_id = await missed_shift_page(day, clock)
+    url = link(day, page_id, he_id)
+    clock.advance(timedelta(minutes=4))  # 08:19: 郑强 clocks in, and his matter closes itself
+    async with day.db.uow() as uow:
+        page = await uow.session.get(Page, page_id)
+        assert page is not None
+        matter = await uow.session.get(Escalation, page.escalation_id)
+        assert matter is not None
+        await escalation.close_for_subject(
+            uow.session,
+            subject_type=matter.subject_type,
+            subject_id=matter.subject_id,
+            note=lambda tr: "clocked in",
+            now=clock.now(),
+            ctx=day.runtime.paging,
+        )
+        await uow.commit()
+    for action in (None, "ack"):
+        status, body = await fetch(url, action)
+        assert status == 200 and "✔️ 已于08:19关闭，无需您再处理。" in body, body
+        assert 'value="ack"' not in body
