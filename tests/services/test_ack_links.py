@@ -102,3 +102,19 @@ def test_doctor_names_a_missing_or_short_link_secret_only_when_links_are_on() ->
         assert finding.text.startswith("Acknowledge links: set ZHIBAN_LINK_SECRET to a secret")
     [finding] = _links(settings_from_mapping(web, environ={"ZHIBAN_LINK_SECRET": SECRET}), tr)
     assert finding.line() == "OK    Acknowledge links: https://duty.example.edu.cn/a/…"
+
+
+@pytest.mark.parametrize(("secret", "said"), [(None, "is not set"), ("short", "is too short")])
+def test_run_refuses_links_without_a_long_enough_secret(
+    monkeypatch: pytest.MonkeyPatch, secret: str | None, said: str
+) -> None:
+    from bot.cli import CommandError, _run
+
+    monkeypatch.setenv("ZHIBAN_TELEGRAM_TOKEN", "123:abc")
+    environ = {"ZHIBAN_LINK_SECRET": secret} if secret else {}
+    settings = settings_from_mapping(
+        {"web": {"public_url": "https://duty.example.edu.cn"}}, environ=environ
+    )
+    with pytest.raises(CommandError) as raised:
+        _run(settings)
+    assert str(raised.value).startswith(f"ZHIBAN_LINK_SECRET {said}: [web] public_url needs")
