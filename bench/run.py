@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import ack_link
 import board
 import busy_chat
 import checkins
@@ -47,6 +48,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "digest": (digest.run, 180.0),
     "ops_scrape": (ops_scrape.run, 240.0),
     "robots": (robots.run, 60.0),
+    "ack_link": (ack_link.run, 240.0),
 }
 
 

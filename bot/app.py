@@ -25,6 +25,7 @@ from telegram.ext import (
 )
 from telegram.ext._utils.trackingdict import TrackingDict
 
+from bot.ack_page import AckPages
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db import create_engine, is_sqlite
@@ -241,13 +242,27 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
 
 
 def ops_server(runtime: Runtime) -> OpsServer:
-    """The ops port of this runtime (/healthz, /readyz, /metrics), not started yet."""
+    """The ops port of this runtime (/healthz, /readyz, /metrics, /a/ links), not started yet.
+
+    The acknowledge link's page is served only with a link secret (ZHIBAN_LINK_SECRET).
+    """
+    ack_pages = None
+    if runtime.settings.link_secret:
+        ack_pages = AckPages(
+            db=runtime.db,
+            clock=runtime.clock,
+            secret=runtime.settings.link_secret,
+            paging=runtime.paging,
+            # Looked up at each press: the app factory installs the engine's and sender's wake.
+            wake=lambda: runtime.wake(),
+        )
     return OpsServer(
         runtime.settings.ops,
         db=runtime.db,
         clock=runtime.clock,
         leadership=runtime.leadership,
         metrics=runtime.metrics,
+        ack_pages=ack_pages,
     )
 
 

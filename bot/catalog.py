@@ -32,6 +32,7 @@ KEYWORDS = {
     "NeedLocation": None,
     "InvalidButton": None,
     "EmptyDutyLog": None,
+    "LinkRefused": None,
 }
 LOCALES = ROOT / "bot" / "locales"
 _BABEL_LOCALE = {"zh": "zh_Hans_CN", "en": "en_GB"}

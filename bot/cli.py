@@ -17,6 +17,8 @@ from sqlalchemy.exc import DBAPIError
 from bot.clock import SystemClock
 from bot.config import (
     CONFIG_ENV,
+    LINK_SECRET_ENV,
+    LINK_SECRET_MIN_LENGTH,
     TOKEN_ENV,
     WEBHOOK_SECRET_ENV,
     ConfigError,
@@ -507,6 +509,12 @@ def _run(settings: Settings) -> int:
         raise CommandError(f"{TOKEN_ENV} is not set: get a token from @BotFather and export it")
     if settings.telegram.mode == "webhook" and not settings.webhook_secret:
         raise CommandError(f"{WEBHOOK_SECRET_ENV} is not set: webhook mode needs a secret token")
+    secret = settings.link_secret or ""
+    if settings.web.public_url and len(secret) < LINK_SECRET_MIN_LENGTH:
+        raise CommandError(
+            f"{LINK_SECRET_ENV} is {'too short' if secret else 'not set'}: [web] public_url needs "
+            f"a secret of at least {LINK_SECRET_MIN_LENGTH} characters (openssl rand -hex 32)"
+        )
     from telegram.error import InvalidToken
 
     try:

@@ -26,6 +26,11 @@ from pydantic import (
 
 TOKEN_ENV = "ZHIBAN_TELEGRAM_TOKEN"
 WEBHOOK_SECRET_ENV = "ZHIBAN_WEBHOOK_SECRET"
+LINK_SECRET_ENV = "ZHIBAN_LINK_SECRET"
+# The least length of the acknowledge links' signing secret (HMAC-SHA256 key).
+LINK_SECRET_MIN_LENGTH = 32
+# The longest `[web] link_valid_for`: a used link's mark is looked for this far back.
+LONGEST_LINK_VALIDITY = timedelta(days=30)
 CONFIG_ENV = "ZHIBAN_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config.toml")
 
@@ -190,6 +195,38 @@ class OpsSettings(_Section):
                 raise ValueError(
                     f'"{value}" is not an address to listen on (e.g. "127.0.0.1" or "0.0.0.0")'
                 ) from None
+        return value
+
+
+class WebSettings(_Section):
+    """`[web]`: the acknowledge link's public address and how long a link stays valid."""
+
+    # Where people's browsers reach the ops port's /a/ pages (through a reverse proxy);
+    # empty: pages carry no link.
+    public_url: str = ""
+    link_valid_for: Duration = timedelta(hours=24)
+
+    @field_validator("public_url")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError('write it like "https://duty.example.edu.cn" (http or https, a host)')
+        try:
+            parts.port  # noqa: B018 - reading it checks it
+        except ValueError:
+            raise ValueError("the port must be a number from 1 to 65535") from None
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("a public address has no query, fragment or password")
+        return value.rstrip("/")
+
+    @field_validator("link_valid_for")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if not timedelta(minutes=1) <= value <= LONGEST_LINK_VALIDITY:
+            raise ValueError("must be from 1m to 30d")
         return value
 
 
@@ -471,6 +508,7 @@ class Settings(_Section):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     invites: InviteSettings = Field(default_factory=InviteSettings)
     conversations: ConversationSettings = Field(default_factory=ConversationSettings)
     shifts: ShiftSettings = Field(default_factory=ShiftSettings)
@@ -482,6 +520,7 @@ class Settings(_Section):
     escalation: dict[Severity, EscalationPolicy] = Field(default_factory=_default_policies)
     token: str | None = Field(default=None, exclude=True, repr=False)
     webhook_secret: str | None = Field(default=None, exclude=True, repr=False)
+    link_secret: str | None = Field(default=None, exclude=True, repr=False)
 
     @field_validator("escalation", mode="after")
     @classmethod
@@ -544,6 +583,7 @@ def settings_from_mapping(
                 **data,
                 "token": env.get(TOKEN_ENV) or None,
                 "webhook_secret": env.get(WEBHOOK_SECRET_ENV) or None,
+                "link_secret": env.get(LINK_SECRET_ENV) or None,
             }
         )
     except ValidationError as error:

@@ -15,7 +15,14 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from telegram import Bot
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
-from bot.config import TOKEN_ENV, ConfigError, Settings, load_settings
+from bot.config import (
+    LINK_SECRET_ENV,
+    LINK_SECRET_MIN_LENGTH,
+    TOKEN_ENV,
+    ConfigError,
+    Settings,
+    load_settings,
+)
 from bot.db import create_engine, is_sqlite
 from bot.errors import ZhibanError
 from bot.i18n import Translator, translator
@@ -75,7 +82,28 @@ async def examine(settings: Settings, path: Path, *, token: str | None) -> list[
     findings += await _database(settings, tr)
     findings += await _bot_api(settings, tr, token)
     findings.append(_chart_font(tr))
+    findings += _links(settings, tr)
     return findings
+
+
+def _links(settings: Settings, tr: Translator) -> list[Finding]:
+    """The acknowledge links: a line only when `[web] public_url` is set."""
+    url = settings.web.public_url
+    if not url:
+        return []
+    if not settings.link_secret or len(settings.link_secret) < LINK_SECRET_MIN_LENGTH:
+        return [
+            Finding(
+                Status.FAIL,
+                tr._(
+                    "Acknowledge links: set {env} to a secret of at least {length} characters "
+                    "(e.g. openssl rand -hex 32).",
+                    env=LINK_SECRET_ENV,
+                    length=LINK_SECRET_MIN_LENGTH,
+                ),
+            )
+        ]
+    return [Finding(Status.OK, tr._("Acknowledge links: {url}/a/…", url=url))]
 
 
 def _shown_url(url: str) -> str:

@@ -1,4 +1,7 @@
-"""The ops port: /healthz, /readyz and /metrics over HTTP, beside polling or the webhook."""
+"""The ops port: /healthz, /readyz and /metrics over HTTP, beside polling or the webhook.
+
+With a link secret it also serves the acknowledge link's page, /a/<token> (bot/ack_page.py).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import os
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from bot.ack_page import AckPages
 from bot.clock import Clock
 from bot.config import OpsSettings
 from bot.leadership import Leadership
@@ -20,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # How long /healthz and /metrics wait for the database before saying it does not answer.
 DATABASE_TIMEOUT = 2.0
+# The largest request body read: a press on the link's page is one short form field.
+MAX_BODY = 16 * 1024
 
 
 def _one_line(error: BaseException) -> str:
@@ -38,6 +44,7 @@ class OpsServer:
         clock: Clock,
         leadership: Leadership,
         metrics: Metrics,
+        ack_pages: AckPages | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -45,10 +52,12 @@ class OpsServer:
         self.leadership = leadership
         self.metrics = metrics
         self._runner: web.AppRunner | None = None
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_BODY)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics_text)
+        if ack_pages is not None:
+            ack_pages.add_routes(app)
         self._app = app
 
     async def start(self) -> None:
