@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -225,3 +226,47 @@ def test_channels_are_checked_when_the_configuration_is_read() -> None:
         "channels[0].url: write the robot's webhook address, https://…",
         'escalation.serious.steps[0].channels: no [[channels]] table is named "x"',
     ]
+
+
+async def test_two_senders_send_each_robot_message_once_and_share_its_minute(
+    db: Database,
+) -> None:
+    clock = MovableClock(T0)
+    robot = FakeRobot("county", per_minute=20)
+    async with db.uow() as uow:
+        uow.session.add_all([robot_row("county", n) for n in range(30)])
+        await uow.commit()
+    senders = [
+        ChannelSender(db=db, clock=clock, channels={"county": robot}, worker=name)
+        for name in ("host-a:1", "host-b:2")
+    ]
+
+    async def drain() -> None:
+        while any(await asyncio.gather(*(sender.step() for sender in senders))):
+            pass
+
+    await drain()
+    assert len(robot.sent) == 20  # one minute's budget between the two, not each
+    clock.set(T0 + timedelta(minutes=1))
+    await drain()
+    assert sorted(m.text for m in robot.sent) == sorted(f"page {n}" for n in range(30))
+    rows = await robot_rows(db)
+    assert {row.status for row in rows} == {OutboxStatus.SENT}
+    assert {row.claimed_by for row in rows} == {"host-a:1", "host-b:2"}  # both took a share
+
+
+def test_run_names_a_robot_secret_missing_from_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/z.db"\n'
+        '[[channels]]\nname = "county-dingtalk"\nkind = "dingtalk"\n'
+        'url = "https://oapi.dingtalk.com/robot/send?access_token=t"\n'
+        'secret_env = "ZHIBAN_DINGTALK_SECRET"\nunits = ["QC"]\n'
+    )
+    started = zhiban("run", "--config", str(config), env={"ZHIBAN_TELEGRAM_TOKEN": "1:x"})
+    assert started.returncode == 1
+    assert started.stderr == (
+        "zhiban: channels[0].secret_env: ZHIBAN_DINGTALK_SECRET is not set "
+        "(the signing secret of county-dingtalk)\n"
+    )
+    assert zhiban("check-config", str(config)).stdout == "OK\n"
