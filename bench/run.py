@@ -13,6 +13,7 @@ from pathlib import Path
 
 import board
 import busy_chat
+import channels
 import checkins
 import clockin
 import digest
@@ -45,6 +46,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "summary": (summary.run, 300.0),
     "digest": (digest.run, 180.0),
     "ops_scrape": (ops_scrape.run, 240.0),
+    "channels": (channels.run, 120.0),
 }
 
 
