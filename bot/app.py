@@ -160,10 +160,9 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         if runtime.channels is not None
         else registry.build(runtime.settings, os.environ)
     )
-    channel_sender = (
-        ChannelSender(db=runtime.db, clock=runtime.clock, channels=channels, worker=worker)
-        if channels
-        else None
+    # Also without channels: it fails robot messages an earlier configuration left, and ends.
+    channel_sender = ChannelSender(
+        db=runtime.db, clock=runtime.clock, channels=channels, worker=worker
     )
     shift_settings = runtime.settings.shifts
 

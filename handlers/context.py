@@ -83,7 +83,7 @@ class BotData:
         self.runtime: Runtime | None = None
         self.engine: Engine | None = None
         self.sender: Sender | None = None
-        # Robot messages (bot/channels/sender.py); None when no `[[channels]]` are configured.
+        # Robot messages (bot/channels/sender.py), built by the app factory.
         self.channel_sender: Sender | None = None
 
 

@@ -91,11 +91,20 @@ class ChannelSender:
         self._wake.set()
 
     def idle(self) -> bool:
-        """Whether nothing is under way."""
-        return not (self._busy or self._wake.is_set())
+        """Whether nothing is under way (without channels, nothing ever is after the start)."""
+        return not (self._busy or (self.channels and self._wake.is_set()))
 
     async def run(self, stop: asyncio.Event, *, poll_every: float = 2.0) -> None:
-        """Send until `stop` is set; a claimed row not sent goes out after its lease."""
+        """Send until `stop` is set; a claimed row not sent goes out after its lease.
+
+        With no channel configured it only fails what earlier configurations left, and ends.
+        """
+        if not self.channels:
+            try:
+                await self.step()
+            except Exception:
+                log.exception("channel rows left by an earlier configuration were not failed")
+            return
         while not stop.is_set():
             self._wake.clear()
             more = False

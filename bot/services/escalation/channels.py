@@ -27,7 +27,7 @@ from bot.i18n import N_, Translator, translator
 from bot.models import Escalation, OutboxMessage, Page, Person, Unit
 from bot.services import contacts
 from bot.services.escalation import matter
-from bot.services.escalation.views import PagingContext, render
+from bot.services.escalation.views import PagingContext, drill_lines, render
 
 KIND = "channel"
 PAGED_LINE = N_("👤 Paged: {people}")
@@ -112,7 +112,10 @@ async def _words(
     head = plain(text)
     place = await contacts.unit(session, matter.place_unit_id(escalation))
     what = next((line for line in head.splitlines() if line.startswith("🚨")), head.splitlines()[0])
-    return f"{what} · {place.name}", head
+    title = f"{what} · {place.name}"
+    if escalation.is_drill:  # a group must not take an exercise for the real thing
+        title = " ".join([*drill_lines(translator(ctx.default_language), escalation), title])
+    return title, head
 
 
 def _events(session: AsyncSession) -> dict[tuple[str, int, int, int], OutboxMessage]:
