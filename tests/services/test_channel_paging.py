@@ -270,3 +270,12 @@ def test_run_names_a_robot_secret_missing_from_the_environment(tmp_path: Path) -
         "(the signing secret of county-dingtalk)\n"
     )
     assert zhiban("check-config", str(config)).stdout == "OK\n"
+    doctor = zhiban("doctor", "--config", str(config)).stdout.splitlines()
+    assert (
+        "FAIL  单向渠道：channels[0].secret_env: ZHIBAN_DINGTALK_SECRET is not set "
+        "(the signing secret of county-dingtalk)"
+    ) in doctor
+    doctor = zhiban(
+        "doctor", "--config", str(config), env={"ZHIBAN_DINGTALK_SECRET": "SEC"}
+    ).stdout.splitlines()
+    assert "OK    单向渠道：county-dingtalk；签名密钥均已设置。" in doctor
