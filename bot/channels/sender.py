@@ -132,7 +132,8 @@ class ChannelSender:
                 await channel_outbox.fail_unconfigured(
                     uow.session, configured=self.channels.keys(), now=now
                 )
-                for name, channel in self.channels.items():
+                # In name order: two instances take the channels' advisory locks alike.
+                for name, channel in sorted(self.channels.items()):
                     rows = await channel_outbox.claim(
                         uow.session,
                         channel=name,
