@@ -7,7 +7,8 @@ written in one transaction for the same step, unit and channel share one outbox 
 Telegram cannot deliver a page (no linked account, the bot blocked), its channels are told
 before the next contact is paged: if the event's message is still being written in the same
 transaction, the person is marked in it ("not reachable on Telegram"); otherwise a message of
-its own goes out, mentioning that person. Repeats of a step go to Telegram only.
+its own goes out, mentioning that person, and a stand-in paged at the same unit joins it.
+Repeats of a step go to Telegram only.
 
 The rows are outbox rows with `channel` set (kind "channel"); the channel sender
 (bot/channels/sender.py) sends them at each channel's pace.
@@ -83,6 +84,7 @@ def _body(
         "mention_phones": list(dict.fromkeys(p["phone"] for p in people if p.get("phone"))),
         "language": language,
         "head": head,
+        "extra": extra,
         "people": people,
         "page_ids": page_ids,
     }
@@ -160,6 +162,7 @@ async def note_page(
                 people=people,
                 page_ids=[*body["page_ids"], page.id],
                 language=body["language"],
+                extra=body.get("extra") or "",
             )
             continue
         if words is None:
@@ -222,28 +225,30 @@ async def note_undeliverable(
                 people=people,
                 page_ids=body["page_ids"],
                 language=body["language"],
+                extra=body.get("extra") or "",
             )
             continue
         if words is None:
             words = await _words(session, escalation, page, person, ctx, now=now, late_since=None)
         title, head = words
-        session.add(
-            OutboxMessage(
-                created_at=now,
-                not_before=now,
-                kind=KIND,
-                channel=name,
-                page_id=page.id,
-                method=KIND,
-                body=_body(
-                    tr,
-                    head=head,
-                    title=title,
-                    people=[_person_entry(person, True)],
-                    page_ids=[page.id],
-                    language=ctx.default_language,
-                    extra=tr._(FALLBACK_LINE, name=person.name),
-                ),
-            )
+        row = OutboxMessage(
+            created_at=now,
+            not_before=now,
+            kind=KIND,
+            channel=name,
+            page_id=page.id,
+            method=KIND,
+            body=_body(
+                tr,
+                head=head,
+                title=title,
+                people=[_person_entry(person, True)],
+                page_ids=[page.id],
+                language=ctx.default_language,
+                extra=tr._(FALLBACK_LINE, name=person.name),
+            ),
         )
+        session.add(row)
+        # The stand-in paged next at the same unit joins this message.
+        events[(name, escalation.id, page.step, page.unit_id)] = row
     await session.flush()
