@@ -175,5 +175,7 @@ class LocalStack:
                     self.clock.set(moment)
                     continue
                 sender.wake()  # the claimed rows went out; look for the rest now
+                if channel_sender is not None:
+                    channel_sender.wake()  # a failed page may have told its robots
             if loop.time() > deadline:
                 raise TimeoutError(f"{unsettled} outgoing messages were not settled")

@@ -133,3 +133,35 @@ async def test_a_serious_incident_reaches_the_county_robot_when_the_desk_has_no_
     assert sum("⏰" in m.text and "20261202-001" in m.text for m in yang.messages()) == 1
     assert len(robots["school-wecom"].sent) == 1
     assert len(robots["county-dingtalk"].sent) == sent_before
+
+
+async def test_a_page_telegram_refuses_is_told_to_the_county_robot(
+    district: LocalStack, clock: MovableClock, robots: dict[str, FakeRobot]
+) -> None:
+    ma = await linked(district, clock, "SB01-05", 9311, "Jun", language="en")
+    li = await linked(district, clock, "QC002", 9312, "李秀英")  # at the county desk
+    # She blocks the bot, and the bot is not told (the update was lost): Telegram refuses.
+    district.emulator.world.chats[9312].blocked = True
+    await ma.send("/report")
+    await ma.wait_for()
+    await ma.press("Fire")
+    await ma.wait_for()
+    await ma.press("Serious")
+    await ma.wait_for()
+    await ma.send("Smoke from the kitchen; pupils evacuated.")
+    await ma.wait_for()
+    await ma.press("⏫ Report and pass straight to the county")
+    await ma.wait_for()
+    await district.settle()
+    assert not any("20261202-001" in m.text for m in li.messages())
+    # Nobody at the school is linked here, so she was paged early as the school's stand-in
+    # (the fallback chain ends at the county desk); the robot heard of that page, then of
+    # Telegram's refusal, after the county's own step paged the other two desk officers.
+    found = [m for m in robots["county-dingtalk"].sent if "20261202-001" in m.title]
+    assert found[0].text.splitlines()[-1] == "👤 已呼叫：李秀英 15900000002"
+    refused = found[-1]
+    assert refused.mention_phones == ("15900000002",)
+    assert refused.text.splitlines()[-2:] == [
+        "📵 Telegram无法把这条呼叫送达李秀英，现改在本群通知。",
+        "👤 已呼叫：李秀英 15900000002（📵Telegram联系不上）",
+    ]
