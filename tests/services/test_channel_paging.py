@@ -232,8 +232,12 @@ async def test_two_senders_send_each_robot_message_once_and_share_its_minute(
 ) -> None:
     clock = MovableClock(T0)
     robot = FakeRobot("county", per_minute=20)
+    # and one row a dead instance claimed three minutes ago: its lease has run out
+    dead = robot_row("county", 30)
+    dead.status, dead.claimed_by, dead.attempts = OutboxStatus.SENDING, "host-dead:9", 1
+    dead.claimed_at = T0 - timedelta(minutes=3)
     async with db.uow() as uow:
-        uow.session.add_all([robot_row("county", n) for n in range(30)])
+        uow.session.add_all([robot_row("county", n) for n in range(30)] + [dead])
         await uow.commit()
     senders = [
         ChannelSender(db=db, clock=clock, channels={"county": robot}, worker=name)
@@ -248,7 +252,7 @@ async def test_two_senders_send_each_robot_message_once_and_share_its_minute(
     assert len(robot.sent) == 20  # one minute's budget between the two, not each
     clock.set(T0 + timedelta(minutes=1))
     await drain()
-    assert sorted(m.text for m in robot.sent) == sorted(f"page {n}" for n in range(30))
+    assert sorted(m.text for m in robot.sent) == sorted(f"page {n}" for n in range(31))
     rows = await robot_rows(db)
     assert {row.status for row in rows} == {OutboxStatus.SENT}
     assert {row.claimed_by for row in rows} == {"host-a:1", "host-b:2"}  # both took a share
