@@ -14,6 +14,7 @@ from pathlib import Path
 import ack_link
 import board
 import busy_chat
+import channels
 import checkins
 import clockin
 import digest
@@ -49,6 +50,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "ops_scrape": (ops_scrape.run, 240.0),
     "robots": (robots.run, 60.0),
     "ack_link": (ack_link.run, 240.0),
+    "channels": (channels.run, 120.0),
 }
 
 

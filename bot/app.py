@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import signal
 from collections.abc import Callable
 from contextlib import suppress
@@ -26,6 +27,8 @@ from telegram.ext import (
 from telegram.ext._utils.trackingdict import TrackingDict
 
 from bot.ack_page import AckPages
+from bot.channels import registry
+from bot.channels.sender import ChannelSender
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db import create_engine, is_sqlite
@@ -153,6 +156,15 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         window=window,
         on_flood=lambda: runtime.metrics.flood_wait("outbox"),
     )
+    channels = (
+        runtime.channels
+        if runtime.channels is not None
+        else registry.build(runtime.settings, os.environ)
+    )
+    # Also without channels: it fails robot messages an earlier configuration left, and ends.
+    channel_sender = ChannelSender(
+        db=runtime.db, clock=runtime.clock, channels=channels, worker=worker
+    )
     shift_settings = runtime.settings.shifts
 
     async def plan_shifts(now: datetime) -> int:
@@ -180,18 +192,19 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         clock=runtime.clock,
         handlers=deadline_handlers(runtime),
         worker=worker,
-        after_step=sender.wake,
+        after_step=lambda: wake_senders(sender, channel_sender),
         planners=[plan_shifts, plan_daily_reports, plan_checkins, plan_digests],
     )
 
     def wake() -> None:
         engine.wake()
-        sender.wake()
+        wake_senders(sender, channel_sender)
 
     runtime.wake = wake
     application.bot_data.runtime = runtime
     application.bot_data.engine = engine
     application.bot_data.sender = sender
+    application.bot_data.channel_sender = channel_sender
     application.add_handler(TypeHandler(Update, edge.clean), group=-3)
     application.add_handler(TypeHandler(Update, _log_update), group=-2)
     application.add_handler(TypeHandler(Update, gate.gate), group=-1)
@@ -239,6 +252,13 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
     application.add_handler(MessageHandler(filters.ChatType.PRIVATE, fallback.free_input))
     application.add_error_handler(on_error)
     return application
+
+
+def wake_senders(*senders: Sender | None) -> None:
+    """Ask the Telegram sender and the channel sender (if any) to look at the outbox now."""
+    for sender in senders:
+        if sender is not None:
+            sender.wake()
 
 
 def ops_server(runtime: Runtime) -> OpsServer:
@@ -405,22 +425,30 @@ def _polling_failed(error: TelegramError) -> None:
 
 
 class Workers:
-    """The background work of one instance: the outbox sender (the engine runs in the JobQueue)."""
+    """The background work of one instance: the outbox senders (the engine runs in the JobQueue)."""
 
     def __init__(
-        self, sender: Sender, sender_task: asyncio.Task[None], stop_sender: asyncio.Event
+        self,
+        sender: Sender,
+        sender_task: asyncio.Task[None],
+        stop_sender: asyncio.Event,
+        channel_task: asyncio.Task[None] | None = None,
     ) -> None:
         self._sender = sender
         self._task = sender_task
         self._stop = stop_sender
+        self._channel_task = channel_task
 
     async def stop(self) -> None:
-        """Let the sender finish the calls in hand and give back the rest, then end it."""
+        """Let the senders finish the calls in hand and give back the rest, then end them."""
         self._stop.set()
         try:
             with suppress(asyncio.CancelledError, TimeoutError):
                 # Claimed rows not sent go back to pending as it stops, for the next sender.
                 await asyncio.wait_for(self._task, timeout=10)
+            if self._channel_task is not None:
+                with suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(self._channel_task, timeout=10)
         finally:
             await self._sender.close()
 
@@ -437,7 +465,9 @@ async def start_workers(
         await sender.close()
         return None
     stop_sender = asyncio.Event()
-    return Workers(sender, asyncio.create_task(sender.run(stop_sender)), stop_sender)
+    channel_sender = application.bot_data.channel_sender
+    channel_task = asyncio.create_task(channel_sender.run(stop_sender)) if channel_sender else None
+    return Workers(sender, asyncio.create_task(sender.run(stop_sender)), stop_sender, channel_task)
 
 
 def install_stop_signals(stop: asyncio.Event) -> Callable[[], None]:

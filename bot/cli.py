@@ -31,7 +31,7 @@ from bot.election import InstanceLockedError, hold_sqlite_file
 from bot.errors import ZhibanError
 from bot.i18n import Translator, translator
 from bot.migrate import current_revision, upgrade
-from bot.services import audit, outbox
+from bot.services import audit, channel_outbox, outbox
 from bot.uow import Database
 
 
@@ -302,7 +302,10 @@ def _pages(args: argparse.Namespace, settings: Settings, tr: Translator) -> int:
     async def work(database: Database) -> None:
         async with database.uow() as uow:
             rows = await outbox.page_listing(uow.session, statuses=args.status, limit=args.limit)
-        if not rows:
+            robots = await channel_outbox.listing(
+                uow.session, statuses=args.status, limit=args.limit
+            )
+        if not rows and not robots:
             print(tr._("No pages."))
         for row in rows:
             sent = tr.datetime_text(row.sent_at, tz, "MM-dd HH:mm:ss") if row.sent_at else "-"
@@ -311,6 +314,22 @@ def _pages(args: argparse.Namespace, settings: Settings, tr: Translator) -> int:
             print(
                 f"#{row.id}\t{row.status}\t{tr.datetime_text(row.created_at, tz, 'MM-dd HH:mm:ss')}"
                 f"\t{sent}\t{row.person} ({row.unit})\t{row.attempts}{flags}{error}"
+            )
+        if robots:
+            print(tr._("Pages on one-way channels (group robots):"))
+        for robot in robots:
+            stamp = "MM-dd HH:mm:ss"
+            sent = tr.datetime_text(robot.sent_at, tz, stamp) if robot.sent_at else "-"
+            waits = ""
+            if robot.status == "pending" and robot.not_before > robot.created_at:
+                when = tr.datetime_text(robot.not_before, tz, stamp)
+                waits = "  " + tr._("waits until {time}", time=when)
+            error = f"  {robot.last_error}" if robot.last_error else ""
+            people = tr.list_text(robot.mentioned)
+            print(
+                f"#{robot.id}\t{robot.status}\t{tr.datetime_text(robot.created_at, tz, stamp)}"
+                f"\t{sent}\t→ {robot.channel} ({robot.unit}): {people}\t{robot.attempts}"
+                f"{waits}{error}"
             )
 
     asyncio.run(_with_database(settings, work))
@@ -517,6 +536,12 @@ def _run(settings: Settings) -> int:
         )
     from telegram.error import InvalidToken
 
+    from bot.channels import registry
+
+    try:
+        registry.build(settings, os.environ)  # a missing secret or client: one line, before all
+    except ConfigError as error:
+        raise CommandError(error.problems[0]) from None
     try:
         # Held until the process ends: a second `zhiban run` on this SQLite file is refused.
         instance_lock = hold_sqlite_file(settings.database.url)

@@ -438,6 +438,8 @@ class EscalationStep(_Section):
     level: Level = Level.UNIT
     repeat: int = Field(default=0, ge=0, le=20)
     every: Duration = timedelta(minutes=5)
+    # One-way channels (`[[channels]]` names) that also get this step's pages.
+    channels: list[str] = Field(default_factory=list)
 
     @field_validator("roles")
     @classmethod
@@ -460,6 +462,68 @@ class EscalationPolicy(_Section):
         if self.report_deadline is not None and self.forward_margin >= self.report_deadline:
             raise ValueError("forward_margin must be shorter than report_deadline")
         return self
+
+
+_CHANNEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ChannelSettings(_Section):
+    """`[[channels]]`: a group robot that pages at some units (and steps naming it) also go to."""
+
+    name: str
+    kind: Literal["wecom", "dingtalk", "feishu"]
+    url: str
+    # The environment variable holding the robot's signing secret (empty: the robot signs nothing).
+    secret_env: str = ""
+    # Pages at these units (by code; not at the units below them) also go to this channel.
+    units: list[str] = Field(default_factory=list)
+    # The platform's limit for one robot: about 20 messages a minute.
+    per_minute: int = Field(default=20, ge=1, le=600)
+
+    @field_validator("name")
+    @classmethod
+    def _a_name(cls, value: str) -> str:
+        if not _CHANNEL_NAME_RE.match(value):
+            raise ValueError(
+                f'"{value}" is not a channel name: lowercase letters, digits, "-" and "_", '
+                'at most 40 (e.g. "county-dingtalk")'
+            )
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _a_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("write the robot's webhook address, https://…")
+        return value
+
+    @field_validator("secret_env")
+    @classmethod
+    def _an_env_name(cls, value: str) -> str:
+        if value and not _ENV_NAME_RE.match(value):
+            raise ValueError(f'"{value}" is not an environment variable name')
+        return value
+
+    @field_validator("units")
+    @classmethod
+    def _codes(cls, value: list[str]) -> list[str]:
+        if any(not code.strip() for code in value):
+            raise ValueError("a unit code is empty")
+        return [code.strip() for code in value]
+
+
+def channel_secret_problems(
+    channels: list[ChannelSettings], environ: Mapping[str, str]
+) -> list[str]:
+    """One line per channel whose secret_env names a variable that is not set."""
+    return [
+        f"channels[{index}].secret_env: {channel.secret_env} is not set "
+        f"(the signing secret of {channel.name})"
+        for index, channel in enumerate(channels)
+        if channel.secret_env and not environ.get(channel.secret_env)
+    ]
 
 
 def _default_policies() -> dict[Severity, EscalationPolicy]:
@@ -518,6 +582,7 @@ class Settings(_Section):
     digest: DigestSettings = Field(default_factory=DigestSettings)
     summary: SummarySettings = Field(default_factory=SummarySettings)
     escalation: dict[Severity, EscalationPolicy] = Field(default_factory=_default_policies)
+    channels: list[ChannelSettings] = Field(default_factory=list)
     token: str | None = Field(default=None, exclude=True, repr=False)
     webhook_secret: str | None = Field(default=None, exclude=True, repr=False)
     link_secret: str | None = Field(default=None, exclude=True, repr=False)
@@ -529,6 +594,29 @@ class Settings(_Section):
     ) -> dict[Severity, EscalationPolicy]:
         # A file that configures some severities keeps the defaults for the others.
         return {**_default_policies(), **value}
+
+    @field_validator("channels", mode="after")
+    @classmethod
+    def _unique_names(cls, value: list[ChannelSettings]) -> list[ChannelSettings]:
+        seen: set[str] = set()
+        for channel in value:
+            if channel.name in seen:
+                raise ValueError(f'two channels are named "{channel.name}"')
+            seen.add(channel.name)
+        return value
+
+    @model_validator(mode="after")
+    def _step_channels_exist(self) -> Settings:
+        names = {channel.name for channel in self.channels}
+        for severity, policy in self.escalation.items():
+            for index, step in enumerate(policy.steps):
+                for name in step.channels:
+                    if name not in names:
+                        raise ValueError(
+                            f"escalation.{severity.value}.steps[{index}].channels: "
+                            f'no [[channels]] table is named "{name}"'
+                        )
+        return self
 
 
 def _format_location(loc: tuple[int | str, ...]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from bot.config import (
     TOKEN_ENV,
     ConfigError,
     Settings,
+    channel_secret_problems,
     load_settings,
 )
 from bot.db import create_engine, is_sqlite
@@ -81,6 +83,7 @@ async def examine(settings: Settings, path: Path, *, token: str | None) -> list[
     findings = [Finding(Status.OK, tr._("Configuration {path}: valid.", path=path))]
     findings += await _database(settings, tr)
     findings += await _bot_api(settings, tr, token)
+    findings += _channels(settings, tr, os.environ)
     findings.append(_chart_font(tr))
     findings += _links(settings, tr)
     return findings
@@ -104,6 +107,17 @@ def _links(settings: Settings, tr: Translator) -> list[Finding]:
             )
         ]
     return [Finding(Status.OK, tr._("Acknowledge links: {url}/a/…", url=url))]
+
+
+def _channels(settings: Settings, tr: Translator, environ: Mapping[str, str]) -> list[Finding]:
+    """The group robots' secrets (nothing when no `[[channels]]` are configured)."""
+    if not settings.channels:
+        return []
+    problems = channel_secret_problems(settings.channels, environ)
+    if problems:
+        return [Finding(Status.FAIL, tr._("Channels: {problem}", problem=p)) for p in problems]
+    names = ", ".join(channel.name for channel in settings.channels)
+    return [Finding(Status.OK, tr._("Channels: {names}; their secrets are set.", names=names))]
 
 
 def _shown_url(url: str) -> str:

@@ -461,6 +461,8 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = _ts(nullable=True)
     sent_message_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     late: bool = False
+    # A one-way channel's name (`[[channels]]`) for a robot message; NULL for Telegram.
+    channel: str | None = Field(default=None, max_length=40)
 
 
 class AuditEntry(SQLModel, table=True):

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from telegram import Update
 from telegram.ext import Application, CallbackContext, ExtBot
 
+from bot.channels import Channel
 from bot.clock import Clock
 from bot.config import Settings
 from bot.i18n import Translator, translator
 from bot.leadership import Leadership
 from bot.metrics import Metrics
 from bot.services.accounts import Me
-from bot.services.escalation import PagingContext
+from bot.services.escalation import PagingContext, channel_routes
 from bot.uow import Database
 
 
@@ -33,11 +34,17 @@ class Runtime:
     leadership: Leadership = field(default_factory=Leadership)
     # What /metrics shows of this instance (bot/metrics.py), on its own registry.
     metrics: Metrics = field(default_factory=Metrics)
+    # The one-way channels by name; None: built from `[[channels]]` (tests give their own).
+    channels: Mapping[str, Channel] | None = None
 
     @property
     def paging(self) -> PagingContext:
         """What page rendering needs from the configuration."""
-        return PagingContext(tz=self.settings.bot.tz, default_language=self.settings.bot.language)
+        return PagingContext(
+            tz=self.settings.bot.tz,
+            default_language=self.settings.bot.language,
+            channels=channel_routes(self.settings.channels),
+        )
 
 
 class Engine(Protocol):
@@ -76,6 +83,8 @@ class BotData:
         self.runtime: Runtime | None = None
         self.engine: Engine | None = None
         self.sender: Sender | None = None
+        # Robot messages (bot/channels/sender.py), built by the app factory.
+        self.channel_sender: Sender | None = None
 
 
 class ZhibanContext(CallbackContext[ExtBot[Any], dict[Any, Any], dict[Any, Any], BotData]):

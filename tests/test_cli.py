@@ -71,7 +71,7 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     )
     result = zhiban("db", "upgrade", "--config", str(config))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "The database is at revision 0002."
+    assert result.stdout.strip() == "The database is at revision 0003."
     assert (tmp_path / "z.db").exists()
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Mapping
 from types import TracebackType
 
 from bot.app import build_application, ops_server, serve
+from bot.channels import Channel
 from bot.clock import Clock, MovableClock
 from bot.config import Settings
 from bot.db import create_engine
@@ -30,8 +32,16 @@ def free_port() -> int:
 class LocalStack:
     """Runs the real Application against the local Bot API emulator on loopback."""
 
-    def __init__(self, settings: Settings, clock: Clock, *, webhook: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        *,
+        webhook: bool = False,
+        channels: Mapping[str, Channel] | None = None,
+    ) -> None:
         self.clock = clock
+        self._channels = channels
         self.emulator = BotApiEmulator(clock=clock.now)
         self._settings = settings
         self._webhook = webhook
@@ -73,7 +83,9 @@ class LocalStack:
         )
         self.db = Database(create_engine(settings.database))
         await upgrade(self.db.engine)
-        self.runtime = Runtime(settings=settings, db=self.db, clock=self.clock)
+        self.runtime = Runtime(
+            settings=settings, db=self.db, clock=self.clock, channels=self._channels
+        )
         self.app = build_application(self.runtime, token=SANDBOX_TOKEN)
         self.ops = ops_server(self.runtime)
         await self.ops.start()
@@ -115,7 +127,12 @@ class LocalStack:
         if self._task is not None:
             await asyncio.wait_for(self._task, timeout=30)
         self._stop = asyncio.Event()
-        self.runtime = Runtime(settings=self.runtime.settings, db=self.runtime.db, clock=self.clock)
+        self.runtime = Runtime(
+            settings=self.runtime.settings,
+            db=self.runtime.db,
+            clock=self.clock,
+            channels=self._channels,
+        )
         self.app = build_application(self.runtime, token=SANDBOX_TOKEN)
         if self.ops is not None:
             await self.ops.stop()
@@ -138,8 +155,11 @@ class LocalStack:
         assert self.app is not None and self.db is not None
         engine, sender = self.app.bot_data.engine, self.app.bot_data.sender
         assert engine is not None and sender is not None
+        channel_sender = self.app.bot_data.channel_sender
         await engine.step()
         sender.wake()
+        if channel_sender is not None:
+            channel_sender.wake()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10.0
         while True:
@@ -148,11 +168,14 @@ class LocalStack:
                 unsettled = await outbox.count_unsettled(uow.session, now=self.clock.now())
             if not unsettled:
                 return
-            if isinstance(self.clock, MovableClock) and sender.idle():
+            channels_idle = channel_sender is None or channel_sender.idle()
+            if isinstance(self.clock, MovableClock) and sender.idle() and channels_idle:
                 moment = self.clock.earliest_sleeper()
                 if moment is not None and moment > self.clock.now():
                     self.clock.set(moment)
                     continue
                 sender.wake()  # the claimed rows went out; look for the rest now
+                if channel_sender is not None:
+                    channel_sender.wake()  # a failed page may have told its robots
             if loop.time() > deadline:
                 raise TimeoutError(f"{unsettled} outgoing messages were not settled")

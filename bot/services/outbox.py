@@ -267,6 +267,7 @@ async def claim(
     """
     stale = now - lease
     wanted = [
+        col(OutboxMessage.channel).is_(None),  # robot messages have a sender of their own
         sa.or_(
             sa.and_(
                 col(OutboxMessage.status) == OutboxStatus.PENDING,
@@ -276,7 +277,7 @@ async def claim(
                 col(OutboxMessage.status) == OutboxStatus.SENDING,
                 col(OutboxMessage.claimed_at) < stale,
             ),
-        )
+        ),
     ]
     if busy_chats:
         chat = col(OutboxMessage.chat_id)

@@ -22,11 +22,13 @@ from bot.services.escalation.matter import STEP_KIND, fire_key, tick_key, timeli
 from bot.services.escalation.paging import FALLBACK_CHAIN, advance, mark_undeliverable, step_handler
 from bot.services.escalation.policy import PASS_UP_ROLES
 from bot.services.escalation.views import (
+    ChannelRoutes,
     EscalationView,
     LevelLine,
     Note,
     PageLine,
     PagingContext,
+    channel_routes,
     pages_of,
 )
 
@@ -34,6 +36,7 @@ __all__ = [
     "FALLBACK_CHAIN",
     "PASS_UP_ROLES",
     "STEP_KIND",
+    "ChannelRoutes",
     "EscalationView",
     "LevelLine",
     "Note",
@@ -42,6 +45,7 @@ __all__ = [
     "PagingContext",
     "acknowledge",
     "advance",
+    "channel_routes",
     "close_for_subject",
     "fire_key",
     "mark_undeliverable",

@@ -89,6 +89,7 @@ def _policy_json(policy: Policy) -> dict[str, Any]:
                 "repeat": step.repeat,
                 "every": step.every.total_seconds(),
                 "silence": step.silence,
+                **({"channels": list(step.channels)} if step.channels else {}),
             }
             for step in policy.steps
         ],
@@ -125,6 +126,7 @@ def policy_of(escalation: Escalation) -> Policy:
                 repeat=int(s["repeat"]),
                 every=timedelta(seconds=s["every"]),
                 silence=bool(s.get("silence", True)),
+                channels=tuple(s.get("channels") or ()),
             )
             for s in data["steps"]
         ),

@@ -27,7 +27,7 @@ from bot.models import (
 )
 from bot.services import audit, contacts, outbox
 from bot.services.engine import DeadlineHandler
-from bot.services.escalation import matter
+from bot.services.escalation import channels, matter
 from bot.services.escalation.policy import Fire, PolicyStep, Reach, StepProgress, decide
 from bot.services.escalation.views import (
     Note,
@@ -217,7 +217,19 @@ async def _page(
     )
     session.add(page)
     await session.flush()
-    if account is None or account.unreachable_since is not None:
+    # Its channels first: when Telegram cannot deliver it, they hear before the next contact.
+    await channels.note_page(
+        session,
+        escalation,
+        page,
+        person,
+        unit,
+        ctx=ctx,
+        now=now,
+        late_since=late_since,
+        reachable=reachable,
+    )
+    if not reachable:
         reason = (
             "no linked account"
             if account is None
@@ -442,6 +454,7 @@ async def mark_undeliverable(
     level = Level(page.level)
     if level in levels and levels[level].acknowledged_at is not None:
         return None
+    await channels.note_undeliverable(session, escalation, page, ctx=ctx, now=now)
     await matter.record(
         session,
         escalation,

@@ -61,6 +61,8 @@ class PolicyStep:
     every: timedelta = timedelta(minutes=5)
     # False for a step that pages a level only once something else made the matter reach it.
     silence: bool = True
+    # One-way channels (`[[channels]]` names) that also get this step's pages.
+    channels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,7 @@ def effective_policy(
                 roles=tuple(step.roles),
                 repeat=step.repeat,
                 every=step.every,
+                channels=tuple(step.channels),
             )
         )
     for level in levels[1:]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.callbacks import FollowUpOpen
-from bot.config import Level
+from bot.config import ChannelSettings, Level
 from bot.i18n import N_, Translator, translator
 from bot.models import Escalation, Page, Person
 from bot.services import contacts
@@ -30,11 +30,33 @@ Note = Callable[[Translator], str]
 
 
 @dataclass(frozen=True)
+class ChannelRoutes:
+    """Which one-way channels (`[[channels]]` names) take the pages at a unit, by unit code."""
+
+    by_unit: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def at(self, unit_code: str) -> tuple[str, ...]:
+        """The channels of pages at this unit (not at the units below it)."""
+        return self.by_unit.get(unit_code, ())
+
+
+def channel_routes(channels: Iterable[ChannelSettings]) -> ChannelRoutes:
+    """The routes of the configured `[[channels]]`: unit code → the channels of its pages."""
+    by_unit: dict[str, tuple[str, ...]] = {}
+    for channel in channels:
+        for code in channel.units:
+            by_unit[code] = (*by_unit.get(code, ()), channel.name)
+    return ChannelRoutes(by_unit)
+
+
+@dataclass(frozen=True)
 class PagingContext:
     """What rendering needs beyond the database: the zone and the default language."""
 
     tz: ZoneInfo
     default_language: str
+    # Where pages go besides Telegram (SPEC §4); none unless `[[channels]]` are configured.
+    channels: ChannelRoutes = field(default_factory=ChannelRoutes)
 
 
 def language(person: Person, ctx: PagingContext) -> str:
@@ -99,9 +121,10 @@ async def render(
     now: datetime,
     reminder: int = 0,
     late_since: datetime | None = None,
+    reader_language: str | None = None,
 ) -> tuple[str, list[list[Button]]]:
-    """A page's text and buttons in the reader's language."""
-    tr = translator(language(person, ctx))
+    """A page's text and buttons in the reader's language (or `reader_language`: a group's)."""
+    tr = translator(reader_language or language(person, ctx))
     place = await contacts.unit(session, matter.place_unit_id(escalation))
     subject = matter.subject_of(escalation)
     phones = None

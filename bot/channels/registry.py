@@ -1,0 +1,39 @@
+"""The configured one-way channels, built once at start: `[[channels]]` name → Channel."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+
+from bot.channels import Channel
+from bot.config import ConfigError, Settings, channel_secret_problems
+
+# Each kind's client: its module under bot/channels and its class, built as
+# `Class(name, url, secret, per_minute)` (bot/channels/wecom.py, dingtalk.py, feishu.py).
+CLIENTS: Mapping[str, tuple[str, str]] = {
+    "wecom": ("bot.channels.wecom", "WeComRobot"),
+    "dingtalk": ("bot.channels.dingtalk", "DingTalkRobot"),
+    "feishu": ("bot.channels.feishu", "FeishuRobot"),
+}
+
+
+def build(settings: Settings, env: Mapping[str, str]) -> dict[str, Channel]:
+    """Build every `[[channels]]` table's client; a secret missing from `env` is a ConfigError.
+
+    The error holds one line per channel whose `secret_env` is not set, naming the variable.
+    """
+    problems = channel_secret_problems(settings.channels, env)
+    if problems:
+        raise ConfigError(problems)
+    built: dict[str, Channel] = {}
+    for index, config in enumerate(settings.channels):
+        module_name, class_name = CLIENTS[config.kind]
+        try:
+            client = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError):
+            raise ConfigError(
+                [f"channels[{index}].kind: this installation has no {config.kind} client"]
+            ) from None
+        secret = env.get(config.secret_env) if config.secret_env else None
+        built[config.name] = client(config.name, config.url, secret, config.per_minute)
+    return built
