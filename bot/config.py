@@ -224,10 +224,15 @@ _MAIL_ADDRESS_RE = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\
 MAX_MAIL_ADDRESS = 254
 
 
+def is_mail_address(value: str) -> bool:
+    """Whether this is one plain address like desk@edu.example.cn (RFC 5321's 254 at most)."""
+    return len(value) <= MAX_MAIL_ADDRESS and _MAIL_ADDRESS_RE.match(value) is not None
+
+
 def check_mail_address(value: str) -> str:
-    """Refuse anything but a plain address like desk@edu.example.cn (RFC 5321's 254 at most)."""
+    """Refuse anything but one plain address; return it without surrounding blanks."""
     address = value.strip()
-    if len(address) > MAX_MAIL_ADDRESS or not _MAIL_ADDRESS_RE.match(address):
+    if not is_mail_address(address):
         raise ValueError(f'"{value}" is not an e-mail address (e.g. "desk@edu.example.cn")')
     return address
 
