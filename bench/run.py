@@ -17,6 +17,7 @@ import checkins
 import clockin
 import digest
 import due_lookup
+import email_send
 import fanout
 import lateness
 import look_cost
@@ -45,6 +46,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "summary": (summary.run, 300.0),
     "digest": (digest.run, 180.0),
     "ops_scrape": (ops_scrape.run, 240.0),
+    "email_send": (email_send.run, 60.0),
 }
 
 
