@@ -14,6 +14,7 @@ import ssl
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiosmtplib
@@ -74,38 +75,65 @@ class EmailChannel:
                 port=settings.port,
                 username=settings.user or None,
                 password=self._password if settings.user else None,
-                use_tls=settings.use_tls,
-                # False, not None: None would quietly send in the clear to a server without it.
-                start_tls=settings.starttls and not settings.use_tls,
                 timeout=settings.timeout.total_seconds(),
-                tls_context=self._tls_context,
+                **self._tls(),
             )
         except aiosmtplib.SMTPRecipientsRefused as error:
             raise _refused({r.recipient: (r.code, r.message) for r in error.recipients}) from None
-        except aiosmtplib.SMTPResponseException as error:
-            raise _answered(error.code, error.message) from None
-        except ssl.SSLCertVerificationError as error:
-            reason = f"the server's certificate is not trusted ({error.verify_message})"
-            raise ChannelError(f"{settings.host}: {reason}", retry=False) from None
-        except (aiosmtplib.SMTPTimeoutError, TimeoutError):
-            raise ChannelError(
-                f"{settings.host}:{settings.port}: no answer within "
-                f"{settings.timeout.total_seconds():g} s",
-                retry=True,
-            ) from None
-        except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, OSError) as error:
-            raise ChannelError(
-                f"{settings.host}:{settings.port}: cannot connect ({error})", retry=True
-            ) from None
-        except aiosmtplib.SMTPException as error:
-            # No STARTTLS or no AUTH offered: the settings and the server disagree.
-            raise ChannelError(f"{settings.host}: {error}", retry=False) from None
+        except Exception as error:
+            raise self._failure(error) from None
         if refused:
             # Some got it: trying again would mail them twice, so the rest is a failure.
             raise _refused(
                 {address: (answer.code, answer.message) for address, answer in refused.items()},
                 delivered=len(message.emails) - len(refused),
             )
+
+    async def check(self) -> None:
+        """Connect, upgrade to TLS and log in as a send would, then leave; or raise ChannelError."""
+        settings = self._settings
+        client = aiosmtplib.SMTP(
+            hostname=settings.host,
+            port=settings.port,
+            timeout=settings.timeout.total_seconds(),
+            **self._tls(),
+        )
+        try:
+            async with client:
+                if settings.user:
+                    await client.login(settings.user, self._password or "")
+        except Exception as error:
+            raise self._failure(error) from None
+
+    def _tls(self) -> dict[str, Any]:
+        settings = self._settings
+        return {
+            "use_tls": settings.use_tls,
+            # False, not None: None would quietly send in the clear to a server without it.
+            "start_tls": settings.starttls and not settings.use_tls,
+            "tls_context": self._tls_context,
+        }
+
+    def _failure(self, error: Exception) -> ChannelError:
+        """Say why SMTP failed, and whether trying again later may help."""
+        settings = self._settings
+        where = f"{settings.host}:{settings.port}"
+        match error:
+            case aiosmtplib.SMTPResponseException(code=code, message=text):
+                return _answered(code, text)
+            case ssl.SSLCertVerificationError(verify_message=why):
+                return ChannelError(
+                    f"{where}: the server's certificate is not trusted ({why})", retry=False
+                )
+            case aiosmtplib.SMTPTimeoutError() | TimeoutError():
+                timeout = settings.timeout.total_seconds()
+                return ChannelError(f"{where}: no answer within {timeout:g} s", retry=True)
+            case aiosmtplib.SMTPConnectError() | aiosmtplib.SMTPServerDisconnected() | OSError():
+                return ChannelError(f"{where}: cannot connect ({error})", retry=True)
+            case aiosmtplib.SMTPException():
+                # No STARTTLS or no AUTH offered: the settings and the server disagree.
+                return ChannelError(f"{where}: {error}", retry=False)
+        raise error
 
 
 def email_channel(settings: Settings, *, clock: Clock | None = None) -> EmailChannel | None:

@@ -22,7 +22,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from bot.channels import Channel, ChannelError, ChannelMessage
 from bot.channels.email import EmailChannel, compose_mail
 from bot.clock import MovableClock
-from bot.config import ConfigError, EmailSettings
+from bot.config import ConfigError, EmailSettings, settings_from_mapping
+from bot.doctor import examine
 
 LOGIN, PASSWORD = "zhiban@example.edu.cn", "授权码-s3cret"
 NOON = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
@@ -315,3 +316,34 @@ async def test_starttls_required_by_the_settings_but_not_offered_is_not_retried(
         await channel(smtp.port, starttls=True).send(PAGE)
     assert caught.value.retry is False
     assert smtp.mailbox.received == []
+
+
+async def test_doctor_logs_in_to_the_mail_server_and_names_what_is_wrong(
+    smtp: Server, tmp_path: Path
+) -> None:
+    async def email_line(email: dict[str, Any], environ: dict[str, str]) -> str:
+        data = {
+            "bot": {"language": "en"},
+            "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/absent.db"},
+            "email": {"host": "127.0.0.1", "from": "zhiban@example.edu.cn", **email},
+        }
+        settings = settings_from_mapping(data, environ=environ)
+        lines = [f.line() for f in await examine(settings, tmp_path, token=None)]
+        return next(line for line in lines if "E-mail" in line)
+
+    login = {"port": smtp.port, "starttls": False, "user": LOGIN, "password_env": "SMTP_PW"}
+    where = f"127.0.0.1:{smtp.port}"
+    assert await email_line(login, {"SMTP_PW": PASSWORD}) == (
+        f"OK    E-mail {where}: reachable; the login {LOGIN} is accepted."
+    )
+    assert smtp.mailbox.received == [], "the doctor sends nothing"
+    wrong = await email_line(login, {"SMTP_PW": "wrong"})
+    assert wrong.startswith(f"FAIL  E-mail {where}: the mail server answered 535 "), wrong
+    assert PASSWORD not in wrong
+    assert await email_line(login, {}) == (
+        f"FAIL  E-mail {where}: SMTP_PW is not set; it holds the password of {LOGIN}. "
+        "Then: export SMTP_PW=…"
+    )
+    closed = await email_line({"port": free_port(), "starttls": False}, {})
+    assert closed.startswith("FAIL  E-mail 127.0.0.1:") and ": cannot connect (" in closed
+    assert closed.endswith("and user, and the password in the environment.")
