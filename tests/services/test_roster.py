@@ -614,17 +614,23 @@ async def test_an_email_column_is_imported_checked_row_by_row_and_exported_again
         rows.append([*row, mailed.get(row[staff], "")])
     rows[3][-1] = "王老师@学校"
     rows[4][-1] = "a@b.cn; c@d.cn"
+    rows[5][-1] = "x" * 250 + "@b.cn"
     write_rows(sample_dir / "people.csv", rows)
 
     with pytest.raises(RosterRejected) as raised:
         await run_import(db, csv_files(sample_dir))
-    assert [(e.row, e.column) for e in raised.value.problems] == [(4, "邮箱"), (5, "邮箱")]
+    assert [(e.row, e.column) for e in raised.value.problems] == [
+        (4, "邮箱"),
+        (5, "邮箱"),
+        (6, "邮箱"),
+    ]
     tr = translator("en")
     assert "王老师@学校 is not an e-mail address" in raised.value.problems[0].render(tr)
+    assert "too long: at most 254 characters" in raised.value.problems[2].render(tr)
     async with db.uow() as uow:
         assert all(p.email is None for p in (await uow.session.exec(select(Person))).all())
 
-    rows[3][-1], rows[4][-1] = "", "  Li.Lei+duty@school.example.cn "
+    rows[3][-1], rows[4][-1], rows[5][-1] = "", "  Li.Lei+duty@school.example.cn ", ""
     write_rows(sample_dir / "people.csv", rows)
     summary = await run_import(db, csv_files(sample_dir))
     assert summary.people.updated == 3
