@@ -5,6 +5,11 @@ any client), the page's text, and its acknowledge link as one big button. Errors
 own classes: a 4xx answer, a refused or dropped connection or a timeout may pass, so the
 channel sender tries again later; a 5xx answer (550 no such mailbox, 535 login refused) or a
 certificate the server cannot prove will not, and is reported with its code.
+
+All of `message.emails` get one mail and see each other in To:. The acknowledge link is bound to
+one paged person, so a message that carries a link should name that person's address only.
+Each send opens its own connection (EHLO, STARTTLS, AUTH, QUIT): pages are few, and a pooled
+connection would only add the server's idle timeouts to the failure modes.
 """
 
 from __future__ import annotations
