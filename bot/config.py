@@ -240,8 +240,6 @@ def check_mail_address(value: str) -> str:
 class EmailSettings(_Section):
     """`[email]`: the SMTP server pages are mailed through; absent, e-mail is off."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
     host: str
     port: int = Field(default=587, ge=1, le=65535)
     user: str = ""
