@@ -19,6 +19,7 @@ import checkins
 import clockin
 import digest
 import due_lookup
+import email_send
 import fanout
 import lateness
 import look_cost
@@ -51,6 +52,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "robots": (robots.run, 60.0),
     "ack_link": (ack_link.run, 240.0),
     "channels": (channels.run, 120.0),
+    "email_send": (email_send.run, 60.0),
 }
 
 

@@ -31,6 +31,7 @@ LINK_SECRET_ENV = "ZHIBAN_LINK_SECRET"
 LINK_SECRET_MIN_LENGTH = 32
 # The longest `[web] link_valid_for`: a used link's mark is looked for this far back.
 LONGEST_LINK_VALIDITY = timedelta(days=30)
+EMAIL_PASSWORD_ENV = "ZHIBAN_SMTP_PASSWORD"  # the usual name; `[email] password_env` picks it
 CONFIG_ENV = "ZHIBAN_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config.toml")
 
@@ -253,6 +254,97 @@ def check_proxy_url(value: str) -> None:
         raise ValueError("the port is missing (e.g. :1080 or :8080)")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError("a proxy address has no path; write it like http://host:port")
+
+
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MAIL_ADDRESS_RE = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\".]+$")
+MAX_MAIL_ADDRESS = 254
+
+
+def is_mail_address(value: str) -> bool:
+    """Whether this is one plain address like desk@edu.example.cn (RFC 5321's 254 at most)."""
+    return len(value) <= MAX_MAIL_ADDRESS and _MAIL_ADDRESS_RE.match(value) is not None
+
+
+def check_mail_address(value: str) -> str:
+    """Refuse anything but one plain address; return it without surrounding blanks."""
+    address = value.strip()
+    if not is_mail_address(address):
+        raise ValueError(f'"{value}" is not an e-mail address (e.g. "desk@edu.example.cn")')
+    return address
+
+
+class EmailSettings(_Section):
+    """`[email]`: the SMTP server pages are mailed through; absent, e-mail is off."""
+
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    user: str = ""
+    # The name of the environment variable that holds the password, never the password itself.
+    password_env: str = ""
+    sender: str = Field(alias="from")
+    starttls: bool = True
+    use_tls: bool = False
+    timeout: Duration = timedelta(seconds=30)
+    per_minute: int = Field(default=60, ge=1, le=6000)
+
+    @field_validator("host")
+    @classmethod
+    def _a_host(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not _HOSTNAME_RE.match(value):
+                raise ValueError(
+                    f'"{value}" is not a host name or address (e.g. "smtp.exmail.qq.com")'
+                ) from None
+        return value
+
+    @field_validator("password_env")
+    @classmethod
+    def _an_env_name(cls, value: str) -> str:
+        if value and not _ENV_NAME_RE.match(value):
+            raise ValueError(
+                f'"{value}" is not the name of an environment variable '
+                f'(e.g. "{EMAIL_PASSWORD_ENV}"); the password itself never goes in the file'
+            )
+        return value
+
+    @field_validator("sender")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        # "值班系统 <zhiban@edu.example.cn>" shows a name in the mail app; the address is checked.
+        text = value.strip()
+        if text.endswith(">") and "<" in text:
+            name, _, address = text[:-1].rpartition("<")
+            if not name.strip() or any(c in name for c in '\r\n"<>'):
+                raise ValueError(
+                    f'"{value}" is not a sender; write "zhiban@edu.example.cn" or '
+                    '"值班系统 <zhiban@edu.example.cn>"'
+                )
+            check_mail_address(address)
+            return text
+        return check_mail_address(text)
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EmailSettings:
+        if self.use_tls and self.starttls and "starttls" in self.model_fields_set:
+            raise ValueError(
+                "starttls: set starttls = false with use_tls = true (implicit TLS, port 465)"
+            )
+        if self.user and not self.password_env:
+            raise ValueError(
+                f"password_env: required with user; name the environment variable that holds "
+                f'the password (e.g. "{EMAIL_PASSWORD_ENV}")'
+            )
+        return self
 
 
 class InviteSettings(_Section):
@@ -583,9 +675,13 @@ class Settings(_Section):
     summary: SummarySettings = Field(default_factory=SummarySettings)
     escalation: dict[Severity, EscalationPolicy] = Field(default_factory=_default_policies)
     channels: list[ChannelSettings] = Field(default_factory=list)
+    # Absent `[email]`: pages are not mailed.
+    email: EmailSettings | None = None
     token: str | None = Field(default=None, exclude=True, repr=False)
     webhook_secret: str | None = Field(default=None, exclude=True, repr=False)
     link_secret: str | None = Field(default=None, exclude=True, repr=False)
+    # Read from the variable `[email] password_env` names.
+    email_password: str | None = Field(default=None, exclude=True, repr=False)
 
     @field_validator("escalation", mode="after")
     @classmethod
@@ -663,6 +759,13 @@ def settings_from_mapping(
     for section in ("telegram",):
         if isinstance(data.get(section), Mapping) and "token" in data[section]:
             problems.append(f"{section}.token: do not keep the token in a file; set {TOKEN_ENV}")
+    email = data.get("email")
+    if isinstance(email, Mapping) and "password" in email:
+        problems.append(
+            "email.password: do not keep the password in a file; name the environment variable "
+            f'that holds it as password_env (e.g. password_env = "{EMAIL_PASSWORD_ENV}")'
+        )
+    password_env = email.get("password_env") if isinstance(email, Mapping) else None
     if problems:
         raise ConfigError(problems)
     try:
@@ -672,6 +775,9 @@ def settings_from_mapping(
                 "token": env.get(TOKEN_ENV) or None,
                 "webhook_secret": env.get(WEBHOOK_SECRET_ENV) or None,
                 "link_secret": env.get(LINK_SECRET_ENV) or None,
+                "email_password": (
+                    env.get(password_env) or None if isinstance(password_env, str) else None
+                ),
             }
         )
     except ValidationError as error:

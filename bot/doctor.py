@@ -84,6 +84,7 @@ async def examine(settings: Settings, path: Path, *, token: str | None) -> list[
     findings += await _database(settings, tr)
     findings += await _bot_api(settings, tr, token)
     findings += _channels(settings, tr, os.environ)
+    findings += await _email(settings, tr)
     findings.append(_chart_font(tr))
     findings += _links(settings, tr)
     return findings
@@ -297,6 +298,58 @@ async def _bot_api(settings: Settings, tr: Translator, token: str | None) -> lis
             )
         )
     return found
+
+
+async def _email(settings: Settings, tr: Translator) -> list[Finding]:
+    """Log in to the `[email]` server as a page would (nothing is sent); no line when it is off."""
+    from bot.channels import ChannelError
+    from bot.channels.email import email_channel
+
+    email = settings.email
+    if email is None:
+        return []
+    server = f"{email.host}:{email.port}"
+    if email.user and not settings.email_password:
+        return [
+            Finding(
+                Status.FAIL,
+                tr._(
+                    "E-mail {server}: {env} is not set; it holds the password of {user}. "
+                    "Then: export {env}=…",
+                    server=server,
+                    env=email.password_env,
+                    user=email.user,
+                ),
+            )
+        ]
+    channel = email_channel(settings)
+    assert channel is not None
+    try:
+        await channel.check()
+    except ChannelError as error:
+        return [
+            Finding(
+                Status.FAIL,
+                tr._(
+                    "E-mail {server}: {reason}. Check [email] host, port, starttls, use_tls "
+                    "and user, and the password in the environment.",
+                    server=server,
+                    reason=error.reason.removeprefix(f"{server}: "),
+                ),
+            )
+        ]
+    if email.user:
+        return [
+            Finding(
+                Status.OK,
+                tr._(
+                    "E-mail {server}: reachable; the login {user} is accepted.",
+                    server=server,
+                    user=email.user,
+                ),
+            )
+        ]
+    return [Finding(Status.OK, tr._("E-mail {server}: reachable (no login).", server=server))]
 
 
 def _chart_font(tr: Translator) -> Finding:

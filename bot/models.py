@@ -111,6 +111,9 @@ class Person(SQLModel, table=True):
     phone: str | None = Field(default=None, max_length=32, unique=True)
     language: str | None = Field(default=None, max_length=8)
     active: bool = True
+    # Where e-mailed pages go (people.csv's optional `email` column); not unique: a desk's
+    # shared mailbox may serve several people.
+    email: str | None = Field(default=None, max_length=254)
 
 
 class RoleGrant(SQLModel, table=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from datetime import time, timedelta
 from pathlib import Path
 
@@ -92,6 +94,31 @@ def test_bad_durations_are_refused(text: str) -> None:
             {"summary": {"term_starts": ["09-01", "09-01"]}},
             "summary.term_starts: the same month-day is given twice",
         ),
+        ({"email": {"from": "a@b.cn"}}, "email.host: Field required"),
+        ({"email": {"host": "smtp.b.cn", "from": "desk"}}, 'email.from: "desk" is not an e-mail'),
+        (
+            {"email": {"host": "smtp.b.cn", "from": "a@b.cn", "password": "hunter2"}},
+            "email.password: do not keep the password in a file",
+        ),
+        (
+            {"email": {"host": "smtp.b.cn", "from": "a@b.cn", "user": "a@b.cn"}},
+            "email.password_env: required with user",
+        ),
+        (
+            {"email": {"host": "smtp.b.cn", "from": "a@b.cn", "password_env": "my password"}},
+            'email.password_env: "my password" is not the name of an environment variable',
+        ),
+        (
+            {"email": {"host": "smtp.b.cn", "from": "a@b.cn", "use_tls": True, "starttls": True}},
+            "email.starttls: set starttls = false with use_tls = true",
+        ),
+        ({"email": {"host": "smtp b", "from": "a@b.cn"}}, 'email.host: "smtp b" is not a host'),
+        ({"email": {"host": "smtp.b.cn", "from": "a@b.cn", "port": 0}}, "email.port:"),
+        (
+            {"email": {"host": "smtp.b.cn", "from": "a@b.cn", "timeout": "0s"}},
+            "email.timeout: must be longer than zero",
+        ),
+        ({"email": {"host": "smtp.b.cn", "from": "a@b.cn", "tls": True}}, "email.tls: unknown key"),
         (
             {"escalation": {"urgent": {"steps": [{"after": "0s", "roles": ["desk"]}]}}},
             "escalation.urgent: unknown key",
@@ -112,6 +139,40 @@ def test_token_comes_from_the_environment_only() -> None:
     settings = settings_from_mapping({}, environ={"ZHIBAN_TELEGRAM_TOKEN": "123:abc"})
     assert settings.token == "123:abc"
     assert "123:abc" not in repr(settings)
+
+
+def test_email_is_off_without_its_table_and_its_password_comes_from_the_environment() -> None:
+    assert settings_from_mapping({}, environ={}).email is None
+    settings = settings_from_mapping(
+        {
+            "email": {
+                "host": "smtp.exmail.qq.com",
+                "user": "zhiban@example.edu.cn",
+                "password_env": "COUNTY_SMTP_PASSWORD",
+                "from": "值班系统 <zhiban@example.edu.cn>",
+            }
+        },
+        environ={"COUNTY_SMTP_PASSWORD": "s3cret"},
+    )
+    assert settings.email is not None
+    assert (settings.email.port, settings.email.starttls, settings.email.use_tls) == (
+        587,
+        True,
+        False,
+    )
+    assert settings.email.sender == "值班系统 <zhiban@example.edu.cn>"
+    assert settings.email.timeout == timedelta(seconds=30)
+    assert settings.email_password == "s3cret"
+    assert "s3cret" not in repr(settings)
+
+
+def test_the_commented_email_example_in_config_toml_is_valid() -> None:
+    text = (ROOT / "config.toml").read_text(encoding="utf-8").split("# [email]\n")[1]
+    keys = [line[2:] for line in text.splitlines() if re.match(r"^# [a-z_]+ = ", line)]
+    data = tomllib.loads("\n".join(["[email]", *keys]))
+    settings = settings_from_mapping(data, environ={"ZHIBAN_SMTP_PASSWORD": "x"})
+    assert settings.email is not None and settings.email.port == 587
+    assert len(keys) == len(type(settings.email).model_fields)
 
 
 def test_a_file_may_configure_some_severities_and_keep_the_rest() -> None:

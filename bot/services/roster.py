@@ -23,6 +23,9 @@ Import rules (SPEC §8), beyond what the spec fixes:
 - An `active` (在职) column is optional: "no"/"否" deactivates the person (accounts unlinked,
   unused invites revoked, shifts not yet begun left unfilled), "yes"/"是"/empty reactivates;
   a shift sheet may not give a future shift to someone inactive. Nobody is ever deleted.
+- An `email` (电子邮箱, 邮箱) column is optional: one address per person, checked for its shape
+  only (no mail is sent); an empty cell clears it; a sheet without the column keeps the stored
+  addresses. Addresses need not be unique (a desk's shared mailbox may serve several people).
 """
 
 from __future__ import annotations
@@ -508,6 +511,8 @@ async def _write_people(
             "phone": record.phone,
             "language": record.language,
         }
+        if record.email_given:
+            values["email"] = record.email
         found = existing.people.get(record.staff_no)
         created = found is None
         if found is None:
@@ -774,6 +779,7 @@ async def _export_tables(session: AsyncSession, tz: ZoneInfo) -> dict[Table, lis
                 p.phone or "",
                 p.language or "",
                 "yes" if p.active else "no",
+                p.email or "",
             ]
             for p in sorted(people, key=lambda p: (order[codes[p.unit_id]], p.staff_no))
         ],

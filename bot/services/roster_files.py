@@ -19,6 +19,7 @@ from openpyxl.styles import Font
 from openpyxl.utils.exceptions import InvalidFileException
 
 from bot.clock import utc
+from bot.config import MAX_MAIL_ADDRESS, is_mail_address
 from bot.errors import InvalidInput, RosterError, RosterRejected, ZhibanError
 from bot.i18n import LANGUAGES, N_
 from bot.models import Role, ShiftKind, UnitKind
@@ -44,6 +45,8 @@ class Column:
     meaning_en: str
     meaning_zh: str
     required: bool = True
+    # Other headers read as this column (Chinese offices write 邮箱 as often as 电子邮箱).
+    aliases: tuple[str, ...] = ()
 
 
 COLUMNS: Mapping[Table, tuple[Column, ...]] = {
@@ -99,6 +102,15 @@ COLUMNS: Mapping[Table, tuple[Column, ...]] = {
             "留空为是；此列可省略",
             required=False,
         ),
+        Column(
+            "email",
+            "电子邮箱",
+            "E-mail address pages are also mailed to; may be empty; the column is optional "
+            "(without it, addresses already stored are kept)",
+            "接收呼叫邮件的电子邮箱，可空；此列可省略（省略时保留已有邮箱）",
+            required=False,
+            aliases=("邮箱", "e-mail"),
+        ),
     ),
     Table.SHIFTS: (
         Column("unit", "单位", "Code of the unit", "单位代码"),
@@ -135,7 +147,11 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # Excel 97-2003 .xls
 
 def _header_names(table: Table) -> dict[str, str]:
     """Column key by header as written, lower-cased, English and Chinese."""
-    return {c.key: c.key for c in COLUMNS[table]} | {c.chinese: c.key for c in COLUMNS[table]}
+    return (
+        {c.key: c.key for c in COLUMNS[table]}
+        | {c.chinese: c.key for c in COLUMNS[table]}
+        | {alias: c.key for c in COLUMNS[table] for alias in c.aliases}
+    )
 
 
 _HEADER_NAMES = {table: _header_names(table) for table in Table}
@@ -478,7 +494,15 @@ _SHIFT_KINDS = {"": ShiftKind.STAFF, "值班": ShiftKind.STAFF, "带班": ShiftK
 }
 _TIME_RE = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?$")
 _PHONE_RE = re.compile(r"^\+?\d{5,20}$")
-_LIMITS = {"code": 32, "staff_no": 32, "unit": 32, "parent": 32, "name": 80, "post": 60}
+_LIMITS = {
+    "code": 32,
+    "staff_no": 32,
+    "unit": 32,
+    "parent": 32,
+    "name": 80,
+    "post": 60,
+    "email": MAX_MAIL_ADDRESS,
+}
 _UNIT_NAME_LIMIT = 120
 
 
@@ -510,6 +534,9 @@ class PersonRecord:
     language: str | None
     # None when the sheet has no `active` column: the person's standing is left as it is.
     active: bool | None = None
+    email: str | None = None
+    # False when the sheet has no `email` column: the stored address is left as it is.
+    email_given: bool = False
 
 
 @dataclass(frozen=True)
@@ -680,6 +707,16 @@ def parse_people(sheet: Sheet | None, problems: Problems | None = None) -> list[
                     InvalidInput(N_("{value} is not yes or no"), value=row["active"]),
                 )
             active = answer in _YES
+        email = _text(sheet, row, "email", required=False) or None
+        if email is not None and not is_mail_address(email):
+            raise sheet.error(
+                row,
+                "email",
+                InvalidInput(
+                    N_("{value} is not an e-mail address (one address, like desk@example.edu.cn)"),
+                    value=email,
+                ),
+            )
         return PersonRecord(
             row,
             staff_no,
@@ -689,6 +726,8 @@ def parse_people(sheet: Sheet | None, problems: Problems | None = None) -> list[
             phone,
             language,
             active,
+            email,
+            sheet.has("email"),
         )
 
     return _each_row(sheet, problems, parse)
@@ -824,7 +863,16 @@ def _help_sheet(book: Workbook) -> None:
 
 EXAMPLES: Mapping[Table, tuple[str, ...]] = {
     Table.UNITS: ("#QC", "青川县教育局", "", "县", "", "", ""),
-    Table.PEOPLE: ("#QC001", "王德明", "QC", "admin;staff", "13800000001", "", "是"),
+    Table.PEOPLE: (
+        "#QC001",
+        "王德明",
+        "QC",
+        "admin;staff",
+        "13800000001",
+        "",
+        "是",
+        "wangdm@example.edu.cn",
+    ),
     Table.SHIFTS: ("#QC", "值班室", "2027-03-01 08:00", "2027-03-01 20:00", "QC001", "值班"),
 }
 

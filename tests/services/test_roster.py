@@ -15,7 +15,8 @@ from sqlmodel import func, select
 
 from bot.config import DatabaseSettings
 from bot.db import create_engine
-from bot.errors import RosterError
+from bot.errors import RosterError, RosterRejected
+from bot.i18n import translator
 from bot.models import AuditEntry, Person, Role, RoleGrant, Shift, ShiftKind, Unit
 from bot.services.roster import (
     ImportSummary,
@@ -113,7 +114,8 @@ def _natural(
             for u in units
         ),
         "people": sorted(
-            (p.staff_no, p.name, code[p.unit_id], p.phone, p.language, p.active) for p in people
+            (p.staff_no, p.name, code[p.unit_id], p.phone, p.language, p.active, p.email)
+            for p in people
         ),
         "grants": sorted((staff[g.person_id], g.role, code[g.unit_id]) for g in grants),
         "shifts": sorted(
@@ -149,7 +151,7 @@ async def test_sample_district_imports_every_unit_person_role_and_shift(db: Data
         "QC/SB/SB01/SB01-C1",
     )
     assert ("SB01-04", "safety_officer", "SB01-C1") in data["grants"]
-    assert ("SB01-05", "马俊", "SB01", "13800000015", "en", True) in data["people"]
+    assert ("SB01-05", "马俊", "SB01", "13800000015", "en", True, None) in data["people"]
     assert data["audit"] == [("roster_import", NOW)]
 
 
@@ -432,7 +434,11 @@ async def test_export_then_import_into_an_empty_database_gives_the_same_roster(
 
     assert [p.name for p in written] == ["units.csv", "people.csv", "shifts.csv", "roster.xlsx"]
     assert (tmp_path / "export" / "people.csv").read_bytes().startswith(b"\xef\xbb\xbf")
-    assert read_rows(tmp_path / "export" / "people.csv")[0] == [*ENGLISH["people"], "active"]
+    assert read_rows(tmp_path / "export" / "people.csv")[0] == [
+        *ENGLISH["people"],
+        "active",
+        "email",
+    ]
     assert not (await run_import(db, written[:3])).changed
     for files in (written[:3], written[3:]):
         copy = tmp_path / f"empty-{len(files)}.db"
@@ -458,13 +464,14 @@ async def test_templates_are_written_and_import_once_filled(db: Database, tmp_pa
         "roster_template.xlsx",
     ]
     assert read_rows(written[1]) == [
-        ["工号", "姓名", "单位", "角色", "电话", "语言", "在职"],
-        ["#QC001", "王德明", "QC", "admin;staff", "13800000001", "", "是"],
+        ["工号", "姓名", "单位", "角色", "电话", "语言", "在职", "电子邮箱"],
+        ["#QC001", "王德明", "QC", "admin;staff", "13800000001", "", "是", "wangdm@example.edu.cn"],
     ]
     book = load_workbook(written[3])
     assert book.sheetnames == ["units", "people", "shifts", "说明 (help)"]
     help_rows = [tuple(r) for r in book["说明 (help)"].iter_rows(values_only=True)]
     assert ("people", "电话", "phone") in [r[:3] for r in help_rows]
+    assert ("people", "电子邮箱", "email") in [r[:3] for r in help_rows]
 
     units = [
         ["QC", "青川县教育局", "", "县", "", "", ""],
@@ -587,3 +594,69 @@ async def test_csv_saved_by_chinese_excel_in_gb18030_reads_the_same(
     people.write_bytes(people.read_text(encoding="utf-8-sig").encode("gb18030"))
 
     assert not (await run_import(db, [people])).changed
+
+
+async def test_an_email_column_is_imported_checked_row_by_row_and_exported_again(
+    db: Database, sample_dir: Path, tmp_path: Path
+) -> None:
+    await run_import(db, csv_files(sample_dir))
+    people = read_rows(sample_dir / "people.csv")
+    header = people[0]
+    staff = header.index("工号")
+    # 邮箱 as offices often write it; the address of a shared desk mailbox twice is fine.
+    mailed = {
+        people[1][staff]: "desk@qc.example.edu.cn",
+        people[2][staff]: "desk@qc.example.edu.cn",
+    }
+    bad = [people[3][staff], people[4][staff]]
+    rows = [[*header, "邮箱"]]
+    for row in people[1:]:
+        rows.append([*row, mailed.get(row[staff], "")])
+    rows[3][-1] = "王老师@学校"
+    rows[4][-1] = "a@b.cn; c@d.cn"
+    rows[5][-1] = "x" * 250 + "@b.cn"
+    write_rows(sample_dir / "people.csv", rows)
+
+    with pytest.raises(RosterRejected) as raised:
+        await run_import(db, csv_files(sample_dir))
+    assert [(e.row, e.column) for e in raised.value.problems] == [
+        (4, "邮箱"),
+        (5, "邮箱"),
+        (6, "邮箱"),
+    ]
+    tr = translator("en")
+    assert "王老师@学校 is not an e-mail address" in raised.value.problems[0].render(tr)
+    assert "too long: at most 254 characters" in raised.value.problems[2].render(tr)
+    async with db.uow() as uow:
+        assert all(p.email is None for p in (await uow.session.exec(select(Person))).all())
+
+    rows[3][-1], rows[4][-1], rows[5][-1] = "", "  Li.Lei+duty@school.example.cn ", ""
+    write_rows(sample_dir / "people.csv", rows)
+    summary = await run_import(db, csv_files(sample_dir))
+    assert summary.people.updated == 3
+    async with db.uow() as uow:
+        assert (await person_by_staff_no(uow.session, bad[1])).email == (  # type: ignore[union-attr]
+            "Li.Lei+duty@school.example.cn"
+        )
+
+    written = await export_roster(db, tmp_path / "export", tz=TZ)
+    exported = read_rows(written[1])
+    column = exported[0].index("email")
+    by_staff = {row[0]: row[column] for row in exported[1:]}
+    assert {k: v for k, v in by_staff.items() if v} == {
+        **mailed,
+        bad[1]: "Li.Lei+duty@school.example.cn",
+    }
+    assert not (await run_import(db, written[:3])).changed
+    assert not (await run_import(db, written[3:])).changed, "the workbook holds them too"
+
+    # A sheet without the column keeps the addresses; an empty cell clears one.
+    write_rows(sample_dir / "people.csv", people)
+    assert not (await run_import(db, csv_files(sample_dir))).people.updated
+    rows[4][-1] = ""
+    write_rows(sample_dir / "people.csv", rows)
+    await run_import(db, csv_files(sample_dir))
+    async with db.uow() as uow:
+        assert (await person_by_staff_no(uow.session, bad[1])).email is None  # type: ignore[union-attr]
+        kept = (await person_by_staff_no(uow.session, people[1][staff])).email  # type: ignore[union-attr]
+    assert kept == "desk@qc.example.edu.cn"
