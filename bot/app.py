@@ -159,7 +159,7 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
     channels = (
         runtime.channels
         if runtime.channels is not None
-        else registry.build(runtime.settings, os.environ)
+        else registry.build(runtime.settings, os.environ, clock=runtime.clock)
     )
     # Also without channels: it fails robot messages an earlier configuration left, and ends.
     channel_sender = ChannelSender(

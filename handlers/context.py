@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from telegram import Update
@@ -16,6 +17,7 @@ from bot.config import Settings
 from bot.i18n import Translator, translator
 from bot.leadership import Leadership
 from bot.metrics import Metrics
+from bot.services import ack_links
 from bot.services.accounts import Me
 from bot.services.escalation import PagingContext, channel_routes
 from bot.uow import Database
@@ -44,7 +46,20 @@ class Runtime:
             tz=self.settings.bot.tz,
             default_language=self.settings.bot.language,
             channels=channel_routes(self.settings.channels),
+            link=self._link_maker(),
+            email=self.settings.email is not None,
         )
+
+    def _link_maker(self) -> Callable[[int, int, datetime], str | None] | None:
+        """Signed acknowledge links from `[web]` and the link secret; None without either."""
+        web, secret = self.settings.web, self.settings.link_secret
+        if not web.public_url or not secret:
+            return None
+
+        def make(page_id: int, person_id: int, now: datetime) -> str | None:
+            return ack_links.link_for(web, secret, page_id, person_id, now)
+
+        return make
 
 
 class Engine(Protocol):

@@ -6,7 +6,12 @@ import importlib
 from collections.abc import Mapping
 
 from bot.channels import Channel
+from bot.channels.email import email_channel
+from bot.clock import Clock
 from bot.config import ConfigError, Settings, channel_secret_problems
+
+# The name `[email]` is registered under (bot/services/escalation/channels.py EMAIL_CHANNEL).
+EMAIL = "email"
 
 # Each kind's client: its module under bot/channels and its class, built as
 # `Class(name, url, secret, per_minute)` (bot/channels/wecom.py, dingtalk.py, feishu.py).
@@ -17,10 +22,13 @@ CLIENTS: Mapping[str, tuple[str, str]] = {
 }
 
 
-def build(settings: Settings, env: Mapping[str, str]) -> dict[str, Channel]:
-    """Build every `[[channels]]` table's client; a secret missing from `env` is a ConfigError.
+def build(
+    settings: Settings, env: Mapping[str, str], *, clock: Clock | None = None
+) -> dict[str, Channel]:
+    """Build every `[[channels]]` table's client, and `[email]`'s as "email" when configured.
 
-    The error holds one line per channel whose `secret_env` is not set, naming the variable.
+    A secret missing from `env` is a ConfigError holding one line per channel whose
+    `secret_env` is not set, naming the variable.
     """
     problems = channel_secret_problems(settings.channels, env)
     if problems:
@@ -36,4 +44,11 @@ def build(settings: Settings, env: Mapping[str, str]) -> dict[str, Channel]:
             ) from None
         secret = env.get(config.secret_env) if config.secret_env else None
         built[config.name] = client(config.name, config.url, secret, config.per_minute)
+    mail = email_channel(settings, clock=clock)
+    if mail is not None:
+        if EMAIL in built:
+            raise ConfigError(
+                [f'channels: the name "{EMAIL}" is taken by [email]; give the robot another']
+            )
+        built[EMAIL] = mail
     return built

@@ -22,7 +22,7 @@ from bot.models import Escalation, EscalationLevel, Page, Person
 from bot.services import audit, contacts
 from bot.services.escalation import matter
 from bot.services.escalation.matter import Start
-from bot.services.escalation.paging import advance, close_pages
+from bot.services.escalation.paging import advance, close_pages, note_lower_levels
 from bot.services.escalation.policy import ReachHow
 from bot.services.escalation.views import EscalationView, Note, PagingContext, by_note
 from bot.services.escalation.views import escalation_view as _escalation_view
@@ -190,6 +190,10 @@ async def acknowledge_level(
         escalation.acknowledged_by_id = person.id
     level = Level(row.level)
     told = await close_pages(session, escalation, note=note, now=now, ctx=ctx, level=level)
+    unit = await contacts.unit(session, row.unit_id)
+    await note_lower_levels(
+        session, escalation, level=level, person=person, unit_name=unit.name, now=now, ctx=ctx
+    )
     await matter.record(session, escalation, kind=kind, at=now, level=level, person_id=person.id)
     escalation.status = matter.status_after(
         await matter.level_rows(session, escalation.id or 0), resolved=False

@@ -28,9 +28,11 @@ from bot.i18n import N_, Translator, translator
 from bot.models import Escalation, OutboxMessage, Page, Person, Unit
 from bot.services import contacts
 from bot.services.escalation import matter
-from bot.services.escalation.views import PagingContext, drill_lines, render
+from bot.services.escalation.views import PagingContext, drill_lines, language, render
 
 KIND = "channel"
+# The channel name of `[email]` (bot/channels/registry.py registers it under this name).
+EMAIL_CHANNEL = "email"
 PAGED_LINE = N_("👤 Paged: {people}")
 UNREACHABLE_MARK = N_("{person} (📵 not reachable on Telegram)")
 FALLBACK_LINE = N_("📵 Telegram could not deliver this page to {name}; this group is told instead.")
@@ -54,8 +56,19 @@ def channels_of(escalation: Escalation, page: Page, unit: Unit, ctx: PagingConte
     return names
 
 
-def _person_entry(person: Person, unreachable: bool) -> dict[str, Any]:
-    return {"id": person.id, "name": person.name, "phone": person.phone, "unreachable": unreachable}
+def _person_entry(
+    person: Person, unreachable: bool, *, page: Page, ctx: PagingContext, now: datetime
+) -> dict[str, Any]:
+    link = None
+    if ctx.link is not None and page.id is not None and person.id is not None:
+        link = ctx.link(page.id, person.id, now)
+    return {
+        "id": person.id,
+        "name": person.name,
+        "phone": person.phone,
+        "unreachable": unreachable,
+        "link": link,
+    }
 
 
 def _people_line(tr: Translator, people: list[dict[str, Any]]) -> str:
@@ -76,11 +89,16 @@ def _body(
     language: str,
     extra: str = "",
 ) -> dict[str, Any]:
-    text = "\n".join(part for part in (head, extra, _people_line(tr, people)) if part)
+    # Each link is bound to its person: one person's rides as the message's link, several
+    # people's go one line each ("李秀英: <link>").
+    linked = [entry for entry in people if entry.get("link")]
+    link = linked[0]["link"] if len(people) == 1 and linked else None
+    lines = "" if link else "\n".join(f"{entry['name']}: {entry['link']}" for entry in linked)
+    text = "\n".join(part for part in (head, extra, _people_line(tr, people), lines) if part)
     return {
         "title": title,
         "text": text,
-        "link": None,
+        "link": link,
         "mention_phones": list(dict.fromkeys(p["phone"] for p in people if p.get("phone"))),
         "language": language,
         "head": head,
@@ -99,8 +117,10 @@ async def _words(
     *,
     now: datetime,
     late_since: datetime | None,
+    reader_language: str | None = None,
 ) -> tuple[str, str]:
-    """The page as a group reads it (the configured language): its title and its text."""
+    """The page as a group reads it (the configured language, or `reader_language`)."""
+    reading = reader_language or ctx.default_language
     text, _buttons = await render(
         session,
         escalation,
@@ -109,14 +129,14 @@ async def _words(
         ctx,
         now=now,
         late_since=late_since,
-        reader_language=ctx.default_language,
+        reader_language=reading,
     )
     head = plain(text)
     place = await contacts.unit(session, matter.place_unit_id(escalation))
     what = next((line for line in head.splitlines() if line.startswith("🚨")), head.splitlines()[0])
     title = f"{what} · {place.name}"
     if escalation.is_drill:  # a group must not take an exercise for the real thing
-        title = " ".join([*drill_lines(translator(ctx.default_language), escalation), title])
+        title = " ".join([*drill_lines(translator(reading), escalation), title])
     return title, head
 
 
@@ -141,7 +161,12 @@ async def note_page(
     late_since: datetime | None,
     reachable: bool,
 ) -> None:
-    """Queue a just-written page on its channels, in its event's message if one is being written."""
+    """Queue a just-written page on its channels, in its event's message if one is being written.
+
+    With `[email]` configured, a person with an address is also mailed the page, alone.
+    """
+    if ctx.email and person.email:
+        await _mail(session, escalation, page, person, ctx=ctx, now=now, late_since=late_since)
     names = channels_of(escalation, page, unit, ctx)
     if not names:
         return
@@ -154,7 +179,8 @@ async def note_page(
         row = events.get(key)
         if row is not None:
             body = dict(row.body)
-            people = [*body["people"], _person_entry(person, not reachable)]
+            entry = _person_entry(person, not reachable, page=page, ctx=ctx, now=now)
+            people = [*body["people"], entry]
             row.body = _body(
                 tr,
                 head=body["head"],
@@ -181,7 +207,7 @@ async def note_page(
                 tr,
                 head=head,
                 title=title,
-                people=[_person_entry(person, not reachable)],
+                people=[_person_entry(person, not reachable, page=page, ctx=ctx, now=now)],
                 page_ids=[page.id],
                 language=ctx.default_language,
             ),
@@ -242,7 +268,7 @@ async def note_undeliverable(
                 tr,
                 head=head,
                 title=title,
-                people=[_person_entry(person, True)],
+                people=[_person_entry(person, True, page=page, ctx=ctx, now=now)],
                 page_ids=[page.id],
                 language=ctx.default_language,
                 extra=tr._(FALLBACK_LINE, name=person.name),
@@ -252,3 +278,51 @@ async def note_undeliverable(
         # The stand-in paged next at the same unit joins this message.
         events[(name, escalation.id, page.step, page.unit_id)] = row
     await session.flush()
+
+
+async def _mail(
+    session: AsyncSession,
+    escalation: Escalation,
+    page: Page,
+    person: Person,
+    *,
+    ctx: PagingContext,
+    now: datetime,
+    late_since: datetime | None,
+) -> None:
+    """Queue one mail of the page to its person alone, in their language, with their own link."""
+    reading = language(person, ctx)
+    title, head = await _words(
+        session,
+        escalation,
+        page,
+        person,
+        ctx,
+        now=now,
+        late_since=late_since,
+        reader_language=reading,
+    )
+    body = _body(
+        translator(reading),
+        head=head,
+        title=title,
+        people=[_person_entry(person, False, page=page, ctx=ctx, now=now)],
+        page_ids=[page.id or 0],
+        language=reading,
+    )
+    # The mail is to this person: no "paged" line naming them to themselves.
+    body["text"] = head
+    body["emails"] = [person.email]
+    body["mention_phones"] = []
+    session.add(
+        OutboxMessage(
+            created_at=now,
+            not_before=now,
+            kind=KIND,
+            channel=EMAIL_CHANNEL,
+            page_id=page.id,
+            method=KIND,
+            body=body,
+            late=late_since is not None,
+        )
+    )

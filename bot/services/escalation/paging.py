@@ -8,6 +8,7 @@ account, bot blocked) goes to the next contact in `FALLBACK_CHAIN`.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,7 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import Level
-from bot.i18n import translator
+from bot.i18n import N_, translator
 from bot.models import (
     Deadline,
     Escalation,
@@ -37,6 +38,9 @@ from bot.services.escalation.views import (
     render,
 )
 from bot.services.sql import lock_for_update
+
+# Edited into a lower level's open pages when a level above acknowledges the matter.
+ACKNOWLEDGED_ABOVE = N_("✅ {unit} acknowledged: {name} at {time}.")
 
 # Who stands in when a page cannot be delivered: the next role at the same unit, then upwards.
 FALLBACK_CHAIN: tuple[tuple[Level, str], ...] = (
@@ -527,6 +531,56 @@ async def close_pages(
             await outbox.enqueue_edit(session, now=now, target=reminder, text=reminder.body["text"])
         told.add(page.person_id)
     return told
+
+
+async def note_lower_levels(
+    session: AsyncSession,
+    escalation: Escalation,
+    *,
+    level: Level,
+    person: Person,
+    unit_name: str,
+    now: datetime,
+    ctx: PagingContext,
+) -> None:
+    """Show on the still-open pages below `level` that it was acknowledged there, by whom, when.
+
+    Their own level's paging goes on (acknowledging stops only its level): the page is
+    re-rendered with its buttons and one line added, e.g. "✅ 青山县教育局 acknowledged: 李秀英
+    at 10:05." A later edit of the page (its own outcome) shows who has it in its clock line.
+    """
+    assert escalation.id is not None
+    levels = matter.policy_of(escalation).levels
+    below = [lower.value for lower in levels[: levels.index(level)]] if level in levels else []
+    if not below:
+        return
+    pages = (
+        await session.exec(
+            select(Page)
+            .where(
+                Page.escalation_id == escalation.id,
+                col(Page.level).in_(below),
+                Page.status == "active",
+            )
+            .order_by(col(Page.id))
+        )
+    ).all()
+    for page in pages:
+        messages = await outbox.page_messages(session, page.id or 0)
+        if not messages:
+            continue
+        reader = await contacts.person(session, page.person_id)
+        tr = translator(language(reader, ctx))
+        text, buttons = await render(session, escalation, page, reader, ctx, now=now)
+        line = tr._(
+            ACKNOWLEDGED_ABOVE,
+            unit=html.escape(unit_name, quote=False),
+            name=html.escape(person.name, quote=False),
+            time=tr.time_text(now, ctx.tz),
+        )
+        await outbox.enqueue_edit(
+            session, now=now, target=messages[0], text=text + "\n\n" + line, buttons=buttons
+        )
 
 
 def step_handler(ctx: PagingContext) -> DeadlineHandler:

@@ -51,12 +51,17 @@ def channel_routes(channels: Iterable[ChannelSettings]) -> ChannelRoutes:
 
 @dataclass(frozen=True)
 class PagingContext:
-    """What rendering needs beyond the database: the zone and the default language."""
+    """What paging needs beyond the database: zone, default language, channels and links."""
 
     tz: ZoneInfo
     default_language: str
     # Where pages go besides Telegram (SPEC §4); none unless `[[channels]]` are configured.
     channels: ChannelRoutes = field(default_factory=ChannelRoutes)
+    # The signed acknowledge link of (page id, person id) made at `now`, for one-way messages;
+    # None unless `[web] public_url` and the link secret are set (bot/services/ack_links.py).
+    link: Callable[[int, int, datetime], str | None] | None = None
+    # Whether `[email]` is configured: a paged person with an address is also mailed.
+    email: bool = False
 
 
 def language(person: Person, ctx: PagingContext) -> str:
