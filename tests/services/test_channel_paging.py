@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from factories import District
 from sqlmodel import col, select
 from test_cli import zhiban
 
 from bot.channels import ChannelError, ChannelMessage
+from bot.channels.email import EmailChannel
 from bot.channels.sender import ChannelSender
 from bot.clock import MovableClock
-from bot.config import ConfigError, EscalationStep, settings_from_mapping
-from bot.models import OutboxMessage, OutboxStatus, Page
+from bot.config import ConfigError, EmailSettings, EscalationStep, settings_from_mapping
+from bot.models import OutboxMessage, OutboxStatus, Page, Person
 from bot.services import escalation
 from bot.services.engine import run_due
 from bot.services.escalation import ChannelRoutes, PagingContext
@@ -282,3 +288,119 @@ def test_run_names_a_robot_secret_missing_from_the_environment(tmp_path: Path) -
         "doctor", "--config", str(config), env={"ZHIBAN_DINGTALK_SECRET": "SEC"}
     ).stdout.splitlines()
     assert "OK    单向渠道：county-dingtalk；签名密钥均已设置。" in doctor
+
+
+def fake_link(page_id: int, person_id: int, now: datetime) -> str | None:
+    return f"https://duty.example.edu.cn/a/{page_id}.{person_id}"
+
+
+LINKED = PagingContext(
+    tz=ZoneInfo("Asia/Shanghai"),
+    default_language="en",
+    channels=ChannelRoutes({"S": ("school-robot",)}),
+    link=fake_link,
+    email=True,
+)
+
+
+@dataclass
+class Inbox:
+    """An aiosmtpd handler that keeps every mail."""
+
+    received: list[Envelope] = field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.received.append(envelope)
+        return "250 OK"
+
+
+async def test_each_paged_person_gets_their_link_and_one_without_telegram_is_still_mailed(
+    db: Database, district: District
+) -> None:
+    # 刘老师 has no Telegram account and an e-mail address; 张老师 reads Telegram only.
+    async with db.uow() as uow:
+        teacher = await uow.session.get(Person, district.people["nolink"])
+        assert teacher is not None
+        teacher.email = "liu@example.edu.cn"
+        await uow.commit()
+    async with db.uow() as uow:
+        await escalation.start(
+            uow.session,
+            policy="test",
+            steps=[EscalationStep(after=timedelta(0), roles=["staff"])],
+            subject_type="test",
+            subject_id=1,
+            unit_id=district.units["S"],
+            now=T0,
+            subject=PageSubject(what="Post unmanned", ask="Acknowledge."),
+        )
+        await uow.commit()
+    await run_due(
+        db, now=T0, handlers={escalation.STEP_KIND: escalation.step_handler(LINKED)}, worker="w"
+    )
+    async with db.read() as uow:
+        pages = {
+            page.person_id: page.id
+            for page in (await uow.session.exec(select(Page).order_by(col(Page.id)))).all()
+        }
+    rows = await robot_rows(db)
+    robot = [row for row in rows if row.channel == "school-robot"]
+    mails = [row for row in rows if row.channel == "email"]
+    # The group's one message lists everyone paged there, each with their own link.
+    [event] = robot
+    zhang, liu = district.people["staff"], district.people["nolink"]
+    li = district.people["leader"]  # the stand-in paged in 刘老师's place joins the message
+    assert event.body["link"] is None
+    assert event.body["text"].splitlines()[-3:] == [
+        f"张老师: https://duty.example.edu.cn/a/{pages[zhang]}.{zhang}",
+        f"刘老师: https://duty.example.edu.cn/a/{pages[liu]}.{liu}",
+        f"李带班: https://duty.example.edu.cn/a/{pages[li]}.{li}",
+    ]
+    # 刘老师 alone is mailed, with her link only (the fallback stand-in has no address).
+    [mail] = mails
+    assert mail.body["emails"] == ["liu@example.edu.cn"]
+    assert mail.body["link"] == f"https://duty.example.edu.cn/a/{pages[liu]}.{liu}"
+    assert "https://" not in mail.body["text"] and mail.body["mention_phones"] == []
+    # The channel sender mails it through the `[email]` channel to a real SMTP server.
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        mailer = EmailChannel(
+            EmailSettings.model_validate(
+                {
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "from": "zhiban@example.edu.cn",
+                    "starttls": False,
+                }
+            ),
+            password=None,
+            clock=MovableClock(T0),
+        )
+        sender = ChannelSender(
+            db=db,
+            clock=MovableClock(T0),
+            channels={"email": mailer, "school-robot": FakeRobot("school-robot")},
+            worker="w1",
+        )
+        while await sender.step():
+            pass
+    finally:
+        controller.stop()
+    [envelope] = inbox.received
+    assert envelope.rcpt_tos == ["liu@example.edu.cn"]
+    content = message_from_bytes(envelope.original_content or b"", policy=policy.default)
+    assert isinstance(content, EmailMessage)
+    plain = content.get_body(("plain",))
+    assert plain is not None
+    assert f"https://duty.example.edu.cn/a/{pages[liu]}.{liu}" in plain.get_content()
+    assert content["Subject"] == "🚨 Post unmanned · 石坝小学"
+    assert [row.status for row in await robot_rows(db)] == [OutboxStatus.SENT] * 2
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
