@@ -10,6 +10,8 @@ from bot.channels.email import email_channel
 from bot.clock import Clock
 from bot.config import ConfigError, Settings, channel_secret_problems
 
+# The kinds that sign each request with a timestamp (their clients take `clock=`).
+SIGNED = frozenset({"dingtalk", "feishu"})
 # The name `[email]` is registered under (bot/services/escalation/channels.py EMAIL_CHANNEL).
 EMAIL = "email"
 
@@ -43,7 +45,9 @@ def build(
                 [f"channels[{index}].kind: this installation has no {config.kind} client"]
             ) from None
         secret = env.get(config.secret_env) if config.secret_env else None
-        built[config.name] = client(config.name, config.url, secret, config.per_minute)
+        # A signature carries the time: the injected clock's (a test's moved clock too).
+        timed = {"clock": clock} if clock is not None and config.kind in SIGNED else {}
+        built[config.name] = client(config.name, config.url, secret, config.per_minute, **timed)
     mail = email_channel(settings, clock=clock)
     if mail is not None:
         if EMAIL in built:

@@ -39,8 +39,11 @@ class LocalStack:
         *,
         webhook: bool = False,
         channels: Mapping[str, Channel] | None = None,
+        ops_port: int | None = None,
     ) -> None:
         self.clock = clock
+        # A port chosen beforehand, so that `[web] public_url` can name it; None: any free one.
+        self._ops_port = ops_port
         self._channels = channels
         self.emulator = BotApiEmulator(clock=clock.now)
         self._settings = settings
@@ -69,7 +72,7 @@ class LocalStack:
                 "webhook_path": "telegram",
                 "webhook_url": f"http://127.0.0.1:{port}/telegram",
             }
-        ops_port = free_port()
+        ops_port = self._ops_port or free_port()
         self.ops_url = f"http://127.0.0.1:{ops_port}"
         settings = self._settings.model_copy(
             update={
