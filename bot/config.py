@@ -698,6 +698,8 @@ class Settings(_Section):
         for channel in value:
             if channel.name in seen:
                 raise ValueError(f'two channels are named "{channel.name}"')
+            if channel.name == "email":  # the channel of `[email]` (bot/channels/registry.py)
+                raise ValueError('"email" is the name of [email]\'s channel; name the robot apart')
             seen.add(channel.name)
         return value
 

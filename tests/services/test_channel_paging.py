@@ -18,7 +18,7 @@ from factories import District
 from sqlmodel import col, select
 from test_cli import zhiban
 
-from bot.channels import ChannelError, ChannelMessage
+from bot.channels import ChannelError, ChannelMessage, registry
 from bot.channels.email import EmailChannel
 from bot.channels.sender import ChannelSender
 from bot.clock import MovableClock
@@ -215,6 +215,7 @@ def test_channels_are_checked_when_the_configuration_is_read() -> None:
     for bad in (
         {"channels": [robot | {"kind": "email"}]},
         {"channels": [robot, robot]},
+        {"channels": [robot | {"name": "email"}]},
         {"channels": [robot | {"url": "oapi.example"}]},
         {
             "escalation": {
@@ -228,6 +229,7 @@ def test_channels_are_checked_when_the_configuration_is_read() -> None:
     assert problems == [
         "channels[0].kind: Input should be 'wecom', 'dingtalk' or 'feishu'",
         'channels: two channels are named "county-dingtalk"',
+        'channels: "email" is the name of [email]\'s channel; name the robot apart',
         "channels[0].url: write the robot's webhook address, https://…",
         'escalation.serious.steps[0].channels: no [[channels]] table is named "x"',
     ]
@@ -404,3 +406,14 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_email_is_a_channel_named_email_when_configured() -> None:
+    robot = {"name": "county-dingtalk", "kind": "dingtalk", "url": "https://oapi.example/robot"}
+    without = settings_from_mapping({"channels": [robot]}, environ={})
+    assert set(registry.build(without, {})) == {"county-dingtalk"}
+    mail = {"host": "smtp.example.edu.cn", "from": "zhiban@example.edu.cn"}
+    with_mail = settings_from_mapping({"channels": [robot], "email": mail}, environ={})
+    built = registry.build(with_mail, {})
+    assert set(built) == {"county-dingtalk", "email"}
+    assert (built["email"].kind, built["email"].per_minute) == ("email", 60)
