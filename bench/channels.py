@@ -4,8 +4,9 @@ No Bot API. The storm district of 100 schools (`support.build_district`); every 
 robot of its own (`[[channels]] units = [its code]`) and the county one.
 - `look`: 100 serious reports, then one engine step handling their first looks (each pages the
   school's duty leader and principal), once without channels and once with them: statements
-  per look, and how many more the robots cost (one message per school, both phones in it).
-- `send`: the channel sender drains those 100 robot messages through robots that answer at
+  per look, and how many more the robots cost (one message per school, both phones in it);
+  then once more with each robot message carrying the paged people's signed links.
+- `send`: the channel sender drains those 200 robot messages through robots that answer at
   once (budget 1,000 a minute, so only the sender's own work counts): milliseconds per message
   (claim, re-read, send, settle).
 Writes bench/results/channels.json (one entry per backend).
@@ -29,15 +30,18 @@ from support import Options, Result, bench_settings, build_district, temporary_d
 from bot.channels import ChannelMessage
 from bot.channels.sender import ChannelSender
 from bot.clock import MovableClock
+from bot.config import WebSettings
 from bot.db import create_engine
 from bot.migrate import upgrade
 from bot.models import OutboxMessage, Person, Unit
+from bot.services.ack_links import link_for
 from bot.services.engine import run_due
 from bot.services.escalation import STEP_KIND, ChannelRoutes, PagingContext, step_handler
 from bot.services.incidents.reporting import ReportDraft, report
 from bot.uow import Database
 
 SCHOOLS = 100
+LINK_SECRET = "bench-link-secret-0123456789abcdef0123"
 # Budgets: a school's robot message costs a few statements on top of a look (its insert and
 # the unit's code), not one per person paged.
 EXTRA_BUDGET = 6
@@ -99,11 +103,20 @@ async def _measure(db: Database, tz: Any, policies: Any, options: Options) -> Re
         default_language="zh",
         channels=ChannelRoutes({code: (f"robot-{code}",) for code in codes}),
     )
+    web = WebSettings(public_url="https://duty.example.edu.cn")
+
+    def make_link(page_id: int, person_id: int, made_at: datetime) -> str | None:
+        return link_for(web, LINK_SECRET, page_id, person_id, made_at)
+
+    # The same robots, each message carrying the paged people's signed links.
+    linked = PagingContext(tz=tz, default_language="zh", channels=routed.channels, link=make_link)
     counter = Counter()
     event.listen(db.engine.sync_engine, "before_cursor_execute", counter)
     now = datetime.now(UTC)
     per_look: dict[str, float] = {}
-    for round_index, (label, ctx) in enumerate((("plain", plain), ("channels", routed))):
+    for round_index, (label, ctx) in enumerate(
+        (("plain", plain), ("channels", routed), ("links", linked))
+    ):
         at = now + timedelta(seconds=10 * round_index)
         for index, person_id in enumerate(reporters):
             draft = ReportDraft(
@@ -140,11 +153,15 @@ async def _measure(db: Database, tz: Any, policies: Any, options: Options) -> Re
     send_ms = (time.perf_counter() - started) * 1000 / max(messages, 1)
     delivered = sum(len(robot.sent) for robot in robots.values())
     extra = per_look["channels"] - per_look["plain"]
-    passed = messages == SCHOOLS and delivered == messages and extra <= EXTRA_BUDGET
+    links_extra = per_look["links"] - per_look["channels"]
+    with_links = sum("https://duty.example.edu.cn/a/" in str(row.body["text"]) for row in rows)
+    passed = messages == 2 * SCHOOLS and delivered == messages and extra <= EXTRA_BUDGET
+    passed = passed and with_links == SCHOOLS and links_extra <= 0
     passed = passed and send_ms <= SEND_BUDGET_MS
     figures = (
         f"look: {per_look['plain']:.1f} statements, with robots {per_look['channels']:.1f}"
-        f" (+{extra:.1f}); robot messages={messages} (one per school);"
+        f" (+{extra:.1f}), with robots and links {per_look['links']:.1f} (+{links_extra:.1f});"
+        f" robot messages={messages} (one per school and round, {with_links} with links);"
         f" send: {send_ms:.1f}ms per message, delivered={delivered}/{messages}"
         f" (target: <= +{EXTRA_BUDGET} statements, <= {SEND_BUDGET_MS:.0f}ms) [{options.backend}]"
     )
