@@ -62,7 +62,7 @@ def _parser() -> _Parser:
     demo = commands.add_parser(
         "demo", parents=[common], help="play a scripted duty day against a local Bot API emulator"
     )
-    demo.add_argument("--language", choices=["zh", "en"], default=None)
+    demo.add_argument("--lang", "--language", dest="language", choices=["zh", "en"], default=None)
     check = commands.add_parser("check-config", parents=[common], help="validate a config file")
     check.add_argument("path", nargs="?", default=None)
     commands.add_parser(

@@ -117,7 +117,7 @@ def test_roster_with_a_bad_row_exits_1_naming_row_and_column(tmp_path: Path) -> 
 
 
 def test_demo_runs_offline_and_prints_the_conversation() -> None:
-    result = zhiban("demo", "--language", "en")
+    result = zhiban("demo", "--lang", "en")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "[07:50] bot → 路人甲: 您尚未在值班系统登记。" in out
