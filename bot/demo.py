@@ -385,6 +385,20 @@ async def run_demo(*, language: str, out: TextIO) -> None:
             await desk.send("/board")
             await desk.wait_for(lambda m: m.text.startswith("📋"))
 
+            clock.advance(timedelta(minutes=1))
+            show.scene(
+                tr._(
+                    "{time} The county's duty desk acknowledges the fire; the pages below say so",
+                    time="09:18",
+                )
+            )
+            fire_page = next(
+                m for m in desk.messages() if _has_button(m, "pg:a:") and number in m.text
+            )
+            await desk.press(fire_page.labels[0], message_id=fire_page.message_id)
+            await desk.wait_for_answer()
+            await stack.settle()
+
             await _silent_checkin(show, stack, clock, tr, silent=colleague, leader=principal)
             await _daily_reports(
                 stack, clock, show, tr, principal=principal, silent=feng, officer=admin, desk=desk

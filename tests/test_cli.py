@@ -176,6 +176,13 @@ def test_demo_runs_offline_and_prints_the_conversation() -> None:
     assert board.splitlines()[2] == (
         "        🔴 石坝小学 (SB01): 🚨 Serious Fire 20261201-001, 52 min ago · 📵 unreachable 2"
     )
+    # the county desk acknowledges the fire; the township's page shows it
+    desk_ack = out.split("[09:18] 李秀英 ☞ [✅ Acknowledge]\n")[1].split("— 09:30")[0]
+    assert desk_ack.startswith("[09:18] bot ⇢ 李秀英: Acknowledged. Paging has stopped.")
+    assert "[09:18] bot ✎ 吴静: 🚨 Serious incident No. 20261201-001" in desk_ack
+    assert "✅ 青川县教育局 acknowledged: 李秀英 at 09:18." in desk_ack
+    assert "✅ Acknowledged by 李秀英 at 09:18." in desk_ack
+    assert out.index("[09:17]") < out.index("[09:18]") < out.index("[09:30]")
     # the evening digest: the county's by unit, the late fire named, then its chart
     digest = out.split(
         "[20:00] bot → 李秀英: 📰 Daily digest of 青川县教育局, 11-30 20:00–12-01 20:00"
@@ -195,6 +202,7 @@ def test_the_demo_reads_in_chinese_too() -> None:
     assert "09:15 临近上报时限，系统代为上报至石坝乡中心校，记为迟报 ⚠️" in result.stdout
     assert "❌ 石坝乡红岩小学：缺报" in result.stdout
     assert "[09:17] bot → 李秀英: 📋 值班看板：青川县教育局（QC）· 09:17" in result.stdout
+    assert "✅ 青川县教育局已由李秀英于09:18接报。" in result.stdout
     assert "🔴 石坝小学（SB01）：🚨 重大火灾 20261201-001，52分钟前" in result.stdout
     assert "[20:00] bot → 李秀英: 📰 青川县教育局值班简报，11-30 20:00–12-01 20:00" in result.stdout
     assert "[20:00] bot → 李秀英: (photo) 📊 青川县教育局，11-30 20:00–12-01 20:00" in result.stdout
