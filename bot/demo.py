@@ -209,6 +209,59 @@ async def _silent_checkin(
     await leader.wait_for(lambda m: m.message_id == page.message_id and "09:35" in m.text)
 
 
+# What the reporter adds, and what the principal writes in the final report (终报).
+FOLLOW_UP_TEXT = N_("The fire brigade has put out the fire; the kitchen is closed. Photo attached.")
+FINAL_CAUSE = N_("Oil in a pan caught fire on the kitchen stove.")
+FINAL_MEASURES = N_(
+    "Pupils evacuated, fire put out with the kitchen's extinguisher, brigade called."
+)
+FINAL_OUTCOME = N_("Nobody hurt; the kitchen is closed for one day.")
+
+
+async def _follow_up_and_final(
+    show: Transcript,
+    stack: LocalStack,
+    clock: MovableClock,
+    tr: Translator,
+    *,
+    number: str,
+    reporter: SimUser,
+    leader: SimUser,
+) -> None:
+    """09:45 the reporter adds a follow-up (续报) with a photo; 10:30 the principal closes it.
+
+    The follow-up goes to everyone paged about the fire: the text first, then the photo. The
+    final report (终报, `/final N`) asks for the cause, the measures and the outcome.
+    """
+    clock.set(DEMO_START + timedelta(minutes=115))
+    show.scene(
+        tr._("{time} 马俊 adds a follow-up (续报) with a photo from the kitchen", time="09:45")
+    )
+    confirmation = next(m for m in reporter.messages() if _has_button(m, "fu:o:"))
+    await reporter.press(confirmation.labels[0], message_id=confirmation.message_id)
+    await reporter.wait_for()
+    await reporter.send(tr._(FOLLOW_UP_TEXT))
+    await reporter.wait_for()
+    await reporter.send_photo()
+    draft = await reporter.wait_for()
+    await reporter.press(draft.labels[0], message_id=draft.message_id)  # 📤 Send
+    await reporter.wait_for()
+    await stack.settle()
+
+    clock.set(DEMO_START + timedelta(minutes=160))
+    show.scene(
+        tr._("{time} The principal closes the incident with its final report (终报)", time="10:30")
+    )
+    await leader.send(f"/final {number}")
+    await leader.wait_for()
+    for answer in (FINAL_CAUSE, FINAL_MEASURES, FINAL_OUTCOME):
+        await leader.send(tr._(answer))
+        check = await leader.wait_for()
+    await leader.press(check.labels[0], message_id=check.message_id)  # 🏁 Close
+    await leader.wait_for()
+    await stack.settle()
+
+
 async def run_demo(*, language: str, out: TextIO) -> None:
     """Play the scripted day and print it."""
     tr = translator(language)
@@ -400,6 +453,9 @@ async def run_demo(*, language: str, out: TextIO) -> None:
             await stack.settle()
 
             await _silent_checkin(show, stack, clock, tr, silent=colleague, leader=principal)
+            await _follow_up_and_final(
+                show, stack, clock, tr, number=number, reporter=colleague, leader=principal
+            )
             await _daily_reports(
                 stack, clock, show, tr, principal=principal, silent=feng, officer=admin, desk=desk
             )

@@ -183,6 +183,24 @@ def test_demo_runs_offline_and_prints_the_conversation() -> None:
     assert "✅ 青川县教育局 acknowledged: 李秀英 at 09:18." in desk_ack
     assert "✅ Acknowledged by 李秀英 at 09:18." in desk_ack
     assert out.index("[09:17]") < out.index("[09:18]") < out.index("[09:30]")
+    # 09:45 马俊's follow-up with a photo reaches everyone paged, the text first; 10:30 closed
+    follow = out.split("— 09:45 马俊 adds a follow-up (续报) with a photo from the kitchen —\n")[1]
+    follow = follow.split("— 10:30")[0]
+    assert "[09:45] Ma Jun → bot: (photo)" in follow
+    assert "[09:45] bot ✎ Ma Jun: Follow-up added to 20261201-001; sent to 3 people." in follow
+    for reader in ("杨光明", "吴静", "李秀英"):
+        text = follow.index(f"[09:45] bot → {reader}: 📝 Follow-up (续报) to incident 20261201-001")
+        assert text < follow.index(f"[09:45] bot → {reader}: (photo) 20261201-001")
+    final = out.split("— 10:30 The principal closes the incident with its final report (终报) —")[1]
+    final = final.split("\n\n(")[0]
+    assert "[10:30] 杨光明 → bot: /final 20261201-001" in final
+    assert "[10:30] 杨光明 ☞ [🏁 Close the incident]" in final
+    assert (
+        "[10:30] bot → 李秀英: 🏁 Final report (终报) on incident 20261201-001 from 杨光明; "
+        "the incident is closed."
+    ) in final
+    assert "🏁 Closed with the final report by 杨光明 at 10:30." in final
+    assert out.index("[09:35]") < out.index("[09:45]") < out.index("[10:30]") < out.index("[15:00]")
     # the evening digest: the county's by unit, the late fire named, then its chart
     digest = out.split(
         "[20:00] bot → 李秀英: 📰 Daily digest of 青川县教育局, 11-30 20:00–12-01 20:00"
@@ -203,6 +221,8 @@ def test_the_demo_reads_in_chinese_too() -> None:
     assert "❌ 石坝乡红岩小学：缺报" in result.stdout
     assert "[09:17] bot → 李秀英: 📋 值班看板：青川县教育局（QC）· 09:17" in result.stdout
     assert "✅ 青川县教育局已由李秀英于09:18接报。" in result.stdout
+    assert "[09:45] bot → 李秀英: 📝 马俊 对事件 20261201-001 的续报：" in result.stdout
+    assert "[10:30] 杨光明 ☞ [🏁 结案]" in result.stdout
     assert "🔴 石坝小学（SB01）：🚨 重大火灾 20261201-001，52分钟前" in result.stdout
     assert "[20:00] bot → 李秀英: 📰 青川县教育局值班简报，11-30 20:00–12-01 20:00" in result.stdout
     assert "[20:00] bot → 李秀英: (photo) 📊 青川县教育局，11-30 20:00–12-01 20:00" in result.stdout
