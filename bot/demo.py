@@ -262,6 +262,48 @@ async def _follow_up_and_final(
     await stack.settle()
 
 
+DUTY_LOG = N_("Quiet afternoon. The kitchen stays closed until tomorrow: keep pupils out of it.")
+
+
+async def _handover(
+    show: Transcript, stack: LocalStack, clock: MovableClock, tr: Translator, *, leaving: SimUser
+) -> None:
+    """20:02 马俊 clocks out with his duty log; 20:05 唐磊, late for the night shift, reads it.
+
+    The night shift starts at 20:00, so 唐磊's clock-in is recorded late.
+    """
+    show.flush()
+    clock.set(DEMO_START + timedelta(hours=12, minutes=12))
+    show.scene(tr._("{time} 马俊 clocks out with the duty log (值班记录)", time="20:02"))
+    await leaving.send("/out")
+    await leaving.wait_for()
+    await leaving.send(tr._(DUTY_LOG))
+    draft = await leaving.wait_for()
+    await leaving.press(draft.labels[0], message_id=draft.message_id)  # ✅ Done
+    await leaving.wait_for()
+    await stack.settle()
+
+    show.flush()
+    clock.set(DEMO_START + timedelta(hours=12, minutes=15))
+    await stack.settle()
+    show.skip(tr._("(The evening's pages and reminders are left out.)"))
+    show.scene(
+        tr._("{time} 唐磊 links his account and clocks in late for the night shift", time="20:05")
+    )
+    assert stack.db is not None
+    issued = await accounts.issue_invites(
+        stack.db, staff_nos=["SB01-06"], now=clock.now(), valid_for=timedelta(days=7)
+    )
+    night = stack.emulator.user(7007, "唐磊", language_code="zh-hans")
+    await night.start(issued[0].code)
+    await night.wait_for()
+    await night.send("/in")
+    await night.wait_for()  # 📍 Share my location
+    await night.send_location(32.4826, 105.1541, horizontal_accuracy=15)
+    await night.wait_for(lambda m: "✅" in m.text)
+    await stack.settle()
+
+
 async def run_demo(*, language: str, out: TextIO) -> None:
     """Play the scripted day and print it."""
     tr = translator(language)
@@ -460,5 +502,6 @@ async def run_demo(*, language: str, out: TextIO) -> None:
                 stack, clock, show, tr, principal=principal, silent=feng, officer=admin, desk=desk
             )
             await _evening_digest(stack, clock, show, tr, desk=desk)
+            await _handover(show, stack, clock, tr, leaving=colleague)
             show.flush()
             out.write("\n" + tr._("End of the demo.") + "\n")

@@ -201,6 +201,17 @@ def test_demo_runs_offline_and_prints_the_conversation() -> None:
     ) in final
     assert "🏁 Closed with the final report by 杨光明 at 10:30." in final
     assert out.index("[09:35]") < out.index("[09:45]") < out.index("[10:30]") < out.index("[15:00]")
+    # 20:02 马俊 clocks out with his duty log; 20:05 唐磊 clocks in late and reads it
+    handover = out.split("— 20:02 马俊 clocks out with the duty log (值班记录) —\n")[1]
+    assert "[20:02] bot ✎ Ma Jun: 👋 Clocked out at 20:02." in handover
+    arrived = handover.split("[20:05] bot → 唐磊: ✅ Clocked in at 20:05: 值班室, 石坝小学")[1]
+    assert arrived.splitlines()[1:5] == [
+        "        You are 5 minutes late; this is recorded.",
+        "        ",
+        "        📋 Handover from 马俊 (12-01 20:02):",
+        "        Quiet afternoon. The kitchen stays closed until tomorrow: keep pupils out of it.",
+    ]
+    assert out.index("[20:00] bot → 李秀英: (photo)") < out.index("[20:02]") < out.index("[20:05]")
     # the evening digest: the county's by unit, the late fire named, then its chart
     digest = out.split(
         "[20:00] bot → 李秀英: 📰 Daily digest of 青川县教育局, 11-30 20:00–12-01 20:00"
@@ -223,6 +234,10 @@ def test_the_demo_reads_in_chinese_too() -> None:
     assert "✅ 青川县教育局已由李秀英于09:18接报。" in result.stdout
     assert "[09:45] bot → 李秀英: 📝 马俊 对事件 20261201-001 的续报：" in result.stdout
     assert "[10:30] 杨光明 ☞ [🏁 结案]" in result.stdout
+    assert (
+        "📋 马俊的交接（12-01 20:02）：\n        下午平稳。厨房明天前仍封闭，勿让学生进入。"
+        in result.stdout
+    )
     assert "🔴 石坝小学（SB01）：🚨 重大火灾 20261201-001，52分钟前" in result.stdout
     assert "[20:00] bot → 李秀英: 📰 青川县教育局值班简报，11-30 20:00–12-01 20:00" in result.stdout
     assert "[20:00] bot → 李秀英: (photo) 📊 青川县教育局，11-30 20:00–12-01 20:00" in result.stdout
