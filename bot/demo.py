@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from bot import demo_summary
 from bot.clock import MovableClock
 from bot.config import settings_from_mapping
 from bot.i18n import N_, Translator, translator
@@ -504,4 +505,14 @@ async def run_demo(*, language: str, out: TextIO) -> None:
             await _evening_digest(stack, clock, show, tr, desk=desk)
             await _handover(show, stack, clock, tr, leaving=colleague)
             show.flush()
+            day = await demo_summary.compute(
+                stack.db,
+                settings,
+                scope_code="QC",
+                viewer_staff_no="QC002",
+                start=DEMO_START,
+                now=clock.now(),
+            )
+            lines = demo_summary.render(tr, tz, day)
+            out.write("\n══ " + lines[0] + " ══\n" + "\n".join(lines[1:]) + "\n")
             out.write("\n" + tr._("End of the demo.") + "\n")

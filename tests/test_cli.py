@@ -212,6 +212,26 @@ def test_demo_runs_offline_and_prints_the_conversation() -> None:
         "        Quiet afternoon. The kitchen stays closed until tomorrow: keep pupils out of it.",
     ]
     assert out.index("[20:00] bot → 李秀英: (photo)") < out.index("[20:02]") < out.index("[20:05]")
+    # the one-screen summary at the end, computed from the database
+    summary = out.split("══ Summary of the day at 青川县教育局, 12-01 07:50–20:05 ══\n")[1]
+    assert out.index("[20:05] bot → 唐磊: ✅") < out.index("══ Summary of the day")
+    assert summary.splitlines()[:5] == [
+        "What happened",
+        "• 20261201-001 Serious Fire at 石坝小学, reported at 08:25 by 马俊",
+        "  acknowledged: 石坝小学 (杨光明, 08:27), 青川县教育局 (李秀英, 09:18)",
+        "  follow-ups: 1; closed with its final report at 10:30 by 杨光明",
+        "• Check-ins: 3/16 answered, 1 late, 13 never answered",
+    ]
+    assert "• 20261201-001: the school's report was late (迟报)" in summary
+    assert "• Shifts nobody clocked in to: 13 (石坝乡红岩小学 彭勇 08:00, " in summary
+    assert "• Late clock-ins: 唐磊 20:05 (5 min)" in summary
+    assert "• Check-ins answered late: 马俊 09:35" in summary
+    assert "• Daily reports missing: 石坝乡红岩小学, " in summary
+    assert summary.split("The one-hour rule\n")[1].splitlines()[:2] == [
+        "• 20261201-001: happened 08:25, due at the levels above by 09:25",
+        "  the system passed it up at 09:15 to 石坝乡中心校, 青川县教育局: recorded late (迟报)",
+    ]
+    assert len(summary.split("\n\nEnd of the demo.")[0].splitlines()) <= 20
     # the evening digest: the county's by unit, the late fire named, then its chart
     digest = out.split(
         "[20:00] bot → 李秀英: 📰 Daily digest of 青川县教育局, 11-30 20:00–12-01 20:00"
@@ -234,6 +254,11 @@ def test_the_demo_reads_in_chinese_too() -> None:
     assert "✅ 青川县教育局已由李秀英于09:18接报。" in result.stdout
     assert "[09:45] bot → 李秀英: 📝 马俊 对事件 20261201-001 的续报：" in result.stdout
     assert "[10:30] 杨光明 ☞ [🏁 结案]" in result.stdout
+    summary = result.stdout.split("══ 青川县教育局当日小结，12-01 07:50–20:05 ══\n")[1]
+    assert "  接报：石坝小学（杨光明，08:27）、青川县教育局（李秀英，09:18）" in summary
+    assert "• 签到迟到：唐磊 20:05（迟到5分钟）" in summary
+    assert "  系统于09:15代为上报至石坝乡中心校、青川县教育局，记为迟报" in summary
+    assert summary.rstrip().endswith("演示结束。")
     assert (
         "📋 马俊的交接（12-01 20:02）：\n        下午平稳。厨房明天前仍封闭，勿让学生进入。"
         in result.stdout
