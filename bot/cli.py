@@ -63,6 +63,13 @@ def _parser() -> _Parser:
         "demo", parents=[common], help="play a scripted duty day against a local Bot API emulator"
     )
     demo.add_argument("--lang", "--language", dest="language", choices=["zh", "en"], default=None)
+    demo.add_argument(
+        "--keep",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="keep the database, transcript, chart and XLSX in DIR, with a config to open them",
+    )
     check = commands.add_parser("check-config", parents=[common], help="validate a config file")
     check.add_argument("path", nargs="?", default=None)
     commands.add_parser(
@@ -564,7 +571,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from bot.demo import run_demo
 
     language = args.language or settings.bot.language
-    asyncio.run(run_demo(language=language, out=sys.stdout))
+    run_demo(language=language, out=sys.stdout, keep=args.keep)
     return 0
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from openpyxl import load_workbook
@@ -116,8 +118,9 @@ def test_roster_with_a_bad_row_exits_1_naming_row_and_column(tmp_path: Path) -> 
     assert (tmp_path / "out" / "units.csv").read_text(encoding="utf-8-sig").count("\n") == 1
 
 
-def test_demo_runs_offline_and_prints_the_conversation() -> None:
-    result = zhiban("demo", "--lang", "en")
+def test_demo_runs_offline_and_prints_the_conversation(tmp_path: Path) -> None:
+    kept = tmp_path / "day"
+    result = zhiban("demo", "--lang", "en", "--keep", str(kept))
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "[07:50] bot → 路人甲: 您尚未在值班系统登记。" in out
@@ -242,6 +245,24 @@ def test_demo_runs_offline_and_prints_the_conversation() -> None:
     )
     assert out.index("[09:17]") < out.index("[15:00]") < out.index("[20:00]")
     assert "Traceback" not in out + result.stderr
+    # --keep: the database, transcript, chart and XLSX are kept, with a config to open them
+    assert "To open the kept day with the bot, start the Bot API emulator" in out
+    assert "    python -m bot.sandbox --port 8081 --user-id 7004 --user-name 杨光明\n" in out
+    assert out.rstrip().endswith(
+        f"ZHIBAN_TELEGRAM_TOKEN=123456:demo zhiban --config {kept.resolve() / 'config.toml'} run"
+    )
+    assert (kept / "transcript.txt").read_text(encoding="utf-8") == out
+    with sqlite3.connect(kept / "demo.db") as db:
+        numbers = db.execute("SELECT number, status FROM incidents").fetchall()
+    assert numbers == [("20261201-001", "closed")]
+    with Image.open(kept / "digest-chart.png") as chart:
+        assert chart.format == "PNG" and chart.width > 300
+    book = load_workbook(kept / "summary.xlsx")
+    assert len(book.sheetnames) >= 3
+    config = tomllib.loads((kept / "config.toml").read_text(encoding="utf-8"))
+    assert config["database"]["url"] == f"sqlite+aiosqlite:///{kept.resolve() / 'demo.db'}"
+    assert config["telegram"]["api_base_url"] == "http://127.0.0.1:8081/bot"
+    assert zhiban("check-config", str(kept / "config.toml")).returncode == 0
 
 
 def test_the_demo_reads_in_chinese_too() -> None:
