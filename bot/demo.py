@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,12 +18,13 @@ from sqlmodel import select
 
 from bot import demo_summary
 from bot.clock import MovableClock
-from bot.config import Settings, settings_from_mapping
+from bot.config import LINK_SECRET_ENV, Settings, settings_from_mapping
+from bot.demo_robot import DemoRobot
 from bot.i18n import N_, Translator, translator
 from bot.models import Unit
 from bot.sandbox import SentMessage, SimUser
 from bot.sandbox.server import BotApiEmulator
-from bot.sandbox.stack import LocalStack
+from bot.sandbox.stack import LocalStack, free_port
 from bot.services import accounts, roster
 from bot.services.reports import summary, workbook
 from bot.services.reports.figures import days_between, figures
@@ -72,6 +74,7 @@ class Transcript:
         self._out = out
         self._tz = tz
         self._shown = 0
+        self._robot_shown = 0
 
     def scene(self, title: str) -> None:
         """Print a scene heading."""
@@ -82,6 +85,19 @@ class Transcript:
         """Leave out what happened since the last call, saying so in one line."""
         self._shown = len(self._emulator.transcript())
         self._out.write(f"\n{note}\n")
+
+    def robot(self, texts: list[str], group: str, time: str, about: str) -> None:
+        """Print the group robot's messages `about` something since the last call.
+
+        The county group also gets the morning's pages about unmanned posts; they are left out.
+        """
+        self.flush()
+        for text in texts[self._robot_shown :]:
+            if about not in text:
+                continue
+            body = text.strip().replace("\n", "\n        ")
+            self._out.write(f"[{time}] bot → {group}: {body}\n")
+        self._robot_shown = len(texts)
 
     def flush(self) -> None:
         """Print the new transcript lines."""
@@ -408,6 +424,16 @@ async def _keep_files(
 
 async def _play(*, language: str, out: TextIO, folder: Path, keep: bool) -> dict[str, bytes] | None:
     """Play the day in `folder`'s database; with `keep`, the files to keep there."""
+    ops_port = free_port()
+    async with DemoRobot() as robot:
+        return await _play_with(
+            language=language, out=out, folder=folder, keep=keep, robot=robot, ops_port=ops_port
+        )
+
+
+async def _play_with(
+    *, language: str, out: TextIO, folder: Path, keep: bool, robot: DemoRobot, ops_port: int
+) -> dict[str, bytes] | None:
     kept = None
     tr = translator(language)
     clock = MovableClock(DEMO_START)
@@ -417,11 +443,16 @@ async def _play(*, language: str, out: TextIO, folder: Path, keep: bool) -> dict
             # The digest in the evening: the demo's day ends with it.
             "digest": {"time": "20:00"},
             "database": {"url": f"sqlite+aiosqlite:///{folder / DATABASE}"},
+            # The county's pages also go to its DingTalk group, with the acknowledge link.
+            "web": {"public_url": f"http://127.0.0.1:{ops_port}"},
+            "channels": [
+                {"name": "county-dingtalk", "kind": "dingtalk", "url": robot.url, "units": ["QC"]}
+            ],
         },
-        environ={},
+        environ={LINK_SECRET_ENV: secrets.token_urlsafe(32)},
     )
     tz = settings.bot.tz
-    async with LocalStack(settings, clock) as stack:
+    async with LocalStack(settings, clock, ops_port=ops_port) as stack:
         assert stack.db is not None
         summary = await roster.import_roster(
             stack.db,
@@ -571,6 +602,7 @@ async def _play(*, language: str, out: TextIO, folder: Path, keep: bool) -> dict
         await stack.settle()
         await admin.wait_for(lambda m: "🕒" in m.text)
         await desk.wait_for(lambda m: "🕒" in m.text)
+        show.robot(robot.texts, tr._("DingTalk group of 青川县教育局"), "09:15", number)
 
         clock.advance(timedelta(minutes=1))
         show.scene(tr._("{time} The township's officer reads the timeline", time="09:16"))

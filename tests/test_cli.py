@@ -179,6 +179,16 @@ def test_demo_runs_offline_and_prints_the_conversation(tmp_path: Path) -> None:
     assert board.splitlines()[2] == (
         "        🔴 石坝小学 (SB01): 🚨 Serious Fire 20261201-001, 52 min ago · 📵 unreachable 2"
     )
+    # the county's DingTalk group gets the fire's page, with the desk's acknowledge link
+    robot = out.split(
+        "[09:15] bot → DingTalk group of 青川县教育局: 🚨 Serious incident No. 20261201-001"
+    )
+    robot_page = robot[1].split("\n\n— 09:16")[0]
+    assert "        李秀英: http://127.0.0.1:" in robot_page and "/a/" in robot_page
+    assert robot_page.rstrip().endswith("@15900000002 @13800000003 @15900000006")
+    assert (
+        out.index("[09:15] bot → 李秀英: 🚨") < out.index("DingTalk group") < out.index("[09:16]")
+    )
     # the county desk acknowledges the fire; the township's page shows it
     desk_ack = out.split("[09:18] 李秀英 ☞ [✅ Acknowledge]\n")[1].split("— 09:30")[0]
     assert desk_ack.startswith("[09:18] bot ⇢ 李秀英: Acknowledged. Paging has stopped.")
@@ -273,6 +283,7 @@ def test_the_demo_reads_in_chinese_too() -> None:
     assert "❌ 石坝乡红岩小学：缺报" in result.stdout
     assert "[09:17] bot → 李秀英: 📋 值班看板：青川县教育局（QC）· 09:17" in result.stdout
     assert "✅ 青川县教育局已由李秀英于09:18接报。" in result.stdout
+    assert "[09:15] bot → 青川县教育局钉钉群: 🚨 重大事件 20261201-001：火灾" in result.stdout
     assert "[09:45] bot → 李秀英: 📝 马俊 对事件 20261201-001 的续报：" in result.stdout
     assert "[10:30] 杨光明 ☞ [🏁 结案]" in result.stdout
     summary = result.stdout.split("══ 青川县教育局当日小结，12-01 07:50–20:05 ══\n")[1]
