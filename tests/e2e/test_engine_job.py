@@ -28,6 +28,9 @@ async def test_a_page_due_in_the_future_goes_out_when_its_time_comes(database_ur
         await principal.start()
         await principal.wait_for()
         step = EscalationStep(after=timedelta(minutes=2), roles=["principal"], level=Level.UNIT)
+        # The scaled clock ran on while the district was set up: the step is due 2 minutes
+        # after the matter starts, not after START.
+        started = clock.now()
         async with stack.db.uow() as uow:
             await escalation.start(
                 uow.session,
@@ -36,13 +39,13 @@ async def test_a_page_due_in_the_future_goes_out_when_its_time_comes(database_ur
                 subject_type="test",
                 subject_id=1,
                 unit_id=district.units["S"],
-                now=clock.now(),
+                now=started,
                 subject=PageSubject(what="Post unmanned", ask="Acknowledge."),
             )
             await uow.commit()
         stack.runtime.wake()
         page = await principal.wait_for(timeout=10)
-        due = START + timedelta(minutes=2)
+        due = started + timedelta(minutes=2)
         received = datetime.fromtimestamp(page.date, tz=UTC)
         assert page.text.startswith("🚨 Post unmanned")
         assert due <= received + timedelta(seconds=1)  # not early
