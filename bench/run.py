@@ -27,6 +27,7 @@ import ops_scrape
 import robots
 import roster_import
 import rota
+import startup
 import storm
 import summary
 from support import Options, Result
@@ -53,6 +54,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "ack_link": (ack_link.run, 240.0),
     "channels": (channels.run, 120.0),
     "email_send": (email_send.run, 60.0),
+    "startup": (startup.run, 240.0),
 }
 
 
