@@ -23,6 +23,7 @@ import email_send
 import fanout
 import lateness
 import look_cost
+import memory
 import ops_scrape
 import robots
 import roster_import
@@ -55,6 +56,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "channels": (channels.run, 120.0),
     "email_send": (email_send.run, 60.0),
     "startup": (startup.run, 240.0),
+    "memory": (memory.run, 300.0),
 }
 
 
