@@ -7,7 +7,7 @@ import asyncio
 from telegram import InputFile, Update
 
 from bot.errors import ZhibanError
-from bot.services.reports import charts, summary, workbook
+from bot.services.reports import summary
 from handlers.context import ZhibanContext
 from handlers.replies import reply
 
@@ -33,6 +33,10 @@ async def summary_command(update: Update, context: ZhibanContext) -> None:
         return
     figures = found.figures
     await reply(message, summary.summary_text(tr, figures, tz, kind=found.kind))
+    # matplotlib and openpyxl load with the first summary, not when the bot starts (they are
+    # about 0.5 s and 50 MB of a start; bench/startup.py, bench/memory.py).
+    from bot.services.reports import charts, workbook
+
     # Drawing and writing take a moment of CPU: off the event loop, so other updates go on.
     period = summary.period_text(tr, figures, tz)
     png = await asyncio.to_thread(charts.summary_chart, tr, figures, period=period)
