@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import shlex
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import ack_link
@@ -34,6 +37,7 @@ import summary
 from support import Options, Result
 
 Benchmark = Callable[[Options], Awaitable[Result]]
+RESULTS = Path(__file__).resolve().parent / "results"
 
 BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     # name: (benchmark, seconds it may take before it counts as failed)
@@ -130,11 +134,37 @@ def main(argv: list[str]) -> int:
         for name in names:
             result = asyncio.run(run_one(name, options))  # a fresh event loop for each benchmark
             print(result.line(), flush=True)
+            record(result, options, argv)
             if args.verbose:
                 for line in result.details:
                     print(f"  {line}", flush=True)
             failed += not result.passed
     return 1 if failed else 0
+
+
+def record(result: Result, options: Options, argv: list[str]) -> None:
+    """Keep the run's line in `bench/results/<name>.json`, next to what the benchmark wrote.
+
+    Benchmarks that write their own figures keep them; this adds, per backend, the line as
+    printed, when and by which command, so every figure in the README can be traced to a run.
+    """
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{result.name}.json"
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except ValueError:
+        kept = {}
+    if not isinstance(kept, dict):
+        kept = {"figures": kept}
+    runs = kept.get("runs") if isinstance(kept.get("runs"), dict) else {}
+    runs[options.backend] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": shlex.join(["python", "bench/run.py", *argv]),
+        "passed": result.passed,
+        "line": result.line(),
+    }
+    kept["runs"] = runs
+    path.write_text(json.dumps(kept, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 @contextmanager

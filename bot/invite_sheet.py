@@ -7,8 +7,6 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import segno
-
 from bot.i18n import Translator
 from bot.services.accounts import IssuedInvite
 
@@ -32,6 +30,8 @@ def write_sheet(
     now: datetime,
 ) -> list[Path]:
     """Write `<staff_no>.png` for each invite and `invites.html` with all of them."""
+    import segno  # only the printed sheet needs the QR encoder
+
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     cards = []

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from telegram import InputFile, Update
 
-from bot.services import calendar_feed
 from handlers.context import ZhibanContext
 from handlers.replies import reply
 
 
 async def calendar_command(update: Update, context: ZhibanContext) -> None:
     """Send my shifts (from 30 days ago on) as an .ics document, or say there are none."""
+    # icalendar loads with the first /calendar, not with every start of the bot
+    from bot.services import calendar_feed
+
     message, me = update.effective_message, context.me
     if message is None or me is None:
         return

@@ -6,7 +6,6 @@ import importlib
 from collections.abc import Mapping
 
 from bot.channels import Channel
-from bot.channels.email import email_channel
 from bot.clock import Clock
 from bot.config import ConfigError, Settings, channel_secret_problems
 
@@ -48,7 +47,12 @@ def build(
         # A signature carries the time: the injected clock's (a test's moved clock too).
         timed = {"clock": clock} if clock is not None and config.kind in SIGNED else {}
         built[config.name] = client(config.name, config.url, secret, config.per_minute, **timed)
-    mail = email_channel(settings, clock=clock)
+    if settings.email is not None:  # aiosmtplib loads only where e-mail is configured
+        from bot.channels.email import email_channel
+
+        mail = email_channel(settings, clock=clock)
+    else:
+        mail = None
     if mail is not None:  # config.py keeps "email" from naming a [[channels]] table
         built[EMAIL] = mail
     return built
