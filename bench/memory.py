@@ -80,12 +80,13 @@ async def run(options: Options) -> Result:
     finally:
         await emulator.stop()
     sends = [c for c in emulator.calls if c.method.lower() == "sendmessage" and c.status == 200]
-    passed = peak_mb <= TARGET_MB
+    # a day the bot did not get through (a loaded machine) is no measure of its peak
+    passed = peak_mb <= TARGET_MB and clock_ins == CLOCK_INS
     figures = (
         f"peak_rss={peak_mb:.0f}MB (VmHWM; median RSS while running {median(samples):.0f}MB) "
         f"schools={SCHOOLS} staff={SCHOOLS * PEOPLE_PER_SCHOOL:,} shifts={shifts:,} "
         f"messages_sent={len(sends):,} clock_ins={clock_ins}/{CLOCK_INS} run={RUN_SECONDS:.0f}s "
-        f"(target <= {TARGET_MB:.0f}MB) [{options.backend}]"
+        f"(target <= {TARGET_MB:.0f}MB, every clock-in stored) [{options.backend}]"
     )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "memory.json").write_text(
