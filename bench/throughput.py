@@ -34,6 +34,7 @@ import json
 import logging
 import statistics
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -110,6 +111,7 @@ class Figures:
     stored: int
     expected: int
     people: int
+    kinds: tuple[tuple[str, float], ...] = ()  # statements per update by their first words
 
     @property
     def zhiban_rate(self) -> float:
@@ -365,6 +367,7 @@ async def run_mode(options: Options, mode: Mode) -> dict[str, Figures]:
                 zhiban: list[Round] = []
                 echo: list[Round] = []
                 statements = calls = echo_calls = 0
+                kinds: Counter[str] = Counter()
                 for index in range(ROUNDS):
                     first = WARM_UP + index * mode.people
                     wave = chats[first : first + mode.people]
@@ -373,6 +376,7 @@ async def run_mode(options: Options, mode: Mode) -> dict[str, Figures]:
                         zhiban.append(await timed_round(zhiban_api, wave, zhiban_act))
                         await stack.settle()  # what the updates set going is counted too
                         statements += counter.total
+                        kinds.update(counter.kinds)
                     calls += _sent(zhiban_api) - before
                     before = _sent(echoes)
                     echo.append(await timed_round(echoes, wave, echo_act))
@@ -386,6 +390,9 @@ async def run_mode(options: Options, mode: Mode) -> dict[str, Figures]:
                     stored=await _stored(db, workload, groups[workload]),
                     expected=per,
                     people=mode.people,
+                    kinds=tuple(
+                        (kind, n / (ROUNDS * mode.people)) for kind, n in kinds.most_common(15)
+                    ),
                 )
             event.remove(db.engine.sync_engine, "before_cursor_execute", counter)
     return found
@@ -474,4 +481,10 @@ async def run(options: Options) -> Result:
         },
     }
     RESULTS.write_text(json.dumps(kept, indent=2, ensure_ascii=False) + "\n")
-    return Result("throughput", passed, figures)
+    details = tuple(
+        f"{mode.name} {workload}: {n:5.2f} {kind}"
+        for mode in MODES
+        for workload, f in by_mode[mode.name].items()
+        for kind, n in f.kinds
+    )
+    return Result("throughput", passed, figures, details)
