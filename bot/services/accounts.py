@@ -421,6 +421,41 @@ async def _me(session: AsyncSession, person_id: int, *, unreachable: bool = Fals
     )
 
 
+# What `identify` reads, built once: constructing a 14-column select with its joins took
+# about a third of the gate's time per update (pyinstrument).
+_HELD_AT = aliased(Unit)
+_IDENTIFY_COLUMNS: list[Any] = [
+    Person.id,
+    Person.staff_no,
+    Person.name,
+    Person.language,
+    Person.active,
+    Account.unreachable_since,
+    Unit.id,
+    Unit.name,
+    Unit.path,
+    RoleGrant.role,
+    _HELD_AT.id,
+    _HELD_AT.code,
+    _HELD_AT.name,
+    _HELD_AT.path,
+]
+_IDENTIFY = (
+    sa.select(*_IDENTIFY_COLUMNS)
+    .select_from(Account)
+    .join(Person, col(Person.id) == Account.person_id)
+    .join(Unit, col(Unit.id) == Person.unit_id)
+    .outerjoin(RoleGrant, col(RoleGrant.person_id) == Person.id)
+    .outerjoin(_HELD_AT, col(_HELD_AT.id) == RoleGrant.unit_id)
+    .where(
+        col(Account.channel) == "telegram",
+        col(Account.external_id) == sa.bindparam("external_id"),
+        col(Account.unlinked_at).is_(None),
+    )
+    .order_by(col(RoleGrant.id))
+)
+
+
 async def identify(db: Database, *, external_id: int) -> Me | None:
     """The linked person behind a messaging account, or None for a stranger.
 
@@ -429,39 +464,8 @@ async def identify(db: Database, *, external_id: int) -> Me | None:
     row with no role). Nothing is cached: a roster change or an unlink on another instance
     counts from the next update on.
     """
-    held_at = aliased(Unit)
-    columns: list[Any] = [
-        Person.id,
-        Person.staff_no,
-        Person.name,
-        Person.language,
-        Person.active,
-        Account.unreachable_since,
-        Unit.id,
-        Unit.name,
-        Unit.path,
-        RoleGrant.role,
-        held_at.id,
-        held_at.code,
-        held_at.name,
-        held_at.path,
-    ]
-    statement = (
-        sa.select(*columns)
-        .select_from(Account)
-        .join(Person, col(Person.id) == Account.person_id)
-        .join(Unit, col(Unit.id) == Person.unit_id)
-        .outerjoin(RoleGrant, col(RoleGrant.person_id) == Person.id)
-        .outerjoin(held_at, col(held_at.id) == RoleGrant.unit_id)
-        .where(
-            col(Account.channel) == "telegram",
-            col(Account.external_id) == external_id,
-            col(Account.unlinked_at).is_(None),
-        )
-        .order_by(col(RoleGrant.id))
-    )
     async with db.read() as uow:
-        rows = (await uow.session.execute(statement)).all()
+        rows = (await uow.session.execute(_IDENTIFY, {"external_id": external_id})).all()
     if not rows or rows[0][0] is None or not rows[0][4]:
         return None
     person_id, staff_no, name, language, _active, unreachable_since = rows[0][:6]
