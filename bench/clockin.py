@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col
@@ -22,7 +23,13 @@ from support import (
     temporary_database,
 )
 from telegram import Update
-from telegram.ext import AIORateLimiter, ApplicationBuilder, CommandHandler, ContextTypes
+from telegram.ext import (
+    AIORateLimiter,
+    ApplicationBuilder,
+    BaseHandler,
+    CommandHandler,
+    ContextTypes,
+)
 
 from bot.clock import SystemClock
 from bot.config import ShiftSettings, TelegramSettings
@@ -176,11 +183,14 @@ async def _echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 @asynccontextmanager
-async def echo_bot(telegram: TelegramSettings) -> AsyncIterator[BotApiEmulator]:
+async def echo_bot(
+    telegram: TelegramSettings, handlers: Sequence[BaseHandler[Any, Any, Any]] = ()
+) -> AsyncIterator[BotApiEmulator]:
     """A bare python-telegram-bot echo bot, built and polling as Zhiban is, on its own emulator.
 
     Only the handlers differ from `bot.app.build_application`: the same rate limiter with the
     same settings, the same (default, one update at a time) concurrency, the same polling.
+    Besides the /in answer it has `handlers` (bench/throughput.py's other workloads).
     """
     emulator = BotApiEmulator()
     await emulator.start()
@@ -200,6 +210,8 @@ async def echo_bot(telegram: TelegramSettings) -> AsyncIterator[BotApiEmulator]:
             .build()
         )
         application.add_handler(CommandHandler("in", _echo))
+        for handler in handlers:
+            application.add_handler(handler)
         updater = application.updater
         assert updater is not None
         async with application:

@@ -34,6 +34,7 @@ import rota
 import startup
 import storm
 import summary
+import throughput
 from support import Options, Result
 
 Benchmark = Callable[[Options], Awaitable[Result]]
@@ -48,6 +49,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "rota": (rota.run, 120.0),
     "roster_import": (roster_import.run, 120.0),
     "clockin": (clockin.run, 90.0),
+    "throughput": (throughput.run, 300.0),
     "storm": (storm.run, 240.0),
     "look_cost": (look_cost.run, 120.0),
     "checkins": (checkins.run, 300.0),

@@ -1,7 +1,17 @@
-"""Unit of work: one transaction per use case; leaving without commit rolls back."""
+"""Unit of work: one transaction per use case; leaving without commit rolls back.
+
+On SQLite only one transaction at a time may write (bot/db.py takes the write lock with
+BEGIN IMMEDIATE). When several of the process's own units of work asked for it at once, the
+losers slept in SQLite's busy handler (1, 2, 5, 10 … 100 ms between tries) and, under a burst of
+updates, gave up after `busy_timeout` with "database is locked": the update was answered with
+an apology, an outbox row was put back. Writing units of work of one process therefore queue
+for the lock here, in order, without sleeping; SQLite's busy handler still arbitrates between
+processes (`zhiban doctor`, the CLI). Units that only read (`Database.read`) never queue.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -14,10 +24,16 @@ class UnitOfWork:
     """An async context that opens a session and a transaction for one use case."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, read_only: bool = False
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        read_only: bool = False,
+        writers: WriterQueue | None = None,
     ) -> None:
         self._sessions = sessions
         self._read_only = read_only
+        self._writers = None if read_only else writers
+        self._queued = False
         self._session: AsyncSession | None = None
 
     @property
@@ -28,11 +44,26 @@ class UnitOfWork:
         return self._session
 
     async def __aenter__(self) -> UnitOfWork:
-        self._session = self._sessions()
-        await self._session.begin()
-        if self._read_only:
-            await self._session.connection(execution_options={READ_ONLY: True})
+        if self._writers is not None:
+            self._queued = await self._writers.acquire()
+        try:
+            self._session = self._sessions()
+            await self._begin(self._session)
+        except BaseException:
+            self._release()
+            raise
         return self
+
+    async def _begin(self, session: AsyncSession) -> None:
+        self._session = session
+        await session.begin()
+        if self._read_only:
+            await session.connection(execution_options={READ_ONLY: True})
+
+    def _release(self) -> None:
+        if self._queued and self._writers is not None:
+            self._queued = False
+            self._writers.release()
 
     async def __aexit__(
         self,
@@ -47,14 +78,50 @@ class UnitOfWork:
                 session.expunge_all()
                 await session.rollback()
         finally:
-            await session.close()
-            self._session = None
+            try:
+                await session.close()
+            finally:
+                self._session = None
+                self._release()
 
     async def commit(self) -> None:
         """Commit the use case's changes."""
         if self._read_only:
             raise RuntimeError("a read-only unit of work cannot commit")
-        await self.session.commit()
+        try:
+            await self.session.commit()
+        finally:
+            self._release()  # SQLite's write lock went with the transaction
+
+
+class WriterQueue:
+    """The process's writing units of work on SQLite, one at a time, first come first served.
+
+    A task already holding it (a unit of work opened inside another) does not queue again: it
+    goes on as it did before the queue, and SQLite decides.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self._holder: asyncio.Task[object] | None = None
+
+    async def acquire(self) -> bool:
+        """Wait for the turn; False when the current task holds it already."""
+        task = asyncio.current_task()
+        if task is not None and task is self._holder:
+            return False
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            self._locks = {loop: (lock := asyncio.Lock())}  # a new loop: forget the old ones
+        await lock.acquire()
+        self._holder = task
+        return True
+
+    def release(self) -> None:
+        """Give the turn to the next writer."""
+        self._holder = None
+        self._locks[asyncio.get_running_loop()].release()
 
 
 class Database:
@@ -63,10 +130,11 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions = session_factory(engine)
+        self._writers = WriterQueue() if engine.dialect.name == "sqlite" else None
 
     def uow(self) -> UnitOfWork:
         """Open a new unit of work."""
-        return UnitOfWork(self.sessions)
+        return UnitOfWork(self.sessions, writers=self._writers)
 
     def read(self) -> UnitOfWork:
         """Open a unit of work that only reads (on SQLite it does not wait for the write lock)."""

@@ -5,6 +5,13 @@ job is attached (catching up what fell due while the bot was down). The job is r
 every step and whenever a use case adds work (`wake`); there is never more than one armed job.
 A slow safety poll catches work added by another instance on the same PostgreSQL database.
 A planner that fails is logged and counted, and the step goes on to handle what is due.
+
+The planners look hours ahead, so a burst of wakes (every check-in answer and every report
+wakes the engine) need not run them at every step: a step the job runs within `PLAN_EVERY`
+real seconds of the last planning leaves them out and arms a step for the moment planning is
+owed again, so what a use case added is planned at most that much later. A step asked for
+directly (`step`: the safety poll, the sandbox's settle, the tests) always plans. Before, each
+woken step ran the four planners' transactions again: half the SQL of a check-in answer.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from telegram.ext import Job, JobQueue
@@ -29,6 +36,8 @@ JOB_NAME = "zhiban-engine"
 
 # Schedules deadlines for what is coming up (shifts starting soon, check-in rounds, ...).
 Planner = Callable[[datetime], Awaitable[object]]
+# Real seconds within which a woken step leaves the planners to the last one that ran them.
+PLAN_EVERY = 1.0
 
 
 class EngineJob:
@@ -62,6 +71,7 @@ class EngineJob:
         self._armed_for: datetime | None = None
         self._fires_at = 0.0
         self.planner_failures = 0
+        self._planned_at: float | None = None  # monotonic time of the last planning
 
     def attach(self, queue: JobQueue[Any]) -> None:
         """Run a first step at once (catching up after downtime) and start the safety poll."""
@@ -76,15 +86,24 @@ class EngineJob:
     async def step(self) -> StepResult:
         """Plan what is coming, handle what is due now, then re-arm for the next deadline."""
         async with self._stepping:
-            return await self._step()
+            return await self._step(plan=True)
 
-    async def _step(self) -> StepResult:
-        for planner in self.planners:
-            try:
-                await planner(self.clock.now())
-            except Exception:  # a broken planner must not stop the paging of what is due
-                self.planner_failures += 1
-                log.exception("engine: planner %s failed", getattr(planner, "__name__", planner))
+    def _planning_owed_in(self) -> float:
+        """Real seconds until a woken step plans again (0: now)."""
+        if self._planned_at is None:
+            return 0.0
+        return max(0.0, self._planned_at + PLAN_EVERY - time.monotonic())
+
+    async def _step(self, *, plan: bool) -> StepResult:
+        if plan:
+            self._planned_at = time.monotonic()
+            for planner in self.planners:
+                try:
+                    await planner(self.clock.now())
+                except Exception:  # a broken planner must not stop the paging of what is due
+                    self.planner_failures += 1
+                    name = getattr(planner, "__name__", planner)
+                    log.exception("engine: planner %s failed", name)
         result = await run_due(
             self.db,
             now=self.clock.now(),
@@ -103,7 +122,18 @@ class EngineJob:
         # Due work that nothing here could claim is held by another instance: look again in a
         # moment rather than at once, over and over.
         await self.rearm(minimum=0.0 if result.handled or result.failed else 1.0)
+        if not plan and self.planners:
+            self._owe_planning()
         return result
+
+    def _owe_planning(self) -> None:
+        """Make sure a step runs when planning is owed again, unless one runs before."""
+        if self._queue is None:
+            return
+        wait = self._planning_owed_in()
+        if self._is_armed() and self._fires_at <= time.monotonic() + wait:
+            return  # that step comes first and plans, or owes it again
+        self._arm(wait, self.clock.now() + timedelta(seconds=wait))
 
     async def rearm(self, minimum: float = 0.0) -> None:
         """Arm the one-off job for the earliest pending deadline.
@@ -149,7 +179,8 @@ class EngineJob:
         if context.job is self._armed:
             self._armed = None
             self._armed_for = None
-        await self.step()
+        async with self._stepping:
+            await self._step(plan=not self.planners or self._planning_owed_in() == 0.0)
 
     async def _poll(self, _context: Any) -> None:
         await self.step()

@@ -180,10 +180,15 @@ async def _events(
     return clock_in, clock_out
 
 
-async def _line(session: AsyncSession, shift: Shift) -> ShiftLine:
+async def _line(
+    session: AsyncSession,
+    shift: Shift,
+    events: tuple[ClockEvent | None, ClockEvent | None] | None = None,
+) -> ShiftLine:
+    """The shift as a line; `events` (clock-in, clock-out) when the caller has them already."""
     unit = await contacts.unit(session, shift.unit_id)
     person = await contacts.person(session, shift.person_id) if shift.person_id else None
-    clock_in, clock_out = await _events(session, shift.id or 0)
+    clock_in, clock_out = events if events is not None else await _events(session, shift.id or 0)
     return ShiftLine(
         shift_id=shift.id or 0,
         unit_name=unit.name,
@@ -201,7 +206,12 @@ async def _line(session: AsyncSession, shift: Shift) -> ShiftLine:
 async def _candidate(
     session: AsyncSession, *, person_id: int, now: datetime, early: timedelta, shift_id: int | None
 ) -> tuple[Shift | None, ClockEvent | None]:
-    """The shift to clock in to (the earliest not clocked in yet), and its clock-in if any."""
+    """The shift to clock in to (the earliest not clocked in yet), and its clock-in if any.
+
+    The candidate shifts are locked (on PostgreSQL) before their clock-ins are read, so what is
+    read is what the transaction writes against: a clock-in and the engine's deadline for the
+    same shift take turns, and two clock-ins of one person do not both count.
+    """
     statement = select(Shift).where(
         Shift.person_id == person_id,
         col(Shift.start) <= now + early,
@@ -209,14 +219,27 @@ async def _candidate(
     )
     if shift_id is not None:
         statement = statement.where(Shift.id == shift_id)
-    shifts = list((await session.exec(statement.order_by(col(Shift.start)))).all())
+    statement = lock_for_update(statement.order_by(col(Shift.start)), session)
+    shifts = list((await session.exec(statement)).all())
+    if not shifts:
+        return None, None
+    clock_ins: dict[int, ClockEvent] = {}
+    rows = await session.exec(
+        select(ClockEvent)
+        .where(
+            col(ClockEvent.shift_id).in_([shift.id for shift in shifts]), ClockEvent.kind == "in"
+        )
+        .order_by(col(ClockEvent.at))
+    )
+    for event in rows.all():
+        clock_ins.setdefault(event.shift_id, event)
     first_event = None
     for shift in shifts:
-        clock_in, _ = await _events(session, shift.id or 0)
+        clock_in = clock_ins.get(shift.id or 0)
         if clock_in is None:
             return shift, None
         first_event = first_event or clock_in
-    return (shifts[0], first_event) if shifts else (None, None)
+    return shifts[0], first_event
 
 
 async def _next_shift(session: AsyncSession, *, person_id: int, now: datetime) -> Shift | None:
@@ -294,27 +317,23 @@ async def clock_in(
                 time=upcoming.start,
                 opens=upcoming.start - settings.clock_in_early,
             )
-        if existing is None:
-            await _lock_shift(session, shift.id)
-            existing, _ = await _events(session, shift.id)  # it may have changed while waiting
         if existing is not None:
             return ClockedIn(await _line(session, shift), existing.late_minutes, True, None)
         unit = await contacts.unit(session, shift.unit_id)
         check_location(unit, location, settings)
         late = max(0, int((now - shift.start).total_seconds() // 60))
-        session.add(
-            ClockEvent(
-                shift_id=shift.id,
-                person_id=person_id,
-                kind="in",
-                at=now,
-                late_minutes=late,
-                latitude=location.latitude if location else None,
-                longitude=location.longitude if location else None,
-                accuracy_m=location.accuracy_m if location else None,
-                live_location=location.live if location else False,
-            )
+        event = ClockEvent(
+            shift_id=shift.id,
+            person_id=person_id,
+            kind="in",
+            at=now,
+            late_minutes=late,
+            latitude=location.latitude if location else None,
+            longitude=location.longitude if location else None,
+            accuracy_m=location.accuracy_m if location else None,
+            live_location=location.live if location else False,
         )
+        session.add(event)
         for name in ("remind", "missed"):
             await deadlines.cancel(session, now=now, key=f"shift:{shift.id}:{name}")
         person = await contacts.person(session, person_id)
@@ -337,9 +356,8 @@ async def clock_in(
             detail={"late_minutes": late, "live": location.live if location else None},
         )
         await session.flush()
-        result = ClockedIn(
-            await _line(session, shift), late, False, await _handover(session, shift), closed > 0
-        )
+        line = await _line(session, shift, (event, None))  # no clock-out before the clock-in
+        result = ClockedIn(line, late, False, await _handover(session, shift), closed > 0)
         await uow.commit()
     return result
 

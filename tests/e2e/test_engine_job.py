@@ -9,6 +9,7 @@ from factories import build_district
 
 from bot.clock import MovableClock, ScaledClock
 from bot.config import EscalationStep, Level, settings_from_mapping
+from bot.models import Shift
 from bot.sandbox.stack import LocalStack
 from bot.services import escalation
 from bot.services.page_text import PageSubject
@@ -101,3 +102,38 @@ async def test_after_a_restart_what_fell_due_goes_out_at_once_not_at_the_next_po
     page = await principal.wait_for(timeout=10)
     assert page.text.startswith("🚨 Post unmanned")
     assert loop.time() - taking_updates < 2.0  # the safety poll comes only after 15 s
+
+
+async def test_a_shift_added_between_two_plannings_is_reminded_within_seconds(
+    stack: LocalStack, clock: MovableClock
+) -> None:
+    """What a use case adds between two plannings is planned within about a second.
+
+    A woken step within a second of the last planning leaves the planners out; the step it
+    arms for when planning is owed plans what was added, long before the 15 s safety poll.
+    """
+    assert stack.db is not None and stack.runtime is not None
+    district = await build_district(stack.db)
+    staff = stack.emulator.user(district.chats["staff"], "张老师")
+    await staff.start()
+    await staff.wait_for()
+    await stack.settle()  # plans now, so the woken steps of the next second leave planning out
+    remind_before = stack.runtime.settings.shifts.remind_before
+    start = clock.now() + remind_before  # its reminder falls due now
+    async with stack.db.uow() as uow:
+        uow.session.add(
+            Shift(
+                unit_id=district.units["S"],
+                post="门卫室",
+                start=start,
+                end=start + timedelta(hours=8),
+                person_id=district.people["staff"],
+            )
+        )
+        await uow.commit()
+    stack.runtime.wake()
+    loop = asyncio.get_running_loop()
+    woken = loop.time()
+    reminder = await staff.wait_for(timeout=10)
+    assert "门卫室" in reminder.text
+    assert loop.time() - woken < 5.0
