@@ -12,12 +12,15 @@ processes (`zhiban doctor`, the CLI). Units that only read (`Database.read`) nev
 from __future__ import annotations
 
 import asyncio
+import logging
 from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.db import READ_ONLY, session_factory
+
+_log = logging.getLogger(__name__)
 
 
 class UnitOfWork:
@@ -101,7 +104,8 @@ class WriterQueue:
     goes on as it did before the queue, and SQLite decides.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, patience: float = 120.0) -> None:
+        self.patience = patience
         self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
         self._holder: asyncio.Task[object] | None = None
 
@@ -114,7 +118,14 @@ class WriterQueue:
         lock = self._locks.get(loop)
         if lock is None:
             self._locks = {loop: (lock := asyncio.Lock())}  # a new loop: forget the old ones
-        await lock.acquire()
+        try:
+            await asyncio.wait_for(lock.acquire(), timeout=self.patience)
+        except TimeoutError:
+            # Longer than any burst has queued: something holds its turn while it waits for
+            # another writer. Go on unqueued, as before the queue, and let SQLite's busy
+            # handler decide rather than wait here for ever.
+            _log.warning("a writer waited %.0f s for its turn; going on unqueued", self.patience)
+            return False
         self._holder = task
         return True
 

@@ -82,3 +82,32 @@ async def test_a_failed_writer_lets_the_next_one_in(impatient: Database) -> None
 
     await asyncio.wait_for(write(), 10)
     assert await _units(impatient) == 1
+
+
+async def test_a_writer_another_holder_waits_for_goes_on_after_its_patience(
+    impatient: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A use case that waits, inside its unit of work, for another task's writer is no deadlock.
+
+    The queue is not the place to wait for ever: after its patience the second writer goes on
+    unqueued and SQLite's own locking decides, as before the queue.
+    """
+    writers = getattr(impatient, "_writers", None)
+    if writers is None:
+        pytest.skip("PostgreSQL: writers do not queue in the process")
+    writers.patience = 0.2
+
+    async def inner() -> None:
+        async with impatient.uow() as uow:
+            uow.session.add(Unit(code="INNER", name="内", kind="school"))
+            await uow.commit()
+
+    async def outer() -> None:
+        async with impatient.uow() as uow:
+            await asyncio.create_task(inner())  # another task: it queues behind this one
+            uow.session.add(Unit(code="OUTER", name="外", kind="school"))
+            await uow.commit()
+
+    await asyncio.wait_for(outer(), 10)
+    assert await _units(impatient) == 2
+    assert "going on unqueued" in caplog.text
