@@ -213,19 +213,19 @@ async def test_failures_and_slow_answers_for_one_chat_leave_the_others_alone(
     await second.start()
     emu.inject_failure("sendMessage", 502, count=2, chat_id=2)
     emu.inject_failure("sendMessage", 500)
-    emu.slow_answers("sendMessage", 0.3, chat_id=1)
 
     with pytest.raises(NetworkError, match=r"Bad Gateway"):
         await bot.send_message(2, "x")  # the chat's own failure comes first
     with pytest.raises(NetworkError, match=r"Internal Server Error"):
         await bot.send_message(1, "x")  # a failure for any chat
+    emu.slow_answers("sendMessage", 0.3, chat_id=1)
     await bot.send_message(1, "late")
     with pytest.raises(NetworkError, match=r"Bad Gateway"):
         await bot.send_message(2, "x")
     await bot.send_message(2, "y")
 
     calls = [
-        (c.params["chat_id"], c.status, c.duration >= 0.3) for c in emu.calls_of("sendMessage")
+        (int(c.params["chat_id"]), c.status, c.duration >= 0.3) for c in emu.calls_of("sendMessage")
     ]
     assert calls == [
         (2, 502, False),
