@@ -159,6 +159,7 @@ class World:
     started: float = 0.0
     spent: Counter[str] = field(default_factory=Counter)  # seconds by kind of step
     errors: list[logging.LogRecord] = field(default_factory=list)  # ERROR lines logged so far
+    pressed: Counter[str] = field(default_factory=Counter)  # real buttons pressed, by prefix
     calls_seen: int = 0
     transcript_seen: int = 0
     steps: int = 0
@@ -447,6 +448,7 @@ async def _apply(world: World, step: tuple[str, Any]) -> None:
             holder = everyone[pick % len(everyone)]
             message_id = _recent(holder, 1)[-1].message_id
         world.presses.append(await holder.press_data(message_id, data))
+        world.pressed[data.split(":")[0] if kind == "press" else "forged"] += 1
     elif kind == "location":
         who, lat, lon, accuracy = args
         await who.send_location(lat, lon, horizontal_accuracy=accuracy)
@@ -616,11 +618,14 @@ async def _link(
 ) -> None:
     """Open or post an acknowledge link: a refusal is 4xx, one sentence, and changes nothing."""
     async with world.db.read() as uow:
-        pages = (
-            await uow.session.exec(select(Page.id, Page.person_id).order_by(col(Page.id)))
-        ).all()
+        # every other link is for a page still active: most pages of a long run are closed
+        statement = select(Page.id, Page.person_id).order_by(col(Page.id))
+        if pick % 2:
+            statement = statement.where(Page.status == "active")
+        pages = (await uow.session.exec(statement)).all()
         people = (await uow.session.exec(select(Person.id).order_by(col(Person.id)))).all()
     page = pages[pick % len(pages)] if pages else (1, people[0])
+    replay = form == "replayed" and bool(world.links)
     token = _token(
         world, form, (page[0] or 0, page[1]), people[other % len(people)] or 0, other, junk
     )
@@ -636,10 +641,15 @@ async def _link(
     world.link_answers[status] += 1
     assert status in (200, 400, 403, 404, 409, 410), (form, method, action, status, body)
     assert not TRACEBACK.search(body), body
+    if replay and method == "POST" and action in ("ack", "up"):
+        # a link acts once, whatever the action (unless it has expired since)
+        assert status in (409, 410), (status, body)
     if status == 200:
         if method == "POST":
             assert body.count('id="result"') == 1, body
-            world.links.append(token)
+            after = await _decisions(world.db)
+            if after[-1] != before[-1]:  # it acted, and marked the link used
+                world.links.append(token)
         return
     sentences = body.count('class="refused"')
     unreadable = form in ("forged", "mutated", "truncated", "junk")
@@ -840,6 +850,7 @@ def _progress(world: World) -> str:
         f"clock at {world.clock.now():%Y-%m-%d %H:%M} UTC, "
         f"ERROR lines {len(world.errors)}, "
         f"link answers {dict(sorted(world.link_answers.items()))}, "
+        f"buttons pressed {dict(world.pressed.most_common())}, "
         f"seconds by step {', '.join(f'{k} {v:.0f}' for k, v in world.spent.most_common())}"
     )
 
