@@ -496,7 +496,8 @@ async def _report(
         category=category,
         severity=severity,
         place="操场 <b>&amp;",
-        description=f"第{world.steps}步：\u202e 烟雾 \x00",
+        # (as the conversation hands it over: handlers/edge.py has removed NULs by then)
+        description=f"第{world.steps}步：\u202e 烟雾 <i>",
         occurred_at=now - timedelta(minutes=minutes),
         direct=direct,
     )
