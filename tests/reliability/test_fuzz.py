@@ -54,6 +54,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import sqlalchemy as sa
 from factories import District, build_district
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -582,36 +583,43 @@ def _token(
     return good
 
 
-async def _decisions(db: Database) -> list[tuple[Any, ...]]:
-    """What a press on a link could change: pages, matters, levels, marks of used links."""
+async def _decisions(db: Database) -> tuple[set[tuple[Any, ...]], int]:
+    """What a press on a link decides: who acknowledged or resolved what, and links used.
+
+    Only decisions, not the pages and matters themselves: the engine's poll may page and start
+    matters meanwhile, while the clock stands where the last step left it.
+    """
     async with db.read() as uow:
         session = uow.session
-        rows: list[Any] = [
-            *(await session.exec(select(Page.id, Page.status).order_by(col(Page.id)))).all(),
-            *(
-                await session.exec(
-                    select(
-                        Escalation.id,
-                        Escalation.status,
-                        Escalation.acknowledged_by_id,
-                        Escalation.resolved_by_id,
-                    ).order_by(col(Escalation.id))
+        matters = (
+            await session.exec(
+                select(
+                    Escalation.id, Escalation.acknowledged_by_id, Escalation.resolved_by_id
+                ).where(
+                    sa.or_(
+                        col(Escalation.acknowledged_by_id).is_not(None),
+                        col(Escalation.resolved_by_id).is_not(None),
+                    )
                 )
-            ).all(),
-            *(
-                await session.exec(
-                    select(
-                        EscalationLevel.escalation_id,
-                        EscalationLevel.level,
-                        EscalationLevel.acknowledged_by_id,
-                    ).order_by(col(EscalationLevel.id))
-                )
-            ).all(),
-            *(
-                await session.exec(select(AuditEntry.id).where(AuditEntry.action == ack_links.USED))
-            ).all(),
-        ]
-    return [tuple(row) if isinstance(row, tuple) else (row,) for row in rows]
+            )
+        ).all()
+        levels = (
+            await session.exec(
+                select(
+                    EscalationLevel.escalation_id,
+                    EscalationLevel.level,
+                    EscalationLevel.acknowledged_by_id,
+                ).where(col(EscalationLevel.acknowledged_by_id).is_not(None))
+            )
+        ).all()
+        used = (
+            await session.exec(
+                select(sa.func.count())
+                .select_from(AuditEntry)
+                .where(AuditEntry.action == ack_links.USED)
+            )
+        ).one()
+    return {("matter", *row) for row in matters} | {("level", *row) for row in levels}, used
 
 
 async def _link(
@@ -649,7 +657,7 @@ async def _link(
         if method == "POST":
             assert body.count('id="result"') == 1, body
             after = await _decisions(world.db)
-            if after[-1] != before[-1]:  # it acted, and marked the link used
+            if after[1] != before[1]:  # it acted, and marked the link used
                 world.links.append(token)
         return
     sentences = body.count('class="refused"')
