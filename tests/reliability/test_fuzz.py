@@ -784,7 +784,11 @@ async def _check(world: World) -> None:
             await session.exec(
                 select(AuditEntry, Checkin)
                 .join(Checkin, col(Checkin.id) == AuditEntry.subject_id)
-                .where(AuditEntry.action == "checkin.answer", col(AuditEntry.id) > world.seen_audit)
+                .where(
+                    AuditEntry.action == "checkin.answer",
+                    col(AuditEntry.allowed).is_(True),  # refused presses are audited too
+                    col(AuditEntry.id) > world.seen_audit,
+                )
             )
         ).all():
             assert answered.actor_person_id == checkin.person_id, (answered, checkin)
