@@ -164,7 +164,9 @@ class AckPages:
 
     def add_routes(self, app: web.Application) -> None:
         """Serve the link's page on `app`."""
-        path = ack_links.PATH + "{token}"
+        # Any one path segment: aiohttp's default "{token}" leaves out "{" and "}", and a forged
+        # link with one would get aiohttp's bare 404 instead of the page's one sentence.
+        path = ack_links.PATH + "{token:[^/]+}"
         app.router.add_get(path, self.show)
         app.router.add_post(path, self.press)
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
@@ -25,6 +25,7 @@ from bot.sandbox.users import SimGroup, SimUser
 
 _TOKEN_RE = re.compile(r"(\d{1,20}):[A-Za-z0-9_-]{1,64}")
 _MAX_BODY = 50 * 1024 * 1024
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,9 @@ class BotApiEmulator:
         self.latency = 0.0
         self.method_latency: dict[str, float] = {}
         self.calls: list[ApiCall] = []
-        self._failures: dict[str, deque[ApiError]] = {}
+        # Failures and slow answers to come, by (method, chat id); chat None: whatever the chat.
+        self._failures: dict[tuple[str, int | None], deque[ApiError]] = {}
+        self._slow: dict[tuple[str, int | None], deque[float]] = {}
         self._users: dict[int, SimUser] = {}
         self._groups: dict[int, SimGroup] = {}
         self._methods: dict[str, Method] = {
@@ -148,11 +151,28 @@ class BotApiEmulator:
         count: int = 1,
         description: str | None = None,
         retry_after: int | None = None,
+        *,
+        chat_id: int | None = None,
     ) -> None:
-        """Make the next ``count`` calls of ``method`` fail with ``status``."""
-        queue = self._failures.setdefault(method.lower(), deque())
+        """Make the next ``count`` calls of ``method`` fail with ``status``.
+
+        With ``chat_id``, only calls for that chat (their ``chat_id`` parameter) fail; those
+        are answered before any failure injected for every chat.
+        """
+        queue = self._failures.setdefault((method.lower(), chat_id), deque())
         for _ in range(count):
             queue.append(ApiError(status, description, retry_after=retry_after))
+
+    def slow_answers(
+        self, method: str, seconds: float, count: int = 1, *, chat_id: int | None = None
+    ) -> None:
+        """Answer the next ``count`` calls of ``method`` (for ``chat_id``) ``seconds`` late.
+
+        The call takes effect at once, as at Telegram: a message is delivered, and only the
+        answer is late (later than the client waits, if ``seconds`` is longer than its timeout).
+        """
+        queue = self._slow.setdefault((method.lower(), chat_id), deque())
+        queue.extend([seconds] * count)
 
     # -- simulated people -------------------------------------------------------------------
 
@@ -242,7 +262,7 @@ class BotApiEmulator:
                 raise ApiError(404, "Not Found")
             params = await _read_params(request)
             self.world.bot_id = int(token.group(1))
-            failures = self._failures.get(method.lower())
+            failures = _due(self._failures, method, params)
             if failures:
                 raise failures.popleft()
             body: dict[str, Any] = {"ok": True, "result": await handler(params)}
@@ -253,6 +273,9 @@ class BotApiEmulator:
             (v for k, v in self.method_latency.items() if k.lower() == method.lower()),
             self.latency,
         )
+        slow = _due(self._slow, method, params)
+        if slow:
+            delay = max(delay, slow.popleft())
         if delay > 0:
             await asyncio.sleep(delay)
         self.calls.append(
@@ -268,6 +291,21 @@ class BotApiEmulator:
             return web.json_response(ApiError(404, "Not Found").to_json(), status=404)
         content_type = stored.mime_type or "application/octet-stream"
         return web.Response(body=stored.content, content_type=content_type)
+
+
+def _due(
+    queues: dict[tuple[str, int | None], deque[_T]], method: str, params: Params
+) -> deque[_T] | None:
+    """The queue of what is injected for this call: its chat's first, then any chat's."""
+    if not queues:
+        return None
+    try:
+        chat_id = int(params.get_str("chat_id") or "")
+    except ValueError:
+        chat_id = None
+    if chat_id is not None and (mine := queues.get((method.lower(), chat_id))):
+        return mine
+    return queues.get((method.lower(), None))
 
 
 async def _read_params(request: web.Request) -> Params:

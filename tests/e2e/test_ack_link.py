@@ -316,6 +316,17 @@ async def test_bad_links_get_one_sentence_and_a_4xx_and_change_nothing(
     assert status == 200 and "何丽已于08:16接报。" in body
 
 
+async def test_a_forged_link_with_braces_gets_the_same_sentence_as_any_malformed_one(
+    day: LocalStack,
+) -> None:
+    # (found by tests/reliability/test_fuzz.py: aiohttp's default route left "{" and "}" out)
+    for token in ("x}y", "%7Bx%7D", "{" * 50):
+        for action in (None, "ack"):
+            status, body = await fetch(f"{day.ops_url}/a/{token}", action)
+            assert status == 400, (token, body)
+            assert "此链接无效。" in body and "This link is not valid." in body, body
+
+
 async def test_a_serious_fire_passed_up_from_a_link_reaches_the_township(
     day: LocalStack, clock: MovableClock
 ) -> None:

@@ -205,6 +205,39 @@ async def test_injected_failures_map_to_ptb_errors(emu: BotApiEmulator, bot: Bot
     assert [c.status for c in emu.calls_of("sendMessage")] == [500, 429, 502, 403, 200]
 
 
+async def test_failures_and_slow_answers_for_one_chat_leave_the_others_alone(
+    emu: BotApiEmulator, bot: Bot
+) -> None:
+    first, second = emu.user(1, "李"), emu.user(2, "王")
+    await first.start()
+    await second.start()
+    emu.inject_failure("sendMessage", 502, count=2, chat_id=2)
+    emu.inject_failure("sendMessage", 500)
+
+    with pytest.raises(NetworkError, match=r"Bad Gateway"):
+        await bot.send_message(2, "x")  # the chat's own failure comes first
+    with pytest.raises(NetworkError, match=r"Internal Server Error"):
+        await bot.send_message(1, "x")  # a failure for any chat
+    emu.slow_answers("sendMessage", 0.3, chat_id=1)
+    await bot.send_message(1, "late")
+    with pytest.raises(NetworkError, match=r"Bad Gateway"):
+        await bot.send_message(2, "x")
+    await bot.send_message(2, "y")
+
+    calls = [
+        (int(c.params["chat_id"]), c.status, c.duration >= 0.3) for c in emu.calls_of("sendMessage")
+    ]
+    assert calls == [
+        (2, 502, False),
+        (1, 500, False),
+        (1, 200, True),
+        (2, 502, False),
+        (2, 200, False),
+    ]
+    assert [m.text for m in first.messages()] == ["late"]
+    assert [m.text for m in second.messages()] == ["y"]
+
+
 async def test_commands_are_stored_per_scope_and_language(emu: BotApiEmulator, bot: Bot) -> None:
     await emu.user(1, "李").start()
 
