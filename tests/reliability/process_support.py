@@ -346,10 +346,18 @@ async def page_counts(
                 marker=marker,
                 rows_sent=sent[(escalation_id, chat)],
                 attempts=attempts[(escalation_id, chat)],
-                arrived=sum(marker in text for text in texts[chat]),
+                arrived=sum(is_page(text) and marker in text for text in texts[chat]),
             )
         )
     return counts
+
+
+def is_page(text: str) -> bool:
+    """Whether a message is a page, not another message naming the incident.
+
+    A daily report's prompt lists the day's incidents by number, for one.
+    """
+    return text.startswith("🚨")
 
 
 async def half_done(db: Database) -> list[str]:
