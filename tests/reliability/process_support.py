@@ -229,32 +229,25 @@ def bot_texts(emu: BotApiEmulator, chat: int) -> list[str]:
     return [emu.world.view(m).text for m in messages if m.from_bot and not m.deleted]
 
 
-async def stand_in_for_the_lease(db: Database) -> int:
+async def stand_in_for_the_lease(db: Database, pid: int | None = None) -> int:
     """Let rows claimed by a killed sender be claimed again now, as their lease running out would.
 
     A sender's claim lasts 2 minutes (renewed while it lives); a drill does not wait that long.
-    Returns how many rows were claimed by a sender no longer alive.
+    `pid`: only the rows of the sender of that process (others may be alive); without it, all
+    rows being sent (no sender runs). Returns how many rows it moved back.
     """
     table: sa.Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    dead = table.c.status == OutboxStatus.SENDING
+    if pid is not None:
+        dead = sa.and_(dead, table.c.claimed_by.like(f"%:{pid}:%"))
     async with db.uow() as uow:
         result = await uow.session.execute(
             sa.update(table)
-            .where(table.c.status == OutboxStatus.SENDING)
+            .where(dead)
             .values(claimed_at=datetime.now(UTC) - timedelta(minutes=10))
         )
         await uow.commit()
     return int(getattr(result, "rowcount", 0))
-
-
-async def claimed_by_others(db: Database, alive: set[str]) -> int:
-    """How many rows are being sent by a sender whose name contains none of `alive`."""
-    async with db.read() as uow:
-        claims = (
-            await uow.session.exec(
-                select(OutboxMessage.claimed_by).where(OutboxMessage.status == OutboxStatus.SENDING)
-            )
-        ).all()
-    return sum(1 for claim in claims if not any(name in (claim or "") for name in alive))
 
 
 async def unsettled(db: Database) -> int:
@@ -360,8 +353,11 @@ def is_page(text: str) -> bool:
     return text.startswith("🚨")
 
 
-async def half_done(db: Database) -> list[str]:
-    """What the database holds that a finished use case never leaves behind."""
+async def half_done(db: Database, *, before: datetime) -> list[str]:
+    """What the database holds that a finished use case never leaves behind.
+
+    Page messages written after `before` may still wait for their turn.
+    """
     problems: list[str] = []
     async with db.read() as uow:
         session = uow.session
@@ -379,10 +375,11 @@ async def half_done(db: Database) -> list[str]:
     for page in pages:
         if page.escalation_id not in matters:
             problems.append(f"page {page.id} without its escalation")
-        if page.id not in paged and page.status == "active":
+        if page.id not in paged and page.status == "active" and page.created_at <= before:
             problems.append(f"active page {page.id} without a message")
     for message in messages:
-        if message.status in (OutboxStatus.PENDING, OutboxStatus.SENDING):
+        unsent = message.status in (OutboxStatus.PENDING, OutboxStatus.SENDING)
+        if unsent and message.created_at <= before:
             problems.append(f"page message {message.id} still {message.status}")
         if message.status == OutboxStatus.SENT and message.sent_at is None:
             problems.append(f"page message {message.id} sent without a time")

@@ -188,7 +188,7 @@ async def test_the_standby_finishes_1000_pages_the_killed_leader_left_and_each_a
             await standby.until_taking_updates(timeout=15)
             took_over = time.monotonic() - killed
             # The killed sender's claims would run out in 2 minutes; the drill moves them back.
-            moved = await stand_in_for_the_lease(db)
+            moved = await stand_in_for_the_lease(db, leader.process.pid)
 
             async with asyncio.timeout(60):
                 while await unsettled(db) or arrived(emu) < PAGES:
