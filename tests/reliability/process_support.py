@@ -346,11 +346,12 @@ async def page_counts(
 
 
 def is_page(text: str) -> bool:
-    """Whether a message is a page, not another message naming the incident.
+    """Whether a message is a page (or a page's reminder), not another naming the incident.
 
-    A daily report's prompt lists the day's incidents by number, for one.
+    A daily report's prompt lists the day's incidents by number, for one; a reminder opens with
+    a line of its own ("⏰ …") above the page.
     """
-    return text.startswith("🚨")
+    return any(line.startswith("🚨") for line in text.splitlines()[:2])
 
 
 async def half_done(db: Database, *, before: datetime) -> list[str]:
