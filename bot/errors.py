@@ -43,6 +43,10 @@ class InvalidInput(ZhibanError):
     """The input is malformed; nothing was changed."""
 
 
+class DraftGone(ZhibanError):
+    """The conversation's draft was finished, cancelled or timed out meanwhile; nothing changed."""
+
+
 class RosterError(ZhibanError):
     """A roster file has a bad row; the whole import is refused."""
 

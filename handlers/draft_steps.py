@@ -78,6 +78,11 @@ def _timed(update: Update, context: ZhibanContext, conversation: str) -> _Timed:
     )
 
 
+def key(update: Update, conversation: str, draft: drafts.Draft) -> drafts.DraftKey:
+    """What names this draft to the use case that finishes it (and drops it in its commit)."""
+    return drafts.DraftKey(**_owner(update, conversation), token=draft.token)
+
+
 async def begin(
     update: Update, context: ZhibanContext, conversation: str, state: int, data: dict[str, Any]
 ) -> drafts.Draft:

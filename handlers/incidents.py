@@ -30,7 +30,7 @@ from bot.callbacks import (
     ReportChoice,
 )
 from bot.config import Severity
-from bot.errors import InvalidInput, ZhibanError
+from bot.errors import DraftGone, InvalidInput, ZhibanError
 from bot.i18n import N_, Translator
 from bot.services import checkins, drafts, incidents
 from bot.services.incidents import (
@@ -290,6 +290,8 @@ async def _submit(
         casualties=data.get("casualties"),
         direct=direct,
     )
+    # Reporting drops the draft in its own commit: a second press can never store it again.
+    finishing = draft_steps.key(update, REPORT, draft)
     try:
         if not _described(data):
             raise InvalidInput("Please say in a few words what happened.")
@@ -305,6 +307,7 @@ async def _submit(
                     policies=runtime.settings.escalation,
                     times=runtime.settings.checkins.times,
                     ctx=runtime.paging,
+                    finishing=finishing,
                 )
             ).report
         else:
@@ -315,7 +318,10 @@ async def _submit(
                 now=now,
                 policies=runtime.settings.escalation,
                 ctx=runtime.paging,
+                finishing=finishing,
             )
+    except DraftGone:
+        return await draft_steps.gone(update, context, press, GONE)
     except ZhibanError as error:
         await press.answer(error.render(tr, tz), alert=True)
         return draft.state

@@ -40,6 +40,7 @@ from bot.models import Account, ConversationDraft, Deadline, Person
 from bot.services import deadlines, outbox
 from bot.services.engine import DeadlineHandler
 from bot.services.outbox import Button
+from bot.services.sql import lock_for_update
 from bot.uow import Database
 
 KIND_WARN = "draft.warn"
@@ -78,14 +79,26 @@ class Draft:
     updated_at: datetime
 
 
+@dataclass(frozen=True)
+class DraftKey:
+    """The draft a use case finishes: whose, of which conversation, and its token."""
+
+    conversation: str
+    chat_id: int
+    user_id: int
+    token: str
+
+
 async def _row(
-    session: AsyncSession, *, conversation: str, chat_id: int, user_id: int
+    session: AsyncSession, *, conversation: str, chat_id: int, user_id: int, lock: bool = False
 ) -> ConversationDraft | None:
     statement = select(ConversationDraft).where(
         ConversationDraft.conversation == conversation,
         ConversationDraft.chat_id == chat_id,
         ConversationDraft.user_id == user_id,
     )
+    if lock:
+        statement = lock_for_update(statement, session)
     return (await session.exec(statement)).first()
 
 
@@ -248,6 +261,26 @@ async def end(
             return False
         await _drop(uow.session, row, now=now)
         await uow.commit()
+    return True
+
+
+async def finish(session: AsyncSession, key: DraftKey, *, now: datetime) -> bool:
+    """Drop the draft in the transaction of the use case it ends; False if it is gone already.
+
+    The draft is what says a report (or the like) has not been made yet: dropped in the same
+    commit as the incident is stored, a process that dies between the two cannot leave the
+    draft open for a second press to store the incident again.
+    """
+    row = await _row(
+        session,
+        conversation=key.conversation,
+        chat_id=key.chat_id,
+        user_id=key.user_id,
+        lock=True,
+    )
+    if row is None or _meta(row).get("token") != key.token:
+        return False
+    await _drop(session, row, now=now)
     return True
 
 

@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from bot.config import DatabaseSettings, Severity, settings_from_mapping
 from bot.db import create_engine
-from bot.errors import InvalidInput, NotAllowed
+from bot.errors import DraftGone, InvalidInput, NotAllowed
 from bot.models import (
     Escalation,
     EscalationEvent,
@@ -24,7 +24,7 @@ from bot.models import (
     OutboxMessage,
     Page,
 )
-from bot.services import escalation, incidents
+from bot.services import drafts, escalation, incidents
 from bot.services.engine import run_due
 from bot.services.escalation import PagingContext, phone
 from bot.services.incidents import ReportDraft
@@ -235,6 +235,38 @@ async def test_a_report_after_occurrence_plus_deadline_is_late_and_reaches_every
         db, person_id=district.people["officer"], number_or_id=reported.incident_id, now=T0
     )
     assert "reported_late" in [item.kind for item in story.items]
+
+
+async def test_reporting_drops_its_draft_in_the_same_commit_so_a_second_press_stores_nothing(
+    db: Database, district: District
+) -> None:
+    """A process killed after the report's commit left the draft open, and a press stored twice.
+
+    The chaos drill (tests/reliability/test_chaos.py) found it: the draft is now dropped in the
+    report's own transaction, so whatever the second press finds, it cannot report again.
+    """
+    chat = district.chats["staff"]
+    started = await drafts.begin(
+        db,
+        conversation="report",
+        chat_id=chat,
+        user_id=chat,
+        state=1,
+        data={},
+        now=T0,
+        limits=settings_from_mapping({}, environ={}).conversations,
+    )
+    key = drafts.DraftKey("report", chat, chat, started.token)
+    common = {"person_id": district.people["staff"], "policies": POLICIES, "ctx": CTX}
+    first = await incidents.report(db, draft=FIRE, now=T0, finishing=key, **common)
+    assert await drafts.current(db, conversation="report", chat_id=chat, user_id=chat) is None
+    with pytest.raises(DraftGone):
+        await incidents.report(
+            db, draft=FIRE, now=T0 + timedelta(seconds=5), finishing=key, **common
+        )
+    async with db.read() as uow:
+        numbers = (await uow.session.exec(select(Incident.number))).all()
+    assert numbers == [first.number]
 
 
 async def test_numbers_run_per_local_day(db: Database, district: District) -> None:

@@ -29,14 +29,14 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import EscalationPolicy, Severity
-from bot.errors import InvalidInput, NotAllowed, NotFound
+from bot.errors import DraftGone, InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_, Translator, translator
 from bot.models import Checkin, OutboxMessage, Person, Shift
-from bot.services import audit, contacts, escalation, incidents, outbox
+from bot.services import audit, contacts, drafts, escalation, incidents, outbox
 from bot.services.checkins import rounds
 from bot.services.escalation import Note, PagingContext
 from bot.services.escalation.actions import on_behalf
-from bot.services.incidents.reporting import store_report
+from bot.services.incidents.reporting import REPORT_GONE, store_report
 from bot.services.sql import lock_for_update
 from bot.uow import Database
 
@@ -270,10 +270,17 @@ async def report_problem(
     policies: Mapping[Severity, EscalationPolicy],
     times: Sequence[time],
     ctx: PagingContext,
+    finishing: drafts.DraftKey | None = None,
 ) -> ProblemReported:
-    """Report the incident at the check-in's unit and answer the check-in with it, at once."""
+    """Report the incident at the check-in's unit and answer the check-in with it, at once.
+
+    `finishing` names the /report draft this ends, dropped in the same commit (see
+    `incidents.report`).
+    """
     async with db.uow() as uow:
         session = uow.session
+        if finishing is not None and not await drafts.finish(session, finishing, now=now):
+            raise DraftGone(REPORT_GONE)
         checkin = await session.get(Checkin, checkin_id)
         unit_id = (
             checkin.unit_id if checkin is not None and checkin.person_id == person_id else None

@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.authz import Action, Grant, allowed, covers
 from bot.config import EscalationPolicy, EscalationStep, Level, Severity
-from bot.errors import InvalidInput, NotAllowed
+from bot.errors import DraftGone, InvalidInput, NotAllowed
 from bot.i18n import N_, translator
 from bot.models import (
     Escalation,
@@ -34,7 +34,8 @@ from bot.models import (
     Unit,
     UnitKind,
 )
-from bot.services import audit, contacts, escalation, outbox
+from bot.services import audit, contacts, drafts, escalation, outbox
+from bot.services.drafts import DraftKey
 from bot.services.escalation import PagingContext
 from bot.services.escalation.views import by_note, language
 from bot.services.incidents.attachments import SEND_METHOD, parse
@@ -82,6 +83,9 @@ FINAL_TEXT = N_(
 )
 ATTACHMENTS_LINE = N_("📎 Attachments: {count}")
 DRILL_LINE = N_("【DRILL 演练】 This is an exercise.")
+REPORT_GONE = N_(
+    "This report is no longer open: it was sent, cancelled or timed out. Send /report."
+)
 CLOSED_BY = N_("🏁 Closed with the final report by {name} at {time}.")
 # Who a school is paged as when an officer above records an incident it did not report.
 NOT_REPORTED_STEP = EscalationStep(
@@ -325,14 +329,19 @@ async def report(
     policies: Mapping[Severity, EscalationPolicy],
     ctx: PagingContext,
     drill: bool = False,
+    finishing: DraftKey | None = None,
 ) -> Reported:
     """Store an incident at the reporter's unit, number it and start its escalation.
 
     Late (迟报) when made after occurrence + the severity's report deadline; the escalation then
     reaches every level above at once. With `draft.direct` (serious and above) the matter also
     reaches the county at once. A drill needs the right to start drills instead of reporting.
+    `finishing` names the /report draft this report ends: it is dropped in the same commit, and
+    a draft gone already (reported, cancelled, timed out) stores nothing and raises DraftGone.
     """
     async with db.uow() as uow:
+        if finishing is not None and not await drafts.finish(uow.session, finishing, now=now):
+            raise DraftGone(REPORT_GONE)
         reported = await store_report(
             uow.session,
             person_id=person_id,
