@@ -55,7 +55,7 @@ from bot.network import (
 )
 from bot.ops import OpsServer
 from bot.persistence import DatabasePersistence
-from bot.services import attendance, checkins, daily_reports, digest, drafts, escalation
+from bot.services import attendance, checkins, daily_reports, digest, drafts, escalation, outbox
 from bot.services.engine import DeadlineHandler
 from bot.services.incidents import drills
 from bot.uow import Database
@@ -496,6 +496,18 @@ def configure_logging(token: str | None, level: int = logging.INFO, *, proxy: st
         handler.addFilter(SecretFilter(secrets))
 
 
+async def _resend_what_a_stopped_run_was_sending(database: Database) -> None:
+    async with database.uow() as uow:
+        freed = await outbox.free_every_claim(uow.session)
+        await uow.commit()
+    if freed:
+        log.warning(
+            "%d messages were being sent when the last run stopped; sending them again now "
+            "(one Telegram had already taken arrives twice)",
+            freed,
+        )
+
+
 async def run_bot(settings: Settings, *, token: str, clock: Clock | None = None) -> None:
     """Migrate the database, then serve until SIGTERM or SIGINT (elected, on PostgreSQL)."""
     database = Database(create_engine(settings.database))
@@ -505,6 +517,8 @@ async def run_bot(settings: Settings, *, token: str, clock: Clock | None = None)
         leader_lock = (
             None if is_sqlite(settings.database.url) else PostgresLeaderLock(settings.database.url)
         )
+        if leader_lock is None:  # SQLite: this process alone sends (`zhiban run` holds the file)
+            await _resend_what_a_stopped_run_was_sending(database)
         runtime = Runtime(
             settings=settings,
             db=database,

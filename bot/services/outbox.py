@@ -305,6 +305,22 @@ async def claim(
     return rows
 
 
+async def free_every_claim(session: AsyncSession) -> int:
+    """Put every row being sent back to pending; return how many.
+
+    Only for a start when no other sender can be alive: on SQLite one process serves the file
+    (its `flock`), so rows still `sending` were left by a process that died mid-send. They go
+    out again at once instead of after their lease; a message Telegram had already taken
+    arrives twice, as it would after the lease.
+    """
+    result = await session.execute(
+        sa.update(_TABLE)
+        .where(_TABLE.c.status == OutboxStatus.SENDING)
+        .values(status=OutboxStatus.PENDING, claimed_by=None, claimed_at=None)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
 async def renew(session: AsyncSession, *, ids: Collection[int], worker: str, now: datetime) -> int:
     """Extend this worker's claim on rows it still holds; return how many it still holds."""
     if not ids:

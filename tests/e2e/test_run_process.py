@@ -17,8 +17,9 @@ from factories import build_district
 import bot
 from bot.config import DatabaseSettings, EscalationStep
 from bot.db import create_engine
+from bot.models import OutboxStatus
 from bot.sandbox import BotApiEmulator
-from bot.services import escalation
+from bot.services import escalation, outbox
 from bot.services.page_text import PageSubject
 from bot.uow import Database
 
@@ -153,6 +154,59 @@ async def test_after_kill_9_and_a_restart_the_due_page_goes_out_within_2_s_of_ta
             arrived = asyncio.get_running_loop().time()
             assert page.text.startswith("🚨 Post unmanned"), page.text
             assert arrived - second.taking_updates_at < 2.0, "".join(second.lines)
+        finally:
+            for bot in (first, second):
+                if bot is not None and bot.process.returncode is None:
+                    await bot.end(signal.SIGTERM)
+            await db.dispose()
+
+
+async def test_on_sqlite_a_restart_sends_at_once_what_the_killed_run_was_sending(
+    tmp_path: Path,
+) -> None:
+    """A row left `sending` by a dead process goes out at the start, not after its 2 min lease.
+
+    On SQLite one process serves the file, so nothing else can still be sending it.
+    """
+    url = f"sqlite+aiosqlite:///{tmp_path}/run.db"
+    async with BotApiEmulator() as emu:
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[database]\nurl = "{url}"\n'
+            f'[telegram]\napi_base_url = "{emu.base_url}"\napi_file_url = "{emu.base_file_url}"\n'
+            "[ops]\nport = 0\n[digest]\nenabled = false\n",
+            encoding="utf-8",
+        )
+        env = process_env(config)
+        db = Database(create_engine(DatabaseSettings(url=url)))
+        first = await RunningBot.start(env, tmp_path)
+        second: RunningBot | None = None
+        try:
+            await first.until_taking_updates()  # it has migrated the database
+            district = await build_district(db)
+            principal = emu.user(district.chats["principal"], "王校长")
+            await principal.start()
+            await principal.wait_for(timeout=30)
+            assert await first.end(signal.SIGKILL) == -signal.SIGKILL
+            # What the killed run had claimed and was sending when it died.
+            now = datetime.now(UTC)
+            async with db.uow() as uow:
+                row = await outbox.enqueue(
+                    uow.session,
+                    now=now,
+                    text="🚨 Left mid-send",
+                    person_id=district.people["principal"],
+                )
+                row.status = OutboxStatus.SENDING
+                row.claimed_by = "host:99999:dead"
+                row.claimed_at = now
+                row.attempts = 1
+                await uow.commit()
+            second = await RunningBot.start(env, tmp_path)
+            await second.until_taking_updates()
+            page = await principal.wait_for(timeout=20)  # the lease alone would take 2 minutes
+            assert page.text == "🚨 Left mid-send"
+            assert any("were being sent when the last run stopped" in x for x in second.lines)
         finally:
             for bot in (first, second):
                 if bot is not None and bot.process.returncode is None:
