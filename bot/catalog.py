@@ -33,6 +33,7 @@ KEYWORDS = {
     "InvalidButton": None,
     "EmptyDutyLog": None,
     "LinkRefused": None,
+    "DraftGone": None,
 }
 LOCALES = ROOT / "bot" / "locales"
 _BABEL_LOCALE = {"zh": "zh_Hans_CN", "en": "en_GB"}

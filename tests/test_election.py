@@ -240,7 +240,10 @@ async def test_postgres_lock_is_one_holders_and_passes_on_when_its_session_ends(
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE application_name = 'zhiban leader lock' AND pid IN "
-                    "(SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = :key)"
+                    "(SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = :key "
+                    # only this test's database: other tests run bots on theirs meanwhile
+                    "AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database()))"
                 ),
                 {"key": LEADER_LOCK_KEY},
             )

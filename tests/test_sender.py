@@ -93,7 +93,7 @@ async def sender_running(
         await sender.close()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
     """Wait (real time, polling) until `check` holds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within

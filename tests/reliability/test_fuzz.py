@@ -13,7 +13,7 @@ digest fall due as the clock moves. Acknowledge links (`/a/<token>` on the ops p
 and posted over HTTP: signed for the paged person, for someone else, for nobody on the roster,
 expired, replayed, forged with another secret, mutated, truncated, junk. Everything goes
 through the local Bot API emulator (or the ops port) into the real Application, on SQLite
-(2,500 updates a run) and PostgreSQL (800).
+(2,000 updates a run) and PostgreSQL (600).
 
 After every sequence the invariants hold:
 - no ERROR log line, and no traceback text in any chat;
@@ -91,8 +91,8 @@ from bot.uow import Database
 START = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
 PER_EXAMPLE = 50
 # CI's sizes: the whole of tests/reliability stays within 5 minutes on two cores.
-SQLITE_UPDATES = 2_500
-POSTGRESQL_UPDATES = 800
+SQLITE_UPDATES = 2_000
+POSTGRESQL_UPDATES = 600
 UPDATES = int(os.environ.get("ZHIBAN_FUZZ_UPDATES", "0")) or None
 SECRET = "fuzz-link-secret-0123456789abcdef0123456789"
 
