@@ -72,6 +72,7 @@ class EngineJob:
         self._fires_at = 0.0
         self.planner_failures = 0
         self._planned_at: float | None = None  # monotonic time of the last planning
+        self._woken_meanwhile = False  # a wake or poll came while a step was running
 
     def attach(self, queue: JobQueue[Any]) -> None:
         """Run a first step at once (catching up after downtime) and start the safety poll."""
@@ -95,6 +96,7 @@ class EngineJob:
         return max(0.0, self._planned_at + PLAN_EVERY - time.monotonic())
 
     async def _step(self, *, plan: bool) -> StepResult:
+        self._woken_meanwhile = False  # a wake before this step is covered by it
         if plan:
             self._planned_at = time.monotonic()
             for planner in self.planners:
@@ -124,6 +126,9 @@ class EngineJob:
         await self.rearm(minimum=0.0 if result.handled or result.failed else 1.0)
         if not plan and self.planners:
             self._owe_planning()
+        if self._woken_meanwhile and self._queue is not None:
+            self._woken_meanwhile = False
+            self._arm(0.0, None)  # what was added during the step gets a step of its own
         return result
 
     def _owe_planning(self) -> None:
@@ -179,8 +184,17 @@ class EngineJob:
         if context.job is self._armed:
             self._armed = None
             self._armed_for = None
+        if self._stepping.locked():
+            # A step is running: wakes during it must not queue a step each behind it (a long
+            # step, e.g. a check-in round of 1,500 prompts, gathered dozens, and each was a
+            # cancelled job at shutdown); one more step after it covers them all.
+            self._woken_meanwhile = True
+            return
         async with self._stepping:
             await self._step(plan=not self.planners or self._planning_owed_in() == 0.0)
 
     async def _poll(self, _context: Any) -> None:
+        if self._stepping.locked():
+            self._woken_meanwhile = True  # the running step re-arms; no poll waiting behind it
+            return
         await self.step()

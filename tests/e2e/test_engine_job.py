@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from factories import build_district
 
 from bot.clock import MovableClock, ScaledClock
@@ -137,3 +139,34 @@ async def test_a_shift_added_between_two_plannings_is_reminded_within_seconds(
     reminder = await staff.wait_for(timeout=10)
     assert "门卫室" in reminder.text
     assert loop.time() - woken < 5.0
+
+
+async def test_wakes_during_a_long_step_make_one_more_step_not_one_each(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step that takes long (a round of 1,500 check-ins) gathers no queue of steps behind it."""
+    import jobs.engine
+
+    assert stack.app is not None and stack.app.bot_data.engine is not None
+    engine = stack.app.bot_data.engine
+    await stack.settle()
+    real_run_due = jobs.engine.run_due
+    steps = 0
+
+    async def slow_run_due(*args: Any, **kwargs: Any) -> Any:
+        nonlocal steps
+        steps += 1
+        if steps == 1:
+            await asyncio.sleep(1.0)  # the long step
+        return await real_run_due(*args, **kwargs)
+
+    monkeypatch.setattr(jobs.engine, "run_due", slow_run_due)
+    engine.wake()
+    await asyncio.sleep(0.1)
+    assert steps == 1  # the long step is running
+    for _ in range(10):  # use cases wake the engine meanwhile; each armed job fires
+        engine.wake()
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.5)  # the long step ends; what woke it meanwhile gets its step
+    assert steps == 2
+    assert engine_jobs(stack).count(JOB_NAME) <= 1
