@@ -9,16 +9,19 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from factories import build_district
+from factories import District, build_district
 
 import bot
 from bot.config import DatabaseSettings, EscalationStep
 from bot.db import create_engine
 from bot.models import OutboxStatus
-from bot.sandbox import BotApiEmulator
+from bot.sandbox import BotApiEmulator, SimUser
 from bot.services import escalation, outbox
 from bot.services.page_text import PageSubject
 from bot.uow import Database
@@ -112,22 +115,42 @@ class RunningBot:
         return code
 
 
-async def test_after_kill_9_and_a_restart_the_due_page_goes_out_within_2_s_of_taking_updates(
-    tmp_path: Path,
-) -> None:
+@dataclass
+class KilledRun:
+    """A district whose principal has started the bot, and a `zhiban run` killed with SIGKILL."""
+
+    env: dict[str, str]
+    tmp_path: Path
+    db: Database
+    district: District
+    principal: SimUser
+    again: list[RunningBot] = field(default_factory=list)
+
+    async def restart(self) -> RunningBot:
+        """Start `zhiban run` again and wait until it takes updates."""
+        bot = await RunningBot.start(self.env, self.tmp_path)
+        self.again.append(bot)
+        await bot.until_taking_updates()
+        return bot
+
+
+@asynccontextmanager
+async def killed_run(tmp_path: Path) -> AsyncIterator[KilledRun]:
+    """Migrate and set up through a first run, kill it, and end every later run afterwards."""
     url = f"sqlite+aiosqlite:///{tmp_path}/run.db"
     async with BotApiEmulator() as emu:
         config = tmp_path / "config.toml"
         config.write_text(
             f'[database]\nurl = "{url}"\n'
             f'[telegram]\napi_base_url = "{emu.base_url}"\napi_file_url = "{emu.base_file_url}"\n'
-            "[ops]\nport = 0\n",  # other tests run bots on this machine at the same time
+            # other tests run bots on this machine at the same time; no digest at start
+            "[ops]\nport = 0\n[digest]\nenabled = false\n",
             encoding="utf-8",
         )
         env = process_env(config)
         db = Database(create_engine(DatabaseSettings(url=url)))
         first = await RunningBot.start(env, tmp_path)
-        second: RunningBot | None = None
+        run: KilledRun | None = None
         try:
             await first.until_taking_updates()  # it has migrated the database
             district = await build_district(db)
@@ -135,30 +158,37 @@ async def test_after_kill_9_and_a_restart_the_due_page_goes_out_within_2_s_of_ta
             await principal.start()
             await principal.wait_for(timeout=30)
             assert await first.end(signal.SIGKILL) == -signal.SIGKILL
-            # While it is down, a page falls due (its first step was due a minute ago).
-            async with db.uow() as uow:
-                await escalation.start(
-                    uow.session,
-                    policy="test",
-                    steps=[EscalationStep(after=timedelta(0), roles=["principal"])],
-                    subject_type="test",
-                    subject_id=1,
-                    unit_id=district.units["S"],
-                    now=datetime.now(UTC) - timedelta(minutes=1),
-                    subject=PageSubject(what="Post unmanned", ask="Acknowledge."),
-                )
-                await uow.commit()
-            second = await RunningBot.start(env, tmp_path)
-            await second.until_taking_updates()
-            page = await principal.wait_for(timeout=20)
-            arrived = asyncio.get_running_loop().time()
-            assert page.text.startswith("🚨 Post unmanned"), page.text
-            assert arrived - second.taking_updates_at < 2.0, "".join(second.lines)
+            run = KilledRun(env, tmp_path, db, district, principal)
+            yield run
         finally:
-            for bot in (first, second):
-                if bot is not None and bot.process.returncode is None:
+            for bot in [first, *(run.again if run else [])]:
+                if bot.process.returncode is None:
                     await bot.end(signal.SIGTERM)
             await db.dispose()
+
+
+async def test_after_kill_9_and_a_restart_the_due_page_goes_out_within_2_s_of_taking_updates(
+    tmp_path: Path,
+) -> None:
+    async with killed_run(tmp_path) as run:
+        # While it is down, a page falls due (its first step was due a minute ago).
+        async with run.db.uow() as uow:
+            await escalation.start(
+                uow.session,
+                policy="test",
+                steps=[EscalationStep(after=timedelta(0), roles=["principal"])],
+                subject_type="test",
+                subject_id=1,
+                unit_id=run.district.units["S"],
+                now=datetime.now(UTC) - timedelta(minutes=1),
+                subject=PageSubject(what="Post unmanned", ask="Acknowledge."),
+            )
+            await uow.commit()
+        second = await run.restart()
+        page = await run.principal.wait_for(timeout=20)
+        arrived = asyncio.get_running_loop().time()
+        assert page.text.startswith("🚨 Post unmanned"), page.text
+        assert arrived - second.taking_updates_at < 2.0, "".join(second.lines)
 
 
 async def test_on_sqlite_a_restart_sends_at_once_what_the_killed_run_was_sending(
@@ -168,47 +198,22 @@ async def test_on_sqlite_a_restart_sends_at_once_what_the_killed_run_was_sending
 
     On SQLite one process serves the file, so nothing else can still be sending it.
     """
-    url = f"sqlite+aiosqlite:///{tmp_path}/run.db"
-    async with BotApiEmulator() as emu:
-        config = tmp_path / "config.toml"
-        config.write_text(
-            f'[database]\nurl = "{url}"\n'
-            f'[telegram]\napi_base_url = "{emu.base_url}"\napi_file_url = "{emu.base_file_url}"\n'
-            "[ops]\nport = 0\n[digest]\nenabled = false\n",
-            encoding="utf-8",
-        )
-        env = process_env(config)
-        db = Database(create_engine(DatabaseSettings(url=url)))
-        first = await RunningBot.start(env, tmp_path)
-        second: RunningBot | None = None
-        try:
-            await first.until_taking_updates()  # it has migrated the database
-            district = await build_district(db)
-            principal = emu.user(district.chats["principal"], "王校长")
-            await principal.start()
-            await principal.wait_for(timeout=30)
-            assert await first.end(signal.SIGKILL) == -signal.SIGKILL
-            # What the killed run had claimed and was sending when it died.
-            now = datetime.now(UTC)
-            async with db.uow() as uow:
-                row = await outbox.enqueue(
-                    uow.session,
-                    now=now,
-                    text="🚨 Left mid-send",
-                    person_id=district.people["principal"],
-                )
-                row.status = OutboxStatus.SENDING
-                row.claimed_by = "host:99999:dead"
-                row.claimed_at = now
-                row.attempts = 1
-                await uow.commit()
-            second = await RunningBot.start(env, tmp_path)
-            await second.until_taking_updates()
-            page = await principal.wait_for(timeout=20)  # the lease alone would take 2 minutes
-            assert page.text == "🚨 Left mid-send"
-            assert any("were being sent when the last run stopped" in x for x in second.lines)
-        finally:
-            for bot in (first, second):
-                if bot is not None and bot.process.returncode is None:
-                    await bot.end(signal.SIGTERM)
-            await db.dispose()
+    async with killed_run(tmp_path) as run:
+        # What the killed run had claimed and was sending when it died.
+        now = datetime.now(UTC)
+        async with run.db.uow() as uow:
+            row = await outbox.enqueue(
+                uow.session,
+                now=now,
+                text="🚨 Left mid-send",
+                person_id=run.district.people["principal"],
+            )
+            row.status = OutboxStatus.SENDING
+            row.claimed_by = "host:99999:dead"
+            row.claimed_at = now
+            row.attempts = 1
+            await uow.commit()
+        second = await run.restart()
+        page = await run.principal.wait_for(timeout=20)  # the lease alone would take 2 minutes
+        assert page.text == "🚨 Left mid-send"
+        assert any("were being sent when the last run stopped" in x for x in second.lines)
