@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from support import Options, Result, median, temporary_database
+from support import Options, Result, median, process_config, start_process, temporary_database
 
 from bot.config import DatabaseSettings
 from bot.db import create_engine
@@ -60,7 +58,7 @@ async def run(options: Options) -> Result:
                 emulator.world.chats[FIRST_CHAT + person - 1].started = True
             with tempfile.TemporaryDirectory(prefix="zhiban-memory-") as folder:
                 config = Path(folder) / "config.toml"
-                config.write_text(_config(url, emulator), encoding="utf-8")
+                config.write_text(process_config(url, emulator), encoding="utf-8")
                 peak_mb, samples = await _day(emulator, config, Path(folder), clockers)
             db = Database(create_engine(DatabaseSettings(url=url)))
             try:
@@ -105,15 +103,6 @@ async def run(options: Options) -> Result:
         encoding="utf-8",
     )
     return Result("memory", passed, figures)
-
-
-def _config(url: str, emulator: BotApiEmulator) -> str:
-    return (
-        f'[database]\nurl = "{url}"\n'
-        f'[telegram]\napi_base_url = "{emulator.base_url}"\n'
-        f'api_file_url = "{emulator.base_file_url}"\nbot_username = "zhiban_bench_bot"\n'
-        "[ops]\nport = 0\n"
-    )
 
 
 async def _build(db: Database, origin: datetime) -> list[int]:
@@ -231,16 +220,7 @@ async def _day(
     emulator: BotApiEmulator, config: Path, folder: Path, clockers: list[int]
 ) -> tuple[float, list[float]]:
     """Run `python -m bot run` for RUN_SECONDS with /in sent along the way; its VmHWM (MB)."""
-    env = dict(os.environ, ZHIBAN_TELEGRAM_TOKEN=TOKEN)
-    env.pop("ZHIBAN_LINK_SECRET", None)
-    log = (folder / "run.log").open("wb")
-    process = subprocess.Popen(  # noqa: ASYNC220 - starting it does not wait; waits are threaded
-        [sys.executable, "-m", "bot", "run", "--config", str(config)],
-        cwd=folder,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    process = start_process(config, folder, TOKEN)
     started = time.monotonic()
     samples: list[float] = []
     peak = 0.0
@@ -266,5 +246,4 @@ async def _day(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log.close()
     return peak, samples

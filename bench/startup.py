@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -22,7 +20,9 @@ from support import (
     build_schools,
     median,
     press_start,
+    process_config,
     sends_to,
+    start_process,
     temporary_database,
 )
 
@@ -58,7 +58,7 @@ async def run(options: Options) -> Result:
             press_start(emulator, leaders)
             with tempfile.TemporaryDirectory(prefix="zhiban-startup-") as folder:
                 config = Path(folder) / "config.toml"
-                config.write_text(_config(url, emulator), encoding="utf-8")
+                config.write_text(process_config(url, emulator), encoding="utf-8")
                 for index in range(RUNS):
                     leader = leaders[index]
                     await _plant_due_page(url, leader, index)
@@ -76,15 +76,6 @@ async def run(options: Options) -> Result:
     )
     _write(options, polls, steps)
     return Result("startup", passed, figures)
-
-
-def _config(url: str, emulator: BotApiEmulator) -> str:
-    return (
-        f'[database]\nurl = "{url}"\n'
-        f'[telegram]\napi_base_url = "{emulator.base_url}"\n'
-        f'api_file_url = "{emulator.base_file_url}"\nbot_username = "zhiban_bench_bot"\n'
-        "[ops]\nport = 0\n"
-    )
 
 
 async def _plant_due_page(url: str, leader: Leader, index: int) -> None:
@@ -119,17 +110,8 @@ async def _one_run(
 ) -> tuple[float, float]:
     """Start `python -m bot run`; seconds from its start to the first getUpdates and the page."""
     seen = len(emulator.calls)
-    env = dict(os.environ, ZHIBAN_TELEGRAM_TOKEN=TOKEN)
-    env.pop("ZHIBAN_LINK_SECRET", None)
-    log = (folder / "run.log").open("wb")
     started = time.monotonic()
-    process = subprocess.Popen(  # noqa: ASYNC220 - starting it does not wait; waits are threaded
-        [sys.executable, "-m", "bot", "run", "--config", str(config)],
-        cwd=folder,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    process = start_process(config, folder, TOKEN)
     poll = step = RUN_LIMIT
     try:
         while time.monotonic() - started < RUN_LIMIT:
@@ -154,7 +136,6 @@ async def _one_run(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log.close()
     return poll, step
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -346,3 +349,27 @@ def peak_in_window(times: Sequence[float], window: float = 1.0) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
+
+
+def process_config(url: str, emulator: BotApiEmulator) -> str:
+    """The config.toml of a `python -m bot run` on `url` talking to `emulator` (no ops port)."""
+    return (
+        f'[database]\nurl = "{url}"\n'
+        f'[telegram]\napi_base_url = "{emulator.base_url}"\n'
+        f'api_file_url = "{emulator.base_file_url}"\nbot_username = "zhiban_bench_bot"\n'
+        "[ops]\nport = 0\n"
+    )
+
+
+def start_process(config: Path, folder: Path, token: str) -> subprocess.Popen[bytes]:
+    """Start `python -m bot run` with `config`, its output in `folder/run.log`."""
+    env = dict(os.environ, ZHIBAN_TELEGRAM_TOKEN=token)
+    env.pop("ZHIBAN_LINK_SECRET", None)
+    with (folder / "run.log").open("wb") as log:  # the process keeps its own copy
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot", "run", "--config", str(config)],
+            cwd=folder,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
