@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -92,7 +93,7 @@ async def test_direct_replies_count_in_the_senders_window_and_never_wait_in_it()
     outside_started: list[int] = []
 
     async def direct_reply(index: int) -> None:
-        async with window.outside_call():  # never waits, even with the window full
+        async with window.outside_call():  # never waits while the second has room
             outside_started.append(index)
             await released.wait()
 
@@ -108,6 +109,41 @@ async def test_direct_replies_count_in_the_senders_window_and_never_wait_in_it()
     # the replies' slots free a second (real time) after their answers; the reserve lapses too
     await asyncio.wait_for(taken, timeout=3)
     window.release()
+
+
+async def test_a_burst_of_replies_waits_for_the_second_instead_of_meeting_a_429() -> None:
+    """Replies beyond the second's slots go out when the first ones' slots free, in order."""
+    window = SendWindow(MovableClock(T0), per_second=4)
+    started: list[tuple[int, float]] = []
+    began = time.monotonic()
+
+    async def direct_reply(index: int) -> None:
+        async with window.outside_call():
+            started.append((index, time.monotonic() - began))
+
+    await asyncio.wait_for(asyncio.gather(*(direct_reply(i) for i in range(6))), timeout=5)
+    assert [index for index, _at in started] == list(range(6))
+    at = dict(started)
+    assert max(at[i] for i in range(4)) < 0.5  # four at once, as the second allows
+    assert at[4] >= 0.95 and at[5] >= 0.95  # the others a second after the first answers
+
+
+async def test_a_reply_waits_for_the_senders_slots_only_as_long_as_they_take_to_free() -> None:
+    """With the sender's slots filling the second, a reply waits a while, then goes anyway."""
+    clock = MovableClock(T0)  # the sender's slots free on this clock, which stands still here
+    window = SendWindow(clock, per_second=3)
+    window.SENDER_PATIENCE = 0.2
+    for _ in range(3):
+        await window.take()
+        window.release()
+    began = time.monotonic()
+    async with window.outside_call():
+        waited = time.monotonic() - began
+    assert 0.15 <= waited < 1.0
+    clock.advance(timedelta(seconds=1))  # once the sender's slots are free, a reply goes at once
+    began = time.monotonic()
+    async with window.outside_call():
+        assert time.monotonic() - began < 0.1
 
 
 async def test_the_bots_messages_count_and_its_other_calls_do_not() -> None:
