@@ -223,8 +223,8 @@ async def shifts_command(update: Update, context: ZhibanContext) -> None:
 async def _clock_in(
     update: Update, context: ZhibanContext, *, location: Location | None, shift_id: int | None
 ) -> None:
-    chat, me = update.effective_chat, context.me
-    if chat is None or me is None:
+    chat, user, me = update.effective_chat, update.effective_user, context.me
+    if chat is None or user is None or me is None:
         return
     runtime = context.runtime
     tr = context.tr_for(update)
@@ -238,6 +238,7 @@ async def _clock_in(
             settings=runtime.settings.shifts,
             ctx=runtime.paging,
             shift_id=shift_id,
+            account=f"telegram:{user.id}",
         )
     except NeedLocation as error:
         await send(

@@ -301,8 +301,13 @@ async def clock_in(
     settings: ShiftSettings,
     ctx: PagingContext,
     shift_id: int | None = None,
+    account: str | None = None,
 ) -> ClockedIn:
-    """Clock in to the person's current shift (签到)."""
+    """Clock in to the person's current shift (签到).
+
+    `account` ("telegram:<id>") names the account the person acted from, for the audit entry;
+    without it the entry names their linked account (one statement more).
+    """
     async with db.uow() as uow:
         session = uow.session
         shift, existing = await _candidate(
@@ -334,8 +339,9 @@ async def clock_in(
             live_location=location.live if location else False,
         )
         session.add(event)
-        for name in ("remind", "missed"):
-            await deadlines.cancel(session, now=now, key=f"shift:{shift.id}:{name}")
+        await deadlines.cancel(
+            session, now=now, keys=[f"shift:{shift.id}:{name}" for name in ("remind", "missed")]
+        )
         person = await contacts.person(session, person_id)
         closed = await escalation.close_for_subject(
             session,
@@ -350,6 +356,7 @@ async def clock_in(
             at=now,
             action="shift.clock_in",
             actor_person_id=person_id,
+            actor_account=account,
             subject_type=SUBJECT,
             subject_id=shift.id,
             unit_id=shift.unit_id,

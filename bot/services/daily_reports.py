@@ -523,8 +523,11 @@ async def submit(
             report.text = text
             session.add(report)
             late = now > report.deadline
-            for name in ("prompt", "missing"):
-                await deadlines.cancel(session, now=now, key=f"daily:{report_id}:{name}")
+            await deadlines.cancel(
+                session,
+                now=now,
+                keys=[f"daily:{report_id}:{name}" for name in ("prompt", "missing")],
+            )
             await escalation.close_for_subject(
                 session,
                 subject_type=SUBJECT,

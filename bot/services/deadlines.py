@@ -7,6 +7,7 @@ share the work; on SQLite one process holds the write lock for the whole transac
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -69,12 +70,22 @@ async def move(session: AsyncSession, *, key: str, due_at: datetime) -> bool:
 
 
 async def cancel(
-    session: AsyncSession, *, now: datetime, key: str | None = None, prefix: str | None = None
+    session: AsyncSession,
+    *,
+    now: datetime,
+    key: str | None = None,
+    keys: Sequence[str] | None = None,
+    prefix: str | None = None,
 ) -> int:
-    """Cancel pending deadlines by exact key or key prefix; return how many."""
-    if (key is None) == (prefix is None):
-        raise ValueError("give exactly one of key and prefix")
-    condition = _TABLE.c.key == key if key is not None else _TABLE.c.key.startswith(prefix)
+    """Cancel pending deadlines by exact key, exact keys (one statement) or key prefix."""
+    if sum(given is not None for given in (key, keys, prefix)) != 1:
+        raise ValueError("give exactly one of key, keys and prefix")
+    if key is not None:
+        condition = _TABLE.c.key == key
+    elif keys is not None:
+        condition = _TABLE.c.key.in_(list(keys))
+    else:
+        condition = _TABLE.c.key.startswith(prefix)
     # A deadline an engine has claimed is skipped rather than waited for: waiting could deadlock
     # (the engine holds the deadline and wants the subject; a press holds the subject). The
     # engine's handler then finds its subject closed and does nothing.

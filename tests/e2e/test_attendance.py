@@ -48,7 +48,11 @@ async def test_on_time_clock_in_inside_the_geofence(day: LocalStack, clock: Mova
     assert day.db is not None
     async with day.db.uow() as uow:
         event = (await uow.session.exec(select(ClockEvent))).one()
+        entry = (
+            await uow.session.exec(select(AuditEntry).where(AuditEntry.action == "shift.clock_in"))
+        ).one()
     assert (event.kind, event.late_minutes, event.accuracy_m) == ("in", 0, 12)
+    assert (entry.actor_person_id, entry.actor_account) == (event.person_id, "telegram:9001")
     await ma.send("/in")
     assert (await ma.wait_for()).text == "You already clocked in at 07:40."
 
