@@ -145,7 +145,7 @@ class LocalStack:
         self._task = asyncio.create_task(serve(self.app, self._stop))
         await self._wait_until_taking_updates()
 
-    async def settle(self) -> None:
+    async def settle(self, *, within: float = 10.0) -> None:
         """Run the engine for the clock's current time and wait until everything due is sent.
 
         The background sender does the sending; this waits until no due row is pending or
@@ -153,7 +153,8 @@ class LocalStack:
         nothing under way and only waits on the clock (a chat's 1-a-second pace, the overall
         window, a 429's retry_after), this moves the clock forward to the earliest moment it
         waits for: sending a burst to one chat takes clock time, not real seconds. Rows put
-        back for later (backoff, an edit waiting for its message) are not waited for.
+        back for later (backoff, an edit waiting for its message) are not waited for. Past
+        `within` real seconds it gives up (TimeoutError).
         """
         assert self.app is not None and self.db is not None
         engine, sender = self.app.bot_data.engine, self.app.bot_data.sender
@@ -164,7 +165,7 @@ class LocalStack:
         if channel_sender is not None:
             channel_sender.wake()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10.0
+        deadline = loop.time() + within
         while True:
             await asyncio.sleep(0.01)
             async with self.db.read() as uow:
