@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import compileall
 import itertools
 import math
 import os
@@ -361,8 +362,27 @@ def process_config(url: str, emulator: BotApiEmulator) -> str:
     )
 
 
+PACKAGES = ("bot", "handlers", "jobs")
+
+
+def compile_project() -> None:
+    """Byte-compile the bot's packages where they are missing or stale, as installing them does.
+
+    `pip install` writes each module's bytecode. A checkout run with PYTHONDONTWRITEBYTECODE=1
+    (set on the machines these figures come from) would instead compile its hundred modules
+    at every start: 1.1 to 1.5 s of CPU under cProfile there, a cost no installed bot pays.
+    """
+    root = Path(__file__).resolve().parent.parent
+    for package in PACKAGES:
+        compileall.compile_dir(root / package, quiet=1)
+
+
 def start_process(config: Path, folder: Path, token: str) -> subprocess.Popen[bytes]:
-    """Start `python -m bot run` with `config`, its output in `folder/run.log`."""
+    """Start `python -m bot run` with `config`, its output in `folder/run.log`.
+
+    The packages are byte-compiled first (`compile_project`).
+    """
+    compile_project()
     env = dict(os.environ, ZHIBAN_TELEGRAM_TOKEN=token)
     env.pop("ZHIBAN_LINK_SECRET", None)
     with (folder / "run.log").open("wb") as log:  # the process keeps its own copy
