@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import compileall
 import itertools
 import math
 import os
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot.config import Settings, settings_from_mapping
 from bot.models import Account, Person, RoleGrant, Unit
 from bot.sandbox import ApiCall, BotApiEmulator
+from bot.sandbox.bytecode import compile_packages
 from bot.services.page_text import PageSubject
 from bot.uow import Database
 
@@ -362,27 +362,12 @@ def process_config(url: str, emulator: BotApiEmulator) -> str:
     )
 
 
-PACKAGES = ("bot", "handlers", "jobs")
-
-
-def compile_project() -> None:
-    """Byte-compile the bot's packages where they are missing or stale, as installing them does.
-
-    `pip install` writes each module's bytecode. A checkout run with PYTHONDONTWRITEBYTECODE=1
-    (set on the machines these figures come from) would instead compile its hundred modules
-    at every start: 1.1 to 1.5 s of CPU under cProfile there, a cost no installed bot pays.
-    """
-    root = Path(__file__).resolve().parent.parent
-    for package in PACKAGES:
-        compileall.compile_dir(root / package, quiet=1)
-
-
 def start_process(config: Path, folder: Path, token: str) -> subprocess.Popen[bytes]:
     """Start `python -m bot run` with `config`, its output in `folder/run.log`.
 
-    The packages are byte-compiled first (`compile_project`).
+    The packages are byte-compiled first, as an install does (bot/sandbox/bytecode.py).
     """
-    compile_project()
+    compile_packages()
     env = dict(os.environ, ZHIBAN_TELEGRAM_TOKEN=token)
     env.pop("ZHIBAN_LINK_SECRET", None)
     with (folder / "run.log").open("wb") as log:  # the process keeps its own copy

@@ -18,7 +18,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot.config import DatabaseSettings
 from bot.db import create_engine
 from bot.migrate import upgrade
+from bot.sandbox.bytecode import compile_packages
 from bot.uow import Database
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_packages() -> None:
+    """The `zhiban run` processes tests start load bytecode, not sources (compile_packages)."""
+    compile_packages()
+
 
 PG_ENV = "ZHIBAN_TEST_DATABASE_URL"
 BACKENDS = ["sqlite", "postgresql"]

@@ -6,7 +6,6 @@ And killed by SIGKILL: the restarted process catches up at once.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -15,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import processes
 from factories import District, build_district
+from processes import BotProcess
 
-import bot
 from bot.config import DatabaseSettings, EscalationStep
 from bot.db import create_engine
 from bot.models import OutboxStatus
@@ -27,16 +27,11 @@ from bot.services.page_text import PageSubject
 from bot.uow import Database
 
 TOKEN = "654321:RUN-process-token-xyz"
-SOURCE = str(Path(bot.__file__).resolve().parent.parent)
 
 
 def process_env(config: Path) -> dict[str, str]:
     """The environment of a `zhiban run` process with this configuration."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZHIBAN_")}
-    env |= {"ZHIBAN_TELEGRAM_TOKEN": TOKEN, "ZHIBAN_CONFIG": str(config)}
-    # The process runs the code under test, not whichever checkout is installed.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [SOURCE, env.get("PYTHONPATH")]))
-    return env
+    return processes.process_env(config, TOKEN)
 
 
 async def test_run_polls_answers_logs_each_update_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -75,46 +70,6 @@ async def test_run_polls_answers_logs_each_update_and_stops_on_sigterm(tmp_path:
     assert (tmp_path / "run.db").exists()
 
 
-class RunningBot:
-    """A `zhiban run` process whose log is read as it comes, noting when it takes updates."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self.taking_updates = asyncio.Event()
-        self.taking_updates_at = 0.0
-        self._reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def start(cls, env: dict[str, str], cwd: Path) -> RunningBot:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", env=env, cwd=cwd, stderr=asyncio.subprocess.PIPE
-        )
-        return cls(process)
-
-    async def _read(self) -> None:
-        assert self.process.stderr is not None
-        loop = asyncio.get_running_loop()
-        async for raw in self.process.stderr:
-            line = raw.decode(errors="replace")
-            self.lines.append(line)
-            if "Zhiban is taking updates" in line and not self.taking_updates.is_set():
-                self.taking_updates_at = loop.time()
-                self.taking_updates.set()
-
-    async def until_taking_updates(self) -> None:
-        try:
-            await asyncio.wait_for(self.taking_updates.wait(), timeout=60)
-        except TimeoutError:
-            raise AssertionError("".join(self.lines)) from None
-
-    async def end(self, sig: signal.Signals) -> int:
-        self.process.send_signal(sig)
-        code = await asyncio.wait_for(self.process.wait(), timeout=60)
-        await self._reader
-        return code
-
-
 @dataclass
 class KilledRun:
     """A district whose principal has started the bot, and a `zhiban run` killed with SIGKILL."""
@@ -124,11 +79,11 @@ class KilledRun:
     db: Database
     district: District
     principal: SimUser
-    again: list[RunningBot] = field(default_factory=list)
+    again: list[BotProcess] = field(default_factory=list)
 
-    async def restart(self) -> RunningBot:
+    async def restart(self) -> BotProcess:
         """Start `zhiban run` again and wait until it takes updates."""
-        bot = await RunningBot.start(self.env, self.tmp_path)
+        bot = await BotProcess.start(self.env, self.tmp_path)
         self.again.append(bot)
         await bot.until_taking_updates()
         return bot
@@ -149,7 +104,7 @@ async def killed_run(tmp_path: Path) -> AsyncIterator[KilledRun]:
         )
         env = process_env(config)
         db = Database(create_engine(DatabaseSettings(url=url)))
-        first = await RunningBot.start(env, tmp_path)
+        first = await BotProcess.start(env, tmp_path)
         run: KilledRun | None = None
         try:
             await first.until_taking_updates()  # it has migrated the database

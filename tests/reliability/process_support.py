@@ -7,21 +7,16 @@ database holds and what the emulator received.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import sys
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import processes
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-import bot
 from bot.models import (
     Account,
     Escalation,
@@ -38,18 +33,13 @@ from bot.sandbox import BotApiEmulator
 from bot.uow import Database
 
 TOKEN = "765432:RELIABILITY-drill-token"
-SOURCE = str(Path(bot.__file__).resolve().parent.parent)
-TAKING_UPDATES = "Zhiban is taking updates"
 # Escalations planted by the drills page with this text; the number makes each one findable.
 CHECK = "Reliability check {n}."
 
 
 def process_env(config: Path) -> dict[str, str]:
-    """The environment of a `zhiban run` process with this configuration (this checkout's code)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZHIBAN_")}
-    env |= {"ZHIBAN_TELEGRAM_TOKEN": TOKEN, "ZHIBAN_CONFIG": str(config)}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [SOURCE, env.get("PYTHONPATH")]))
-    return env
+    """The environment of a drill's `zhiban run` process with this configuration."""
+    return processes.process_env(config, TOKEN)
 
 
 def write_config(path: Path, url: str, emu: BotApiEmulator, extra: str = "") -> Path:
@@ -65,53 +55,6 @@ def write_config(path: Path, url: str, emu: BotApiEmulator, extra: str = "") -> 
         encoding="utf-8",
     )
     return path
-
-
-class BotProcess:
-    """A `zhiban run` process whose log (stderr) is read as it comes."""
-
-    def __init__(self, process: asyncio.subprocess.Process, name: str) -> None:
-        self.process = process
-        self.name = name
-        self.lines: list[str] = []
-        self.taking_updates = asyncio.Event()
-        self.spawned = time.monotonic()
-        self.started_in: float | None = None  # seconds from spawn to taking updates
-        self._reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def start(cls, env: dict[str, str], cwd: Path, name: str = "run") -> BotProcess:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", env=env, cwd=cwd, stderr=asyncio.subprocess.PIPE
-        )
-        return cls(process, name)
-
-    async def _read(self) -> None:
-        assert self.process.stderr is not None
-        async for raw in self.process.stderr:
-            line = raw.decode(errors="replace")
-            self.lines.append(line)
-            if TAKING_UPDATES in line and not self.taking_updates.is_set():
-                self.started_in = time.monotonic() - self.spawned
-                self.taking_updates.set()
-
-    @property
-    def running(self) -> bool:
-        return self.process.returncode is None
-
-    async def until_taking_updates(self, timeout: float = 60) -> None:  # noqa: ASYNC109
-        try:
-            await asyncio.wait_for(self.taking_updates.wait(), timeout=timeout)
-        except TimeoutError:
-            raise AssertionError("".join(self.lines)) from None
-
-    async def end(self, sig: signal.Signals) -> int:
-        """Send `sig` and wait for the process to end; its exit status."""
-        if self.process.returncode is None:
-            self.process.send_signal(sig)
-        code = await asyncio.wait_for(self.process.wait(), timeout=60)
-        await self._reader
-        return code
 
 
 # The log lines a drill accepts: none yet. A line at ERROR, or a traceback, is a finding.

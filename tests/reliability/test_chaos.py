@@ -32,7 +32,6 @@ from pathlib import Path
 
 from process_support import (
     CHECK,
-    BotProcess,
     County,
     bot_texts,
     half_done,
@@ -45,6 +44,7 @@ from process_support import (
     summary,
     write_config,
 )
+from processes import BotProcess
 from sqlmodel import col, select
 
 from bot.config import DatabaseSettings, EscalationStep

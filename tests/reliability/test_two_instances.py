@@ -26,7 +26,6 @@ import pytest
 import sqlalchemy as sa
 from process_support import (
     CHECK,
-    BotProcess,
     bot_texts,
     log_problems,
     open_chats,
@@ -37,6 +36,7 @@ from process_support import (
     unsettled,
     write_config,
 )
+from processes import BotProcess
 from sqlmodel import col, select
 
 from bot.config import DatabaseSettings
