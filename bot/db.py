@@ -11,6 +11,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import DatabaseSettings
+from bot.sqlite_trips import one_trip
 
 # Execution option marking a unit of work that only reads.
 READ_ONLY = "zhiban_read_only"
@@ -33,6 +34,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        one_trip(dbapi_connection)  # each statement one trip to aiosqlite's thread
         # Let SQLAlchemy's "begin" event below issue BEGIN itself.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
