@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy.exc import NoResultFound
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -41,13 +42,35 @@ def _kept(session: AsyncSession, row: _Row | None, what: str, key: int) -> _Row:
     return row
 
 
+async def units_above(session: AsyncSession, base: Unit) -> None:
+    """Read the parent and the county of `base` in one SELECT instead of one each.
+
+    `unit_at_level` then finds them in the session; units it holds already are not read again.
+    """
+    wanted = {base.parent_id, _top_id(base)} - {None, base.id}
+    missing = [i for i in wanted if i is not None and _held(session, i) is None]
+    if not missing:
+        return
+    for row in await session.exec(select(Unit).where(col(Unit.id).in_(missing))):
+        assert row.id is not None
+        _kept(session, row, "unit", row.id)
+
+
+def _held(session: AsyncSession, unit_id: int) -> object | None:
+    return session.identity_map.get(identity_key(Unit, unit_id))
+
+
+def _top_id(base: Unit) -> int | None:
+    return int(base.path.strip("/").split("/")[0]) if base.path else base.id
+
+
 async def unit_at_level(session: AsyncSession, base: Unit, level: Level) -> Unit | None:
     """The unit itself, its parent, or the county at the top of its tree."""
     if level == Level.UNIT:
         return base
     if level == Level.PARENT:
         return None if base.parent_id is None else await unit(session, base.parent_id)
-    top_id = int(base.path.strip("/").split("/")[0]) if base.path else base.id
+    top_id = _top_id(base)
     return await unit(session, top_id) if top_id is not None else None
 
 

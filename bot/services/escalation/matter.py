@@ -71,6 +71,7 @@ async def levels_of(session: AsyncSession, base: Unit) -> dict[Level, Unit]:
     """The distinct units a matter at `base` can reach, by level, lowest first."""
     found: dict[Level, Unit] = {Level.UNIT: base}
     seen = {base.id}
+    await contacts.units_above(session, base)
     for level in (Level.PARENT, Level.COUNTY):
         unit = await contacts.unit_at_level(session, base, level)
         if unit is not None and unit.id not in seen:
