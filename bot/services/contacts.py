@@ -161,6 +161,19 @@ async def person(session: AsyncSession, person_id: int) -> Person:
     return _kept(session, await session.get(Person, person_id), "person", person_id)
 
 
+async def person_at_unit(session: AsyncSession, person_id: int) -> tuple[Person, Unit]:
+    """Load a person and the unit they belong to, in one SELECT."""
+    statement = (
+        select(Person, Unit)
+        .join(Unit, col(Unit.id) == Person.unit_id)
+        .where(Person.id == person_id)
+    )
+    found = (await session.exec(statement)).first()
+    person, home = found if found is not None else (None, None)
+    person = _kept(session, person, "person", person_id)
+    return person, _kept(session, home, "unit", person.unit_id)
+
+
 async def person_by_account(
     session: AsyncSession, *, external_id: int, channel: str = "telegram"
 ) -> Person | None:
