@@ -93,9 +93,7 @@ async def start(
         forward_margin=forward_margin,
         reporter_id=reporter_id,
     )
-    escalation, created = await matter.create(session, spec, now=now)
-    if created:
-        await matter.plan_next(session, escalation, next_at=now, now=now)
+    escalation, _created = await matter.create(session, spec, now=now)
     return escalation
 
 

@@ -370,7 +370,7 @@ class Start:
 
 
 async def create(session: AsyncSession, spec: Start, *, now: datetime) -> tuple[Escalation, bool]:
-    """Store a new matter at its unit's level (or find the one already started)."""
+    """Store a new matter at its unit's level, its first look due now (or find the existing)."""
     existing = (
         await session.exec(
             select(Escalation).where(
@@ -406,6 +406,8 @@ async def create(session: AsyncSession, spec: Start, *, now: datetime) -> tuple[
             "reporter_id": spec.reporter_id,
         },
         is_drill=spec.drill,
+        # Counts the first look, planned below, in the INSERT instead of an UPDATE after it.
+        ticks=1,
     )
     session.add(escalation)
     await session.flush()
@@ -429,5 +431,14 @@ async def create(session: AsyncSession, spec: Start, *, now: datetime) -> tuple[
         subject_id=spec.subject_id,
         unit_id=spec.unit_id,
         detail={"policy": spec.policy, "escalation": escalation.id},
+    )
+    await deadlines.schedule(
+        session,
+        key=tick_key(escalation.id, escalation.ticks),
+        kind=STEP_KIND,
+        subject_type="escalation",
+        subject_id=escalation.id,
+        due_at=now,
+        now=now,
     )
     return escalation, True
