@@ -367,21 +367,24 @@ class Start:
     report_deadline: timedelta | None = None
     forward_margin: timedelta = timedelta(minutes=10)
     reporter_id: int | None = None
+    # The subject was stored in this very transaction, so no matter about it can exist yet.
+    new_subject: bool = False
 
 
 async def create(session: AsyncSession, spec: Start, *, now: datetime) -> tuple[Escalation, bool]:
     """Store a new matter at its unit's level, its first look due now (or find the existing)."""
-    existing = (
-        await session.exec(
-            select(Escalation).where(
-                Escalation.subject_type == spec.subject_type,
-                Escalation.subject_id == spec.subject_id,
-                Escalation.policy == spec.policy,
+    if not spec.new_subject:
+        existing = (
+            await session.exec(
+                select(Escalation).where(
+                    Escalation.subject_type == spec.subject_type,
+                    Escalation.subject_id == spec.subject_id,
+                    Escalation.policy == spec.policy,
+                )
             )
-        )
-    ).first()
-    if existing is not None:
-        return existing, False
+        ).first()
+        if existing is not None:
+            return existing, False
     base = await contacts.unit(session, spec.unit_id)
     units = await levels_of(session, base)
     policy = effective_policy(

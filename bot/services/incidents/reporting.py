@@ -411,6 +411,7 @@ async def store_report(
         report_deadline=deadline,
         forward_margin=policy.forward_margin,
         reporter_id=person_id,
+        new_subject=True,
     )
     assert matter.id is not None
     if draft.direct:
@@ -482,6 +483,7 @@ async def record_heard_elsewhere(
             report_deadline=policy.report_deadline,
             forward_margin=policy.forward_margin,
             reporter_id=person_id,
+            new_subject=True,
         )
         assert matter.id is not None
         await audit.record(
