@@ -42,6 +42,12 @@ def _kept(session: AsyncSession, row: _Row | None, what: str, key: int) -> _Row:
     return row
 
 
+def keep_unit(session: AsyncSession, row: Unit) -> Unit:
+    """Hold a unit that a statement of the caller's read, so that `unit` finds it unread."""
+    assert row.id is not None
+    return _kept(session, row, "unit", row.id)
+
+
 async def units_above(session: AsyncSession, base: Unit) -> None:
     """Read the parent and the county of `base` in one SELECT instead of one each.
 
@@ -52,8 +58,7 @@ async def units_above(session: AsyncSession, base: Unit) -> None:
     if not missing:
         return
     for row in await session.exec(select(Unit).where(col(Unit.id).in_(missing))):
-        assert row.id is not None
-        _kept(session, row, "unit", row.id)
+        keep_unit(session, row)
 
 
 def _held(session: AsyncSession, unit_id: int) -> object | None:

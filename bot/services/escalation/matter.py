@@ -159,11 +159,25 @@ def place_unit_id(escalation: Escalation) -> int:
 
 
 async def lock(session: AsyncSession, escalation_id: int) -> Escalation | None:
-    """Load a matter, locking it on PostgreSQL: presses and the engine take turns."""
-    statement = select(Escalation).where(Escalation.id == escalation_id)
-    statement = lock_for_update(statement, session).execution_options(populate_existing=True)
-    found: Escalation | None = (await session.exec(statement)).first()
-    return found
+    """Load a matter, locking it on PostgreSQL: presses and the engine take turns.
+
+    Its unit comes in the same statement (held for the session's `contacts.unit`): a look at
+    the matter and a press on its page both ask for it next.
+    """
+    statement = (
+        select(Escalation, Unit)
+        .join(Unit, col(Unit.id) == Escalation.unit_id)
+        .where(Escalation.id == escalation_id)
+    )
+    statement = lock_for_update(statement, session, of=Escalation).execution_options(
+        populate_existing=True
+    )
+    found: tuple[Escalation, Unit] | None = (await session.exec(statement)).first()
+    if found is None:
+        return None
+    escalation, unit = found
+    contacts.keep_unit(session, unit)
+    return escalation
 
 
 async def level_rows(session: AsyncSession, escalation_id: int) -> dict[Level, EscalationLevel]:
