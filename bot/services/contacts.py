@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import NoResultFound
@@ -119,12 +119,14 @@ async def leaders_on_duty(session: AsyncSession, *, unit_id: int, now: datetime)
     return list((await session.exec(statement)).all())
 
 
-async def _duty_leaders(session: AsyncSession, *, unit_id: int, now: datetime) -> list[Person]:
-    """`leaders_on_duty`, else the unit's duty leaders by role: both asked in one statement.
+def _duty_leaders_statement() -> Any:
+    """`leaders_on_duty` (rank 0) and `people_with_role` for duty_leader (rank 1) as one union.
 
-    Rank 0 rows are the leaders on duty in `leaders_on_duty`'s order, rank 1 rows the role's
-    holders in `people_with_role`'s; the second are used only when there are no first.
+    Built once: constructing the union and its aliased entity cost more CPU than the second
+    round trip it saves. Parameters: `unit_id`, `now`.
     """
+    unit_id: sa.BindParameter[int] = sa.bindparam("unit_id")
+    now: sa.BindParameter[datetime] = sa.bindparam("now")
     on_duty: sa.Select[Person, int, datetime] = (
         sa.select(Person, sa.literal(0).label("rank"), col(Shift.start).label("since"))
         .join(Shift, col(Shift.person_id) == Person.id)
@@ -146,11 +148,22 @@ async def _duty_leaders(session: AsyncSession, *, unit_id: int, now: datetime) -
         )
     )
     both = sa.union_all(on_duty, by_role).subquery()
-    leader = aliased(Person, both)
-    rows = await session.exec(
-        select(leader, both.c.rank).order_by(both.c.rank, both.c.since, both.c.staff_no)
+    return select(aliased(Person, both), both.c.rank).order_by(
+        both.c.rank, both.c.since, both.c.staff_no
     )
-    ranked = rows.all()
+
+
+_DUTY_LEADERS = _duty_leaders_statement()
+
+
+async def _duty_leaders(session: AsyncSession, *, unit_id: int, now: datetime) -> list[Person]:
+    """`leaders_on_duty`, else the unit's duty leaders by role: both asked in one statement.
+
+    Rank 0 rows are the leaders on duty in `leaders_on_duty`'s order, rank 1 rows the role's
+    holders in `people_with_role`'s; the second are used only when there are no first.
+    """
+    rows = await session.exec(_DUTY_LEADERS, params={"unit_id": unit_id, "now": now})
+    ranked: list[tuple[Person, int]] = list(rows.all())
     on_shift = [found for found, rank in ranked if rank == 0]
     return on_shift or [found for found, rank in ranked if rank == 1]
 
