@@ -216,17 +216,36 @@ async def person(session: AsyncSession, person_id: int) -> Person:
     return _kept(session, await session.get(Person, person_id), "person", person_id)
 
 
-async def person_at_unit(session: AsyncSession, person_id: int) -> tuple[Person, Unit]:
-    """Load a person and the unit they belong to, in one SELECT."""
-    statement = (
-        select(Person, Unit)
+def _person_at_unit_statement() -> Any:
+    """A person, their unit, and each role they hold with its unit's path (one row per role).
+
+    Built once, with the person's id bound as `person_id` (see `_duty_leaders_statement`).
+    """
+    person_id: sa.BindParameter[int] = sa.bindparam("person_id")
+    granted = aliased(Unit)
+    return (
+        sa.select(Person, Unit, col(RoleGrant.role), col(RoleGrant.unit_id), col(granted.path))
         .join(Unit, col(Unit.id) == Person.unit_id)
-        .where(Person.id == person_id)
+        .outerjoin(RoleGrant, col(RoleGrant.person_id) == Person.id)
+        .outerjoin(granted, col(granted.id) == RoleGrant.unit_id)
+        .where(col(Person.id) == person_id)
     )
-    found = (await session.exec(statement)).first()
-    person, home = found if found is not None else (None, None)
-    person = _kept(session, person, "person", person_id)
-    return person, _kept(session, home, "unit", person.unit_id)
+
+
+_PERSON_AT_UNIT = _person_at_unit_statement()
+
+
+async def person_at_unit(session: AsyncSession, person_id: int) -> tuple[Person, Unit, list[Grant]]:
+    """Load a person, the unit they belong to and their roles (`grants_of`) in one SELECT."""
+    rows = (await session.exec(_PERSON_AT_UNIT, params={"person_id": person_id})).all()
+    found, home = (rows[0][0], rows[0][1]) if rows else (None, None)
+    who = _kept(session, found, "person", person_id)
+    grants = [
+        Grant(role=role, unit_id=unit_id, unit_path=path)
+        for _person, _unit, role, unit_id, path in rows
+        if role is not None
+    ]
+    return who, _kept(session, home, "unit", who.unit_id), grants
 
 
 async def person_by_account(

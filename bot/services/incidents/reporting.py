@@ -374,11 +374,11 @@ async def store_report(
             "Only serious and especially serious incidents may be reported straight to the county."
         )
     if unit_id is None:
-        person, unit = await contacts.person_at_unit(session, person_id)
+        person, unit, grants = await contacts.person_at_unit(session, person_id)
     else:
         person = await contacts.person(session, person_id)
         unit = await contacts.unit(session, unit_id)
-    grants = await contacts.grants_of(session, person_id)
+        grants = await contacts.grants_of(session, person_id)
     action = Action.DRILL_START if drill else Action.INCIDENT_REPORT
     if not person.active or not allowed(grants, action, unit.path):
         raise NotAllowed("You may not report incidents for {unit}.", unit=unit.name)
