@@ -201,6 +201,7 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         wake_senders(sender, channel_sender)
 
     runtime.wake = wake
+    runtime.wake_senders = lambda: wake_senders(sender, channel_sender)
     application.bot_data.runtime = runtime
     application.bot_data.engine = engine
     application.bot_data.sender = sender

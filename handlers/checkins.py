@@ -42,7 +42,9 @@ async def on_normal_button(
     except ZhibanError as error:
         await press.answer(error.render(tr, tz), alert=True)
         return
-    runtime.wake()  # the prompt loses its buttons through the outbox, at Telegram's pace
+    # The prompt loses its buttons through the outbox, at Telegram's pace; an answer plans no
+    # deadline (a late one only closes its matter), so the engine need not look.
+    runtime.wake_senders()
     # In a burst of answers a press may wait in line past Telegram's answer window; it is
     # recorded all the same and its prompt's edit says so, so no apology follows.
     with suppress(BadRequest):

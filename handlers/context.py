@@ -32,6 +32,9 @@ class Runtime:
     clock: Clock
     # Called after a use case added deadlines or messages: the engine and sender look now.
     wake: Callable[[], None] = field(default=lambda: None)
+    # Called after a use case added messages but no deadline: only the senders look now (an
+    # engine step would open a write transaction to find nothing new due).
+    wake_senders: Callable[[], None] = field(default=lambda: None)
     # Whether this instance takes updates (bot/leadership.py); alone, it always does.
     leadership: Leadership = field(default_factory=Leadership)
     # What /metrics shows of this instance (bot/metrics.py), on its own registry.

@@ -222,9 +222,16 @@ async def finished(
     conversation: str,
     text: str,
     reply_markup: InlineKeyboardMarkup | None = None,
+    *,
+    dropped: bool = False,
 ) -> int:
-    """After a draft's use case succeeded: drop the draft, wake the engine, say `text`."""
-    await end(update, context, conversation)
+    """After a draft's use case succeeded: drop the draft, wake the engine, say `text`.
+
+    `dropped`: the use case dropped the draft in its own commit (`drafts.finish`), so there is
+    nothing left to drop, and looking costs a write transaction.
+    """
+    if not dropped:
+        await end(update, context, conversation)
     context.runtime.wake()
     await press.answer()
     await edit(press.query, text, parse_mode=None, reply_markup=reply_markup)

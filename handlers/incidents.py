@@ -345,7 +345,9 @@ async def _submit(
     follow_up = InlineKeyboardMarkup(
         [[_button_to(tr._(FOLLOW_UP_LABEL), FollowUpOpen(done.incident_id).data)]]
     )
-    return await draft_steps.finished(update, context, press, REPORT, "\n".join(lines), follow_up)
+    return await draft_steps.finished(
+        update, context, press, REPORT, "\n".join(lines), follow_up, dropped=True
+    )
 
 
 async def on_report_button(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,29 +26,40 @@ async def record(
     allowed: bool = True,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Add one audit entry to the current transaction (naming the actor's linked account)."""
+    """Add one audit entry to the current transaction (naming the actor's linked account).
+
+    The account is looked up by a subquery inside the entry's own INSERT rather than by a
+    SELECT of its own: one statement instead of two for every audited action. The flush first
+    is the one the SELECT's autoflush did, so the subquery sees the accounts as they stand now;
+    nothing changes an account between here and the INSERT (linking names its account).
+    """
+    entry = AuditEntry(
+        at=at,
+        action=action,
+        actor_person_id=actor_person_id,
+        actor_account=actor_account,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        unit_id=unit_id,
+        allowed=allowed,
+        detail=detail,
+    )
     if actor_account is None and actor_person_id is not None:
-        account = (
-            await session.exec(
-                select(Account).where(
-                    Account.person_id == actor_person_id, col(Account.unlinked_at).is_(None)
-                )
-            )
-        ).first()
-        if account is not None:
-            actor_account = f"{account.channel}:{account.external_id}"
-    session.add(
-        AuditEntry(
-            at=at,
-            action=action,
-            actor_person_id=actor_person_id,
-            actor_account=actor_account,
-            subject_type=subject_type,
-            subject_id=subject_id,
-            unit_id=unit_id,
-            allowed=allowed,
-            detail=detail,
-        )
+        await session.flush()
+        # The SQL expression is rendered into the INSERT (SQLAlchemy's "SQL expressions
+        # embedded into a flush"); the attribute is typed for plain values, hence setattr.
+        setattr(entry, "actor_account", _linked_account(actor_person_id))  # noqa: B010
+    session.add(entry)
+
+
+def _linked_account(person_id: int) -> sa.ScalarSelect[str]:
+    """`channel:external_id` of the person's linked account, the lowest id first (or NULL)."""
+    return (
+        select(col(Account.channel) + ":" + sa.cast(col(Account.external_id), sa.String))
+        .where(Account.person_id == person_id, col(Account.unlinked_at).is_(None))
+        .order_by(col(Account.id))
+        .limit(1)
+        .scalar_subquery()
     )
 
 

@@ -29,8 +29,14 @@ async def insert_ignoring_conflicts(
     return bool(getattr(result, "rowcount", 0))
 
 
-def lock_for_update(statement: Any, session: AsyncSession, *, skip_locked: bool = False) -> Any:
-    """Add FOR UPDATE (SKIP LOCKED) on PostgreSQL; SQLite already holds the write lock."""
+def lock_for_update(
+    statement: Any, session: AsyncSession, *, skip_locked: bool = False, of: Any = None
+) -> Any:
+    """Add FOR UPDATE (SKIP LOCKED) on PostgreSQL; SQLite already holds the write lock.
+
+    `of` names the table to lock when the statement joins others (PostgreSQL refuses to lock
+    the nullable side of an outer join).
+    """
     if dialect_name(session) == "postgresql":
-        return statement.with_for_update(skip_locked=skip_locked)
+        return statement.with_for_update(skip_locked=skip_locked, of=of)
     return statement

@@ -23,6 +23,8 @@ from bot.models import (
     Page,
     Person,
     RoleGrant,
+    Shift,
+    ShiftKind,
 )
 from bot.services import contacts, deadlines, escalation
 from bot.services.engine import run_due
@@ -826,3 +828,34 @@ async def test_who_holds_a_role_is_remembered_within_a_look_and_read_afresh_afte
         after = await principals()
     assert inside == remembered == [district.people["principal"]]
     assert sorted(after) == sorted([district.people["principal"], district.people["safety"]])
+
+
+async def test_the_duty_leader_is_the_leader_on_shift_else_every_duty_leader_by_staff_number(
+    db: Database, district: District
+) -> None:
+    """Both answers come from one statement; the role's holders count only with nobody on shift."""
+    school = district.units["S"]
+
+    async def duty_leaders(at: datetime) -> list[int | None]:
+        async with db.read() as uow:
+            found = await contacts.holders(uow.session, role="duty_leader", unit_id=school, now=at)
+            return [person.id for person in found]
+
+    assert await duty_leaders(T0) == [district.people["leader"], district.people["leader2"]]
+    async with db.uow() as uow:
+        uow.session.add(
+            Shift(
+                unit_id=school,
+                post="带班",
+                start=T0 - timedelta(hours=1),
+                end=T0 + timedelta(hours=8),
+                person_id=district.people["leader2"],
+                kind=ShiftKind.LEADER,
+            )
+        )
+        await uow.commit()
+    assert await duty_leaders(T0) == [district.people["leader2"]]
+    assert await duty_leaders(T0 + timedelta(hours=9)) == [
+        district.people["leader"],
+        district.people["leader2"],
+    ]

@@ -15,6 +15,7 @@ from bot.config import DatabaseSettings, Severity, settings_from_mapping
 from bot.db import create_engine
 from bot.errors import DraftGone, InvalidInput, NotAllowed
 from bot.models import (
+    AuditEntry,
     Escalation,
     EscalationEvent,
     EscalationLevel,
@@ -267,6 +268,25 @@ async def test_reporting_drops_its_draft_in_the_same_commit_so_a_second_press_st
     async with db.read() as uow:
         numbers = (await uow.session.exec(select(Incident.number))).all()
     assert numbers == [first.number]
+
+
+async def test_the_report_audit_names_the_reporters_linked_account_and_none_without_one(
+    db: Database, district: District
+) -> None:
+    """The account is read inside the audit entry's own INSERT; it says what the SELECT said."""
+    linked = await report(db, district, "staff")
+    unlinked = await report(db, district, "nolink")
+    async with db.read() as uow:
+        rows = await uow.session.exec(
+            select(AuditEntry.subject_id, AuditEntry.actor_account).where(
+                AuditEntry.action == "incident.report"
+            )
+        )
+        accounts = dict(rows.all())
+    assert accounts == {
+        linked.incident_id: f"telegram:{district.chats['staff']}",
+        unlinked.incident_id: None,
+    }
 
 
 async def test_numbers_run_per_local_day(db: Database, district: District) -> None:

@@ -98,16 +98,21 @@ async def _open_checkin(
     tz: ZoneInfo,
 ) -> tuple[Checkin, Person]:
     """Lock the person's check-in and check that it still takes an answer now."""
-    statement = lock_for_update(select(Checkin).where(Checkin.id == checkin_id), session)
-    checkin = (await session.exec(statement)).first()
-    if checkin is None:
+    # The check-in and its shift in one statement: the shift says whether it is void.
+    statement = (
+        select(Checkin, Shift)
+        .outerjoin(Shift, col(Shift.id) == Checkin.shift_id)
+        .where(Checkin.id == checkin_id)
+    )
+    found = (await session.exec(lock_for_update(statement, session, of=Checkin))).first()
+    if found is None:
         raise NotFound("This button is no longer valid.")
+    checkin, shift = found
     if checkin.person_id != person_id:
         raise NotAllowed(NOT_YOURS)
     if checkin.answered_at is not None:
         raise InvalidInput(ANSWERED_ALREADY, time=checkin.answered_at)
     person = await contacts.person(session, person_id)
-    shift = await session.get(Shift, checkin.shift_id) if checkin.shift_id else None
     if rounds.void(checkin, person, shift):
         raise InvalidInput(OFF_DUTY)
     closes = rounds.closes_at(checkin.due_at, times, tz)

@@ -68,6 +68,7 @@ async def start(
     report_deadline: timedelta | None = None,
     forward_margin: timedelta = timedelta(minutes=10),
     reporter_id: int | None = None,
+    new_subject: bool = False,
 ) -> Escalation:
     """Start paging a matter at its unit; starting it twice returns the first one.
 
@@ -75,7 +76,8 @@ async def start(
     People in `exclude` are never paged about it (the absent person about their own missed
     shift). With a `report_deadline`, the matter reaches every level above by `occurred_at` +
     deadline (SPEC §4 rule 3); the first look is planned at once. Pages to the levels above
-    list the phones of `reporter_id` and the unit's leaders.
+    list the phones of `reporter_id` and the unit's leaders. `new_subject`: the subject was
+    stored in the caller's transaction, so there is no earlier matter to look for.
     """
     spec = Start(
         policy=policy,
@@ -92,10 +94,9 @@ async def start(
         report_deadline=report_deadline,
         forward_margin=forward_margin,
         reporter_id=reporter_id,
+        new_subject=new_subject,
     )
-    escalation, created = await matter.create(session, spec, now=now)
-    if created:
-        await matter.plan_next(session, escalation, next_at=now, now=now)
+    escalation, _created = await matter.create(session, spec, now=now)
     return escalation
 
 

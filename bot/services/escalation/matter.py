@@ -71,6 +71,7 @@ async def levels_of(session: AsyncSession, base: Unit) -> dict[Level, Unit]:
     """The distinct units a matter at `base` can reach, by level, lowest first."""
     found: dict[Level, Unit] = {Level.UNIT: base}
     seen = {base.id}
+    await contacts.units_above(session, base)
     for level in (Level.PARENT, Level.COUNTY):
         unit = await contacts.unit_at_level(session, base, level)
         if unit is not None and unit.id not in seen:
@@ -158,11 +159,25 @@ def place_unit_id(escalation: Escalation) -> int:
 
 
 async def lock(session: AsyncSession, escalation_id: int) -> Escalation | None:
-    """Load a matter, locking it on PostgreSQL: presses and the engine take turns."""
-    statement = select(Escalation).where(Escalation.id == escalation_id)
-    statement = lock_for_update(statement, session).execution_options(populate_existing=True)
-    found: Escalation | None = (await session.exec(statement)).first()
-    return found
+    """Load a matter, locking it on PostgreSQL: presses and the engine take turns.
+
+    Its unit comes in the same statement (held for the session's `contacts.unit`): a look at
+    the matter and a press on its page both ask for it next.
+    """
+    statement = (
+        select(Escalation, Unit)
+        .join(Unit, col(Unit.id) == Escalation.unit_id)
+        .where(Escalation.id == escalation_id)
+    )
+    statement = lock_for_update(statement, session, of=Escalation).execution_options(
+        populate_existing=True
+    )
+    found: tuple[Escalation, Unit] | None = (await session.exec(statement)).first()
+    if found is None:
+        return None
+    escalation, unit = found
+    contacts.keep_unit(session, unit)
+    return escalation
 
 
 async def level_rows(session: AsyncSession, escalation_id: int) -> dict[Level, EscalationLevel]:
@@ -366,21 +381,24 @@ class Start:
     report_deadline: timedelta | None = None
     forward_margin: timedelta = timedelta(minutes=10)
     reporter_id: int | None = None
+    # The subject was stored in this very transaction, so no matter about it can exist yet.
+    new_subject: bool = False
 
 
 async def create(session: AsyncSession, spec: Start, *, now: datetime) -> tuple[Escalation, bool]:
-    """Store a new matter at its unit's level (or find the one already started)."""
-    existing = (
-        await session.exec(
-            select(Escalation).where(
-                Escalation.subject_type == spec.subject_type,
-                Escalation.subject_id == spec.subject_id,
-                Escalation.policy == spec.policy,
+    """Store a new matter at its unit's level, its first look due now (or find the existing)."""
+    if not spec.new_subject:
+        existing = (
+            await session.exec(
+                select(Escalation).where(
+                    Escalation.subject_type == spec.subject_type,
+                    Escalation.subject_id == spec.subject_id,
+                    Escalation.policy == spec.policy,
+                )
             )
-        )
-    ).first()
-    if existing is not None:
-        return existing, False
+        ).first()
+        if existing is not None:
+            return existing, False
     base = await contacts.unit(session, spec.unit_id)
     units = await levels_of(session, base)
     policy = effective_policy(
@@ -405,6 +423,8 @@ async def create(session: AsyncSession, spec: Start, *, now: datetime) -> tuple[
             "reporter_id": spec.reporter_id,
         },
         is_drill=spec.drill,
+        # Counts the first look, planned below, in the INSERT instead of an UPDATE after it.
+        ticks=1,
     )
     session.add(escalation)
     await session.flush()
@@ -428,5 +448,14 @@ async def create(session: AsyncSession, spec: Start, *, now: datetime) -> tuple[
         subject_id=spec.subject_id,
         unit_id=spec.unit_id,
         detail={"policy": spec.policy, "escalation": escalation.id},
+    )
+    await deadlines.schedule(
+        session,
+        key=tick_key(escalation.id, escalation.ticks),
+        kind=STEP_KIND,
+        subject_type="escalation",
+        subject_id=escalation.id,
+        due_at=now,
+        now=now,
     )
     return escalation, True

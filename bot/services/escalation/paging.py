@@ -167,7 +167,7 @@ async def _fire(
     )
     look.fired(action.step, now)
     if action.repeat:
-        await _repeat_pages(session, escalation, action.step, action.repeat, now=now, ctx=ctx)
+        await _repeat_pages(session, look, action.step, action.repeat, now=now, ctx=ctx)
         return
     late_since = action.due_at if late else matter.late_since(escalation)
     await _first_pages(session, look, action.step, step, now=now, late_since=late_since, ctx=ctx)
@@ -197,11 +197,13 @@ async def _page(
     late_since: datetime | None,
     replaces: int | None = None,
     paged: set[int] | None = None,
+    levels: dict[Level, EscalationLevel] | None = None,
 ) -> Page:
     """Write a page and queue its first message, or pass it on at once when nobody can read it.
 
     Whether the person can be reached is known before the page is written, so the page is
     stored with its send count in one insert. A page passed on is left undeliverable.
+    `levels` is the matter's levels as the caller's look holds them (read again otherwise).
     """
     assert escalation.id is not None and person.id is not None and unit.id is not None
     if paged is not None:
@@ -242,7 +244,7 @@ async def _page(
         await mark_undeliverable(session, page_id=page.id or 0, reason=reason, now=now, ctx=ctx)
         return page
     text, buttons = await render(
-        session, escalation, page, person, ctx, now=now, late_since=late_since
+        session, escalation, page, person, ctx, now=now, late_since=late_since, levels=levels
     )
     await outbox.enqueue(
         session,
@@ -322,6 +324,7 @@ async def _first_pages(
             ctx=ctx,
             late_since=late_since,
             paged=paged,
+            levels=look.levels,
         )
         if page.status != "active":  # passed on to a stand-in, written outside this look
             await look.reread_paged(session)
@@ -330,13 +333,14 @@ async def _first_pages(
 
 async def _repeat_pages(
     session: AsyncSession,
-    escalation: Escalation,
+    look: _Look,
     index: int,
     repeat: int,
     *,
     now: datetime,
     ctx: PagingContext,
 ) -> None:
+    escalation = look.escalation
     pages = await session.exec(
         select(Page).where(
             Page.escalation_id == escalation.id, Page.step == index, Page.status == "active"
@@ -346,7 +350,7 @@ async def _repeat_pages(
         first = await outbox.first_sent_for_page(session, page.id or 0)
         person = await contacts.person(session, page.person_id)
         text, buttons = await render(
-            session, escalation, page, person, ctx, now=now, reminder=repeat
+            session, escalation, page, person, ctx, now=now, reminder=repeat, levels=look.levels
         )
         page.sent_count += 1
         await outbox.enqueue(

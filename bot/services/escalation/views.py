@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.callbacks import FollowUpOpen
 from bot.config import ChannelSettings, Level
 from bot.i18n import N_, Translator, translator
-from bot.models import Escalation, Page, Person
+from bot.models import Escalation, EscalationLevel, Page, Person
 from bot.services import contacts
 from bot.services.escalation import matter
 from bot.services.matter_clock import Reached, clock_of
@@ -127,8 +127,12 @@ async def render(
     reminder: int = 0,
     late_since: datetime | None = None,
     reader_language: str | None = None,
+    levels: Mapping[Level, EscalationLevel] | None = None,
 ) -> tuple[str, list[list[Button]]]:
-    """A page's text and buttons in the reader's language (or `reader_language`: a group's)."""
+    """A page's text and buttons in the reader's language (or `reader_language`: a group's).
+
+    `levels` is the matter's levels as the caller's look holds them (read otherwise).
+    """
     tr = translator(reader_language or language(person, ctx))
     place = await contacts.unit(session, matter.place_unit_id(escalation))
     subject = matter.subject_of(escalation)
@@ -143,7 +147,7 @@ async def render(
             reported_at=escalation.started_at,
             report_deadline=policy.report_deadline,
             needed=policy.levels[1:],
-            reached=await reached_levels(session, escalation),
+            reached=await reached_levels(session, escalation, levels=levels),
             now=now,
         )
     text = page_text(
@@ -162,11 +166,21 @@ async def render(
     return text, buttons_for(tr, escalation, page, subject)
 
 
-async def reached_levels(session: AsyncSession, escalation: Escalation) -> list[Reached]:
-    """The levels a matter reached, with their units and who acknowledged, for its clock."""
+async def reached_levels(
+    session: AsyncSession,
+    escalation: Escalation,
+    *,
+    levels: Mapping[Level, EscalationLevel] | None = None,
+) -> list[Reached]:
+    """The levels a matter reached, with their units and who acknowledged, for its clock.
+
+    `levels`: the matter's levels as the caller holds them, up to date; read when not given.
+    """
     assert escalation.id is not None
+    if levels is None:
+        levels = await matter.level_rows(session, escalation.id)
     found = []
-    for level, row in (await matter.level_rows(session, escalation.id)).items():
+    for level, row in levels.items():
         by = row.acknowledged_by_id
         found.append(
             Reached(

@@ -373,9 +373,12 @@ async def store_report(
         raise InvalidInput(
             "Only serious and especially serious incidents may be reported straight to the county."
         )
-    person = await contacts.person(session, person_id)
-    unit = await contacts.unit(session, person.unit_id if unit_id is None else unit_id)
-    grants = await contacts.grants_of(session, person_id)
+    if unit_id is None:
+        person, unit, grants = await contacts.person_at_unit(session, person_id)
+    else:
+        person = await contacts.person(session, person_id)
+        unit = await contacts.unit(session, unit_id)
+        grants = await contacts.grants_of(session, person_id)
     action = Action.DRILL_START if drill else Action.INCIDENT_REPORT
     if not person.active or not allowed(grants, action, unit.path):
         raise NotAllowed("You may not report incidents for {unit}.", unit=unit.name)
@@ -408,6 +411,7 @@ async def store_report(
         report_deadline=deadline,
         forward_margin=policy.forward_margin,
         reporter_id=person_id,
+        new_subject=True,
     )
     assert matter.id is not None
     if draft.direct:
@@ -479,6 +483,7 @@ async def record_heard_elsewhere(
             report_deadline=policy.report_deadline,
             forward_margin=policy.forward_margin,
             reporter_id=person_id,
+            new_subject=True,
         )
         assert matter.id is not None
         await audit.record(
