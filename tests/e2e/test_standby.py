@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from factories import build_district
+from processes import BotProcess
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import col, select
-from test_run_process import RunningBot, process_env
+from test_run_process import process_env
 
 from bot.config import DatabaseSettings
 from bot.db import create_engine
@@ -53,7 +54,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def until_logged(bot: RunningBot, text: str, timeout: float = 30) -> None:  # noqa: ASYNC109
+async def until_logged(bot: BotProcess, text: str, timeout: float = 30) -> None:  # noqa: ASYNC109
     """Wait until the process has written a log line containing `text`."""
     async with asyncio.timeout(timeout):
         while not any(text in line for line in bot.lines):
@@ -83,7 +84,7 @@ async def test_a_standby_finishes_the_report_a_killed_leader_began_and_pages_go_
     database_url: str, tmp_path: Path
 ) -> None:
     db = Database(create_engine(DatabaseSettings(url=database_url)))
-    bots: list[RunningBot] = []
+    bots: list[BotProcess] = []
     async with BotApiEmulator() as emu:
         try:
             district = await build_district(db)
@@ -101,10 +102,10 @@ async def test_a_standby_finishes_the_report_a_killed_leader_began_and_pages_go_
             for chat in district.chats.values():
                 emu.world.chats[chat].started = True
             env = process_env(write_config(tmp_path / "config.toml", database_url, emu))
-            bots.append(await RunningBot.start(env, tmp_path))
+            bots.append(await BotProcess.start(env, tmp_path))
             leader = bots[0]
             await leader.until_taking_updates()
-            bots += [await RunningBot.start(env, tmp_path) for _ in range(2)]
+            bots += [await BotProcess.start(env, tmp_path) for _ in range(2)]
             for standby in bots[1:]:
                 await until_logged(standby, STANDING_BY)
             # The leader takes the report's first steps.
@@ -211,7 +212,7 @@ async def test_in_webhook_mode_only_the_leader_serves_the_webhook_and_a_standby_
     database_url: str, tmp_path: Path
 ) -> None:
     port = free_port()
-    bots: list[RunningBot] = []
+    bots: list[BotProcess] = []
     async with BotApiEmulator() as emu:
         try:
             # Both on one host with one port: only the leader listens on it.
@@ -221,9 +222,9 @@ async def test_in_webhook_mode_only_the_leader_serves_the_webhook_and_a_standby_
             )
             config = write_config(tmp_path / "config.toml", database_url, emu, webhook)
             env = process_env(config) | {"ZHIBAN_WEBHOOK_SECRET": "failover-secret"}
-            bots.append(await RunningBot.start(env, tmp_path))
+            bots.append(await BotProcess.start(env, tmp_path))
             await bots[0].until_taking_updates()
-            bots.append(await RunningBot.start(env, tmp_path))
+            bots.append(await BotProcess.start(env, tmp_path))
             leader, standby = bots
             await until_logged(standby, STANDING_BY)
             user = emu.user(4242, "张老师")
@@ -248,7 +249,7 @@ async def test_a_second_instance_on_one_sqlite_file_is_refused_in_one_line(tmp_p
     async with BotApiEmulator() as emu:
         config = write_config(tmp_path / "config.toml", f"sqlite+aiosqlite:///{tmp_path}/z.db", emu)
         env = process_env(config)
-        first = await RunningBot.start(env, tmp_path)
+        first = await BotProcess.start(env, tmp_path)
         try:
             await first.until_taking_updates()
             second = await asyncio.create_subprocess_exec(
