@@ -13,7 +13,7 @@ digest fall due as the clock moves. Acknowledge links (`/a/<token>` on the ops p
 and posted over HTTP: signed for the paged person, for someone else, for nobody on the roster,
 expired, replayed, forged with another secret, mutated, truncated, junk. Everything goes
 through the local Bot API emulator (or the ops port) into the real Application, on SQLite
-(2,000 updates a run) and PostgreSQL (600).
+(1,500 updates a run) and PostgreSQL (500).
 
 After every sequence the invariants hold:
 - no ERROR log line, and no traceback text in any chat;
@@ -91,8 +91,8 @@ from bot.uow import Database
 START = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
 PER_EXAMPLE = 50
 # CI's sizes: the whole of tests/reliability stays within 5 minutes on two cores.
-SQLITE_UPDATES = 2_000
-POSTGRESQL_UPDATES = 600
+SQLITE_UPDATES = 1_500
+POSTGRESQL_UPDATES = 500
 UPDATES = int(os.environ.get("ZHIBAN_FUZZ_UPDATES", "0")) or None
 # Real seconds the bot may take to send what is due after a step. A long run shares the machine
 # for hours (a first one, niced, timed out at 10 s while other work held both cores); a
