@@ -352,13 +352,21 @@ async def plan_next(
     if next_at is None or escalation.status == RESOLVED:
         return
     escalation.ticks += 1
+    await _schedule_tick(session, escalation, due_at=next_at, now=now)
+
+
+async def _schedule_tick(
+    session: AsyncSession, escalation: Escalation, *, due_at: datetime, now: datetime
+) -> None:
+    """The deadline of the matter's current tick (`ticks` counts it already)."""
+    assert escalation.id is not None
     await deadlines.schedule(
         session,
         key=tick_key(escalation.id, escalation.ticks),
         kind=STEP_KIND,
         subject_type="escalation",
         subject_id=escalation.id,
-        due_at=next_at,
+        due_at=due_at,
         now=now,
     )
 
@@ -449,13 +457,5 @@ async def create(session: AsyncSession, spec: Start, *, now: datetime) -> tuple[
         unit_id=spec.unit_id,
         detail={"policy": spec.policy, "escalation": escalation.id},
     )
-    await deadlines.schedule(
-        session,
-        key=tick_key(escalation.id, escalation.ticks),
-        kind=STEP_KIND,
-        subject_type="escalation",
-        subject_id=escalation.id,
-        due_at=now,
-        now=now,
-    )
+    await _schedule_tick(session, escalation, due_at=now, now=now)
     return escalation, True
