@@ -2,8 +2,8 @@
 
 Extracts every `_()`, `n_()`, `N_()` and error-message string from bot/, handlers/ and jobs/,
 adds new ones to `bot/locales/*.po` (English filled with the source text, Chinese left empty
-for a translator) and drops ones the code no longer uses. `--check` changes nothing and lists
-what is missing.
+for a translator) and drops ones the code no longer uses, then compiles each to the
+`bot/locales/*.mo` the bot reads. `--check` changes nothing and lists what is missing or stale.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Any
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po, write_po
+
+from bot.i18n import compiled_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("bot", "handlers", "jobs")
@@ -107,12 +109,32 @@ def update() -> None:
             new.add(message, string, locations=locations)
         with path.open("wb") as handle:
             write_po(handle, new, width=100, omit_header=False, sort_output=True)
+        compile_catalogs()
+
+
+def compile_catalogs() -> None:
+    """Write each language's .mo from its .po (what the bot reads; bot/i18n.py)."""
+    for language in _BABEL_LOCALE:
+        (LOCALES / f"{language}.mo").write_bytes(compiled_catalog(language))
+
+
+def stale_compiled() -> list[str]:
+    """One line per .mo that is missing or differs from what its .po compiles to."""
+    problems = []
+    for language in _BABEL_LOCALE:
+        path = LOCALES / f"{language}.mo"
+        if not path.exists() or path.read_bytes() != compiled_catalog(language):
+            problems.append(
+                f"{language}: bot/locales/{language}.mo is not the compiled {language}.po; "
+                "run python -m bot.catalog"
+            )
+    return problems
 
 
 def main(argv: list[str]) -> int:
     """Update the catalogs, or with --check only report what is missing."""
     if "--check" in argv:
-        problems = missing_translations()
+        problems = missing_translations() + stale_compiled()
         for line in problems:
             print(line)
         return 1 if problems else 0

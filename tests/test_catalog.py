@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.catalog import extract_messages, missing_translations
+from bot.catalog import extract_messages, missing_translations, stale_compiled
 from bot.i18n import catalog_messages, normalise_language, translator
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -14,6 +14,11 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 def test_every_message_in_the_code_is_translated_in_both_languages() -> None:
     assert missing_translations() == []
+
+
+def test_the_compiled_catalogs_the_bot_reads_are_those_of_the_po_files() -> None:
+    # The bot reads bot/locales/*.mo; a .po edited without `python -m bot.catalog` fails here.
+    assert stale_compiled() == []
 
 
 def test_translations_keep_the_placeholders_of_the_source() -> None:
