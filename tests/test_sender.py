@@ -164,11 +164,16 @@ async def test_a_message_to_one_person_is_not_held_back_by_a_burst_to_another(
         assert sum(r.status == OutboxStatus.PENDING for r in waiting) >= len(burst) - PER_CHAT
         while len(sends(emulator, desk)) < len(burst):
             await quiet(sender)
-            # (on a busy machine the desk's worker may settle its last send before it sleeps)
-            await eventually(lambda: _true(clock.earliest_sleeper() is not None))
+            # (on a busy machine the desk's worker may settle its last send before it sleeps,
+            # or send it without sleeping again: then there is nothing left to wait for)
+            await eventually(
+                lambda: _true(
+                    clock.earliest_sleeper() is not None or len(sends(emulator, desk)) == len(burst)
+                )
+            )
             moment = clock.earliest_sleeper()
-            assert moment is not None
-            clock.set(moment)
+            if moment is not None:
+                clock.set(moment)
             await asyncio.sleep(0.02)
     sent_at = [r.sent_at for r in await rows(db) if r.id in burst]
     assert all(at is not None for at in sent_at)
