@@ -6,11 +6,14 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.i18n import translator
 from bot.message_parts import (
     CAPTION_LIMIT,
     MESSAGE_LIMIT,
+    fits,
     split_html,
     split_plain,
     truncate_html,
@@ -62,6 +65,15 @@ def test_every_part_fits_and_the_parts_read_as_the_whole(text: str, count: int) 
         assert utf16_len(read(part)) <= MESSAGE_LIMIT
         assert visible_length(part) == utf16_len(read(part))
     assert "".join("".join(words(read(p))) for p in parts) == "".join(words(read(text)))
+
+
+_PIECES = st.sampled_from(["a", "值", "𠀀", "😀", "&amp;", "&#x1F600;", "<b>粗</b>", " ", "\n"])
+
+
+@given(st.lists(_PIECES, max_size=60).map("".join), st.integers(min_value=2, max_value=130))
+def test_the_quick_fit_agrees_with_the_count_telegram_makes(text: str, limit: int) -> None:
+    # `fits` skips parsing a text of at most half the limit in code points: never wrongly.
+    assert fits(text, limit) == (utf16_len(read(text)) <= limit)
 
 
 def test_a_text_that_fits_comes_back_unchanged() -> None:

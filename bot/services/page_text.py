@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from bot.callbacks import FollowUpOpen, PageButton
 from bot.i18n import N_, Translator
-from bot.message_parts import MESSAGE_LIMIT, truncate_html, visible_length
+from bot.message_parts import MESSAGE_LIMIT, fits, truncate_html, visible_length
 from bot.services.matter_clock import MatterClock, clock_text, holder_text
 from bot.services.outbox import Button
 
@@ -136,6 +136,8 @@ def _within_limit(lines: list[str], what_line: int) -> str:
     and what is asked stay whole. Room is left for the line an edit adds (who acknowledged).
     """
     text = "\n".join(lines)
+    if fits(text, PAGE_LIMIT):
+        return text
     over = visible_length(text) - PAGE_LIMIT
     if over > 0:
         what = lines[what_line]
