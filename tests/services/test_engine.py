@@ -18,7 +18,7 @@ from bot.config import DatabaseSettings
 from bot.db import create_engine
 from bot.models import Deadline, OutboxMessage
 from bot.services import deadlines, outbox
-from bot.services.engine import run_due
+from bot.services.engine import FIRST_BATCH, run_due
 from bot.uow import Database
 
 T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
@@ -109,6 +109,33 @@ async def test_a_failing_handler_is_retried_later_without_blocking_the_others(
     assert retry.last_error == "RuntimeError: boom"
     await run_due(db, now=T0 + timedelta(minutes=1), handlers={"notice": flaky}, worker="w")
     assert sorted(m.chat_id or 0 for m in await messages(db)) == [0, 1, 2]
+
+
+async def test_a_storm_commits_its_first_pages_at_once_and_lets_the_sender_in_between_batches(
+    db: Database,
+) -> None:
+    # 300 deadlines due together: the first batch is small, so its messages are committed (and
+    # can go out) before the rest are handled; and a writer woken after a batch (the sender,
+    # claiming what it made) gets its turn before the next batch, not after the whole storm.
+    await schedule_many(db, 300)
+    seen: list[int] = []
+    claims: list[asyncio.Task[None]] = []
+
+    async def sender_claims() -> None:
+        async with db.uow() as uow:  # a writer, as the sender's claim is
+            count = select(func.count()).select_from(OutboxMessage)
+            seen.append((await uow.session.exec(count)).one())
+            await uow.commit()
+
+    def woken() -> None:
+        claims.append(asyncio.create_task(sender_claims()))
+
+    result = await run_due(db, now=T0, handlers=HANDLERS, worker="w", after_batch=woken)
+    await asyncio.gather(*claims)
+    assert result.handled == 300
+    assert seen[0] == FIRST_BATCH
+    # Each claim saw the messages of the batches before it, and never the whole storm at once.
+    assert seen == sorted(seen) and seen[:3] == [FIRST_BATCH, FIRST_BATCH + 25, FIRST_BATCH + 50]
 
 
 async def test_work_due_during_downtime_is_handled_once_and_marked_late(db: Database) -> None:
