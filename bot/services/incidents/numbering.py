@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.models import IncidentCounter
-from bot.services.sql import dialect_name
+from bot.services.sql import upsert
 
 _TABLE: sa.Table = IncidentCounter.__table__  # type: ignore[attr-defined]
 
@@ -33,13 +31,9 @@ async def next_number(session: AsyncSession, *, now: datetime, tz: tzinfo) -> st
     turns. A report that rolls back gives its number back, so numbers have no gaps.
     """
     day = day_of(now, tz)
-    insert: Any = (
-        postgresql.insert(_TABLE)
-        if dialect_name(session) == "postgresql"
-        else sqlite.insert(_TABLE)
-    )
     statement = (
-        insert.values(day=day, last=1)
+        upsert(session, _TABLE)
+        .values(day=day, last=1)
         .on_conflict_do_update(index_elements=["day"], set_={"last": _TABLE.c["last"] + 1})
         .returning(_TABLE.c["last"])
     )
