@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -528,7 +529,11 @@ def _ical(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(settings: Settings) -> int:
-    from bot.app import configure_logging, run_bot
+    gc.disable()  # the bot's modules load faster without the cyclic collector (bot/__main__.py)
+    try:
+        from bot.app import configure_logging, run_bot
+    finally:
+        gc.enable()
 
     token = os.environ.get(TOKEN_ENV)
     if not token:
