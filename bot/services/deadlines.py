@@ -102,6 +102,18 @@ async def cancel(
     return int(getattr(result, "rowcount", 0))
 
 
+async def mark_done(
+    session: AsyncSession, *, ids: Sequence[int], now: datetime, worker: str, late: bool
+) -> None:
+    """Mark handled deadlines done, in one statement (the engine's batch, on time or late)."""
+    if ids:
+        await session.execute(
+            sa.update(_TABLE)
+            .where(_TABLE.c.id.in_(list(ids)))
+            .values(status=DeadlineStatus.DONE, handled_at=now, handled_by=worker, late=late)
+        )
+
+
 async def next_due(session: AsyncSession) -> datetime | None:
     """When the earliest pending deadline falls due (an index seek, not a scan)."""
     statement = (

@@ -63,6 +63,7 @@ async def run_due(
         async with db.uow() as uow:
             session = uow.session
             due = await deadlines.claim_due(session, now=now, limit=size)
+            done: dict[bool, list[int]] = {False: [], True: []}  # by lateness
             for deadline in due:
                 late = now - deadline.due_at > late_after
                 handler = handlers.get(deadline.kind)
@@ -82,12 +83,14 @@ async def run_due(
                     else:
                         deadline.due_at = now + timedelta(seconds=30 * 2**deadline.attempts)
                     continue
-                deadline.status = DeadlineStatus.DONE
-                deadline.handled_at = now
-                deadline.handled_by = worker
-                deadline.late = late
+                # Marked done together after the batch: set here, each would be an UPDATE of its
+                # own, flushed before the next deadline's savepoint.
+                assert deadline.id is not None
+                done[late].append(deadline.id)
                 handled += 1
                 late_count += int(late)
+            for late, ids in done.items():
+                await deadlines.mark_done(session, ids=ids, now=now, worker=worker, late=late)
             await uow.commit()
         size = batch
         if due and after_batch is not None:
