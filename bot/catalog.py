@@ -132,7 +132,7 @@ def stale_compiled() -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    """Update the catalogs, or with --check only report what is missing."""
+    """Update and compile the catalogs, or with --check only report what is missing or stale."""
     if "--check" in argv:
         problems = missing_translations() + stale_compiled()
         for line in problems:

@@ -23,9 +23,9 @@ from bot.uow import Database
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
-# A storm's first batch is small, so that its first pages are committed (and can go out) within
-# a fraction of a second rather than after a whole batch of 100 (about a second on SQLite).
-FIRST_BATCH = 20
+# Deadlines a transaction handles: small, so that a storm's first pages are committed (and can
+# go out) within a fraction of a second, not after a batch of 100 (about a second on SQLite).
+BATCH = 25
 # After each batch, this long (real seconds) for what the batch woke to take its turn: on SQLite
 # one writer goes at a time, and the next batch would otherwise take the write lock again before
 # the sender had claimed the pages of the last one (measured by bench/run.py fanout: the sender
@@ -52,17 +52,16 @@ async def run_due(
     now: datetime,
     handlers: Mapping[str, DeadlineHandler],
     worker: str,
-    batch: int = 25,
+    batch: int = BATCH,
     late_after: timedelta = timedelta(minutes=2),
     after_batch: Callable[[], None] | None = None,
 ) -> StepResult:
     """Handle every deadline due by `now`, batch by batch, calling `after_batch` after each."""
     handled = late_count = failed = 0
-    size = min(FIRST_BATCH, batch)
     while True:
         async with db.uow() as uow:
             session = uow.session
-            due = await deadlines.claim_due(session, now=now, limit=size)
+            due = await deadlines.claim_due(session, now=now, limit=batch)
             done: dict[bool, list[int]] = {False: [], True: []}  # by lateness
             for deadline in due:
                 late = now - deadline.due_at > late_after
@@ -92,7 +91,6 @@ async def run_due(
             for late, ids in done.items():
                 await deadlines.mark_done(session, ids=ids, now=now, worker=worker, late=late)
             await uow.commit()
-        size = batch
         if due and after_batch is not None:
             after_batch()  # the sender may start on this batch while the next one is handled
             await asyncio.sleep(HAND_OVER)
