@@ -46,10 +46,10 @@ from bot.migrate import upgrade
 from bot.network import (
     NetworkErrorsOnOneLine,
     SecretFilter,
+    bot_request,
     one_line,
     polling_request,
     proxy_secrets,
-    proxy_url,
     redacted,
     until_reachable,
 )
@@ -113,11 +113,12 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
     window = SendWindow(runtime.clock, per_second=telegram.messages_per_second)
     # Both of PTB's clients go through the proxy: the bot's calls (and file downloads), and
     # getUpdates, whose client also logs a try that could not connect.
-    builder = ApplicationBuilder().token(token).get_updates_request(polling_request(telegram))
-    if (proxy := proxy_url(telegram)) is not None:
-        builder = builder.proxy(proxy)
     application: ZhibanApplication = (
-        builder.base_url(telegram.api_base_url)
+        ApplicationBuilder()
+        .token(token)
+        .request(bot_request(telegram))
+        .get_updates_request(polling_request(telegram))
+        .base_url(telegram.api_base_url)
         .base_file_url(telegram.api_file_url)
         .context_types(context_types)
         .concurrent_updates(PerPersonUpdates(telegram.update_workers))

@@ -223,13 +223,16 @@ async def _bot_api(settings: Settings, tr: Translator, token: str | None) -> lis
         if telegram.proxy
         else tr._("directly (no [telegram] proxy)")
     )
-    timeouts = {"connect_timeout": BOT_API_TIMEOUT, "read_timeout": BOT_API_TIMEOUT}
     bot = Bot(
         token,
         base_url=telegram.api_base_url,
         base_file_url=telegram.api_file_url,
-        request=bot_request(telegram, **timeouts),
-        get_updates_request=bot_request(telegram, **timeouts),
+        request=bot_request(
+            telegram, connect_timeout=BOT_API_TIMEOUT, read_timeout=BOT_API_TIMEOUT
+        ),
+        get_updates_request=bot_request(
+            telegram, connect_timeout=BOT_API_TIMEOUT, read_timeout=BOT_API_TIMEOUT
+        ),
     )
     try:
         async with bot:

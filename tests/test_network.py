@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import ssl
 
 import httpx
 import pytest
@@ -154,3 +155,28 @@ async def test_a_get_updates_that_cannot_connect_is_one_line(
     assert [r.getMessage() for r in caplog.records] == [
         "Telegram not reachable (getUpdates: connect timed out); polling again"
     ]
+
+
+def _tls_of(request: object) -> object:
+    """The TLS context an HTTPXRequest's client connects with (httpx -> httpcore pool)."""
+    client = request._client  # type: ignore[attr-defined]
+    return client._transport._pool._ssl_context
+
+
+@pytest.mark.parametrize("proxy", ["", "http://127.0.0.1:8080", "socks5://127.0.0.1:1080"])
+def test_every_telegram_client_shares_one_tls_context(proxy: str) -> None:
+    """Four clients start with the bot; each loading the CA certificates again cost ~30 ms."""
+    from bot.delivery import outbox_bot
+    from bot.network import bot_request, polling_request, tls_context
+
+    telegram = settings_from_mapping({"telegram": {"proxy": proxy}}, environ={}).telegram
+    sender = outbox_bot("123:abc", telegram)
+    requests = [
+        bot_request(telegram),
+        polling_request(telegram),
+        sender.request,
+        sender._request[0],  # getUpdates' request of the sender's Bot, never used to poll
+    ]
+    assert {id(_tls_of(r)) for r in requests} == {id(tls_context())}
+    assert isinstance(tls_context(), ssl.SSLContext)
+    assert tls_context().verify_mode == ssl.CERT_REQUIRED
