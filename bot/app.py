@@ -111,6 +111,7 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
     context_types = ContextTypes(context=ZhibanContext, bot_data=BotData)
     # One count of Telegram's 30 a second for the outbox sender and the bot's direct replies.
     window = SendWindow(runtime.clock, per_second=telegram.messages_per_second)
+    updates = PerPersonUpdates(telegram.update_workers)
     # Both of PTB's clients go through the proxy: the bot's calls (and file downloads), and
     # getUpdates, whose client also logs a try that could not connect.
     application: ZhibanApplication = (
@@ -121,7 +122,7 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         .base_url(telegram.api_base_url)
         .base_file_url(telegram.api_file_url)
         .context_types(context_types)
-        .concurrent_updates(PerPersonUpdates(telegram.update_workers))
+        .concurrent_updates(updates)
         .rate_limiter(
             SharedWindowLimiter(
                 AIORateLimiter(
@@ -195,6 +196,7 @@ def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
         worker=worker,
         after_step=lambda: wake_senders(sender, channel_sender),
         planners=[plan_shifts, plan_daily_reports, plan_checkins, plan_digests],
+        updates_answered=updates.answered,
     )
 
     def wake() -> None:

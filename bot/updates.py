@@ -13,11 +13,16 @@ most `workers` updates doing work at once. An update waiting behind an earlier o
 chat takes no worker, so one person flooding the bot cannot hold up everyone else.
 python-telegram-bot's own limit (`max_concurrent_updates`, which counts waiting updates too) is
 set far above `workers`.
+
+`answered` tells the engine when the updates in hand are done (jobs/engine.py): a page woken by a
+report waits for the people still tapping, at most a moment, so that answering them is not queued
+behind the paging's database work and sends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 from typing import Any
 
@@ -55,9 +60,33 @@ class PerPersonUpdates(BaseUpdateProcessor):
         self._work = asyncio.Semaphore(workers)
         self._lines: dict[int, asyncio.Lock] = {}
         self._waiting: dict[int, int] = {}
+        self.in_hand = 0  # updates taken and not yet handled, waiting ones included
+        self._none_in_hand = asyncio.Event()
+        self._none_in_hand.set()
+
+    async def answered(self, within: float) -> bool:
+        """Wait until no update is in hand, at most `within` real seconds; False if time ran out.
+
+        Real seconds, like Telegram's pace the wait is for: a test's clock standing still must
+        not hold the engine for ever.
+        """
+        if self.in_hand:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._none_in_hand.wait(), within)
+        return not self.in_hand
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Wait for the chat's earlier updates, then for a worker, then handle it."""
+        self.in_hand += 1
+        self._none_in_hand.clear()
+        try:
+            await self._process(update, coroutine)
+        finally:
+            self.in_hand -= 1
+            if not self.in_hand:
+                self._none_in_hand.set()
+
+    async def _process(self, update: object, coroutine: Awaitable[Any]) -> None:
         key = line_of(update)
         if key is None:
             async with self._work:

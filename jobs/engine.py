@@ -12,6 +12,13 @@ real seconds of the last planning leaves them out and arms a step for the moment
 owed again, so what a use case added is planned at most that much later. A step asked for
 directly (`step`: the safety poll, the sandbox's settle, the tests) always plans. Before, each
 woken step ran the four planners' transactions again: half the SQL of a check-in answer.
+
+People first: a step the job runs (a wake, a deadline falling due) first waits for the updates in
+hand to be answered (`updates_answered`, bot/updates.py), at most `ANSWER_FIRST`. A report wakes
+the engine while other schools are still reporting; stepping at once put that report's pages
+(their transaction, then their sends within Telegram's 30 a second) ahead of the next people's
+answers, so a storm's reporters waited behind the pages of the reports before theirs. A page goes
+out at most that moment later; a step asked for directly does not wait.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ JOB_NAME = "zhiban-engine"
 Planner = Callable[[datetime], Awaitable[object]]
 # Real seconds within which a woken step leaves the planners to the last one that ran them.
 PLAN_EVERY = 1.0
+# Real seconds a step the job runs waits at most for the updates in hand to be answered.
+ANSWER_FIRST = 1.0
 
 
 class EngineJob:
@@ -53,6 +62,7 @@ class EngineJob:
         after_step: Callable[[], None] = lambda: None,
         planners: Sequence[Planner] = (),
         poll_every: float = 15.0,
+        updates_answered: Callable[[float], Awaitable[object]] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -64,6 +74,8 @@ class EngineJob:
         # instances share the work through the database's row locks.
         self._stepping = asyncio.Lock()
         self.poll_every = poll_every
+        self.updates_answered = updates_answered
+        self.answer_first = ANSWER_FIRST
         self._queue: JobQueue[Any] | None = None
         # The one armed one-off job, the deadline it is for (None: "at once", a wake) and the
         # monotonic time it fires at.
@@ -191,6 +203,9 @@ class EngineJob:
             self._woken_meanwhile = True
             return
         async with self._stepping:
+            if self.updates_answered is not None:
+                # Wakes meanwhile are covered by this step (`_step` forgets them).
+                await self.updates_answered(self.answer_first)
             await self._step(plan=not self.planners or self._planning_owed_in() == 0.0)
 
     async def _poll(self, _context: Any) -> None:

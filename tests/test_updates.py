@@ -99,3 +99,45 @@ async def test_a_group_keeps_one_line_for_everyone_in_it() -> None:
 def test_workers_must_be_at_least_one() -> None:
     with pytest.raises(ValueError, match="workers"):
         PerPersonUpdates(workers=0)
+
+
+async def test_answered_returns_at_once_when_nothing_is_in_hand() -> None:
+    processor = PerPersonUpdates(workers=2)
+    assert await asyncio.wait_for(processor.answered(within=60.0), 1.0) is True
+
+
+async def test_answered_waits_for_every_update_in_hand_waiting_ones_included() -> None:
+    processor, recorder = PerPersonUpdates(workers=1), Recorder()
+    # 1 at work, 2 behind it in the same chat, 3 waiting for the one worker
+    tasks = await _feed(processor, recorder, [_update(1, 101), _update(2, 101), _update(3, 202)])
+    assert processor.in_hand == 3
+    waiter = asyncio.create_task(processor.answered(within=60.0))
+    for update_id in (1, 2):
+        recorder.gate(update_id).set()
+        await asyncio.sleep(0.01)
+        assert not waiter.done()  # update 3 is still in hand
+    recorder.gate(3).set()
+    assert await asyncio.wait_for(waiter, 1.0) is True
+    await asyncio.gather(*tasks)
+    assert processor.in_hand == 0
+
+
+async def test_answered_gives_up_after_within_and_says_so() -> None:
+    processor, recorder = PerPersonUpdates(workers=1), Recorder()
+    tasks = await _feed(processor, recorder, [_update(1, 101)])
+    assert await asyncio.wait_for(processor.answered(within=0.05), 1.0) is False
+    recorder.gate(1).set()
+    await asyncio.gather(*tasks)
+    assert await processor.answered(within=0.05) is True
+
+
+async def test_a_failing_update_still_counts_as_answered() -> None:
+    processor = PerPersonUpdates(workers=1)
+
+    async def broken() -> None:
+        raise RuntimeError("handler failed")
+
+    with pytest.raises(RuntimeError):
+        await processor.process_update(_update(1, 101), broken())
+    assert processor.in_hand == 0
+    assert await asyncio.wait_for(processor.answered(within=60.0), 1.0) is True

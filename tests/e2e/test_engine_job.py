@@ -170,3 +170,52 @@ async def test_wakes_during_a_long_step_make_one_more_step_not_one_each(
     await asyncio.sleep(1.5)  # the long step ends; what woke it meanwhile gets its step
     assert steps == 2
     assert engine_jobs(stack).count(JOB_NAME) <= 1
+
+
+async def test_a_woken_step_waits_for_the_updates_in_hand_then_pages(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """People first: a step the job runs waits while someone's update is being answered."""
+    import jobs.engine
+    from bot.updates import PerPersonUpdates
+    from tests.test_updates import _update
+
+    assert stack.app is not None and stack.app.bot_data.engine is not None
+    engine = stack.app.bot_data.engine
+    processor = stack.app.update_processor
+    assert isinstance(processor, PerPersonUpdates)
+    await stack.settle()
+    real_run_due = jobs.engine.run_due
+    steps = 0
+
+    async def counted_run_due(*args: Any, **kwargs: Any) -> Any:
+        nonlocal steps
+        steps += 1
+        return await real_run_due(*args, **kwargs)
+
+    monkeypatch.setattr(jobs.engine, "run_due", counted_run_due)
+    answering = asyncio.Event()
+    in_hand = asyncio.create_task(processor.process_update(_update(1, 101), answering.wait()))
+    await asyncio.sleep(0.01)
+    engine.wake()
+    await asyncio.sleep(0.3)
+    assert steps == 0  # the update is still being answered
+    answering.set()
+    await in_hand
+    await asyncio.sleep(0.3)
+    assert steps >= 1  # answered: the step ran at once, not after ANSWER_FIRST
+
+    # An update that takes long holds the step back ANSWER_FIRST at most.
+    await asyncio.sleep(1.5)  # the step owed for planning (PLAN_EVERY) has run too
+    before = steps
+    engine.answer_first = 0.2
+    stuck = asyncio.Event()
+    in_hand = asyncio.create_task(processor.process_update(_update(2, 101), stuck.wait()))
+    await asyncio.sleep(0.01)
+    engine.wake()
+    await asyncio.sleep(0.1)
+    assert steps == before
+    await asyncio.sleep(0.5)
+    assert steps > before
+    stuck.set()
+    await in_hand
