@@ -655,7 +655,12 @@ def _quiet_broken_pipe() -> int:
 
 
 def entry() -> NoReturn:
-    """Console-script entry point."""
+    """Console-script entry point (`zhiban`, `python -m bot`)."""
+    # Zhiban runs on asyncio only. httpcore (under python-telegram-bot's httpx) imports trio
+    # when it is installed, to serve trio event loops too: a development install has it
+    # (selenium's), and it cost every start 0.16 s. Marked absent in the command's process,
+    # httpcore uses asyncio's primitives, as in an install without it.
+    sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
     try:
         status = main()
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's final flush
