@@ -94,15 +94,22 @@ async def _log_update(update: Update, context: ZhibanContext) -> None:
 
 
 async def _register_commands(application: ZhibanApplication) -> None:
-    """Publish the newcomer's menu in each language; linked people get theirs at linking."""
+    """Publish the newcomer's menu in each language; linked people get theirs at linking.
+
+    The menus go out side by side: one after another they were three round trips before the
+    first getUpdates, each the proxy's delay where Telegram is reached through one.
+    """
     runtime = application.bot_data.runtime
     default = runtime.settings.bot.language if runtime else "zh"
-    for code in (None, *LANGUAGES):
+
+    async def publish(code: str | None) -> None:
         tr = translator(code or default)
         commands = [BotCommand(c, d) for c, d in menu.commands_for(None, tr)]
         await application.bot.set_my_commands(
             commands, scope=BotCommandScopeDefault(), language_code=code
         )
+
+    await asyncio.gather(*(publish(code) for code in (None, *LANGUAGES)))
 
 
 def build_application(runtime: Runtime, *, token: str) -> ZhibanApplication:
