@@ -21,7 +21,6 @@ from bot.migrate import upgrade
 from bot.sandbox.bytecode import compile_packages
 from bot.uow import Database
 
-
 # Workers per CPU for `pytest -n auto`. The suite waits much of its time (the emulator's
 # answers, `zhiban run` processes starting, PostgreSQL, a browser): on 2 CPUs two workers kept
 # them 62% busy and took 13:05, three took 11:13 (2026-11-30).
