@@ -67,7 +67,14 @@ from handlers import drills as drill_handlers
 from handlers import incidents as incident_handlers
 from handlers import start as start_handlers
 from handlers import summary as summary_handlers
-from handlers.context import BotData, Runtime, Sender, ZhibanApplication, ZhibanContext
+from handlers.context import (
+    BotData,
+    Engine,
+    Runtime,
+    Sender,
+    ZhibanApplication,
+    ZhibanContext,
+)
 from handlers.errors import on_error
 from jobs.engine import EngineJob
 
@@ -444,14 +451,18 @@ class Workers:
         sender_task: asyncio.Task[None],
         stop_sender: asyncio.Event,
         channel_task: asyncio.Task[None] | None = None,
+        engine: Engine | None = None,
     ) -> None:
+        self._engine = engine
         self._sender = sender
         self._task = sender_task
         self._stop = stop_sender
         self._channel_task = channel_task
 
     async def stop(self) -> None:
-        """Let the senders finish the calls in hand and give back the rest, then end them."""
+        """Arm no more engine steps; let the senders finish the calls in hand, then end them."""
+        if self._engine is not None:
+            self._engine.detach()
         self._stop.set()
         try:
             with suppress(asyncio.CancelledError, TimeoutError):
@@ -478,7 +489,9 @@ async def start_workers(
     stop_sender = asyncio.Event()
     channel_sender = application.bot_data.channel_sender
     channel_task = asyncio.create_task(channel_sender.run(stop_sender)) if channel_sender else None
-    return Workers(sender, asyncio.create_task(sender.run(stop_sender)), stop_sender, channel_task)
+    return Workers(
+        sender, asyncio.create_task(sender.run(stop_sender)), stop_sender, channel_task, engine
+    )
 
 
 def install_stop_signals(stop: asyncio.Event) -> Callable[[], None]:

@@ -71,6 +71,9 @@ class Engine(Protocol):
     def attach(self, queue: Any) -> None:
         """Start its scheduled job."""
 
+    def detach(self) -> None:
+        """Arm no more steps (the bot is stopping)."""
+
     async def step(self) -> object:
         """Handle what is due now."""
 

@@ -96,6 +96,22 @@ class EngineJob:
             self._poll, interval=self.poll_every, first=self.poll_every, name=f"{JOB_NAME}-poll"
         )
 
+    def detach(self) -> None:
+        """Arm no more steps (the bot is stopping); a step under way finishes.
+
+        python-telegram-bot stops its JobQueue only after the Application stopped running, and a
+        job firing in between starts a task nobody awaits: the engine's jobs go first.
+        """
+        queue, self._queue = self._queue, None
+        if queue is None:
+            return
+        for name in (JOB_NAME, f"{JOB_NAME}-poll"):
+            for job in queue.get_jobs_by_name(name):
+                with contextlib.suppress(LookupError):
+                    job.schedule_removal()
+        self._armed = None
+        self._armed_for = None
+
     async def step(self) -> StepResult:
         """Plan what is coming, handle what is due now, then re-arm for the next deadline."""
         async with self._stepping:

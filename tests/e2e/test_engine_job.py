@@ -219,3 +219,38 @@ async def test_a_woken_step_waits_for_the_updates_in_hand_then_pages(
     assert steps > before
     stuck.set()
     await in_hand
+
+
+async def test_a_stopping_bot_arms_no_more_engine_steps(stack: LocalStack) -> None:
+    """The engine's jobs leave the JobQueue before the Application stops running."""
+    assert stack.app is not None and stack.app.bot_data.engine is not None
+    engine = stack.app.bot_data.engine
+    await stack.settle()
+    engine.wake()
+    assert JOB_NAME in engine_jobs(stack)
+    engine.detach()
+    assert JOB_NAME not in engine_jobs(stack) and f"{JOB_NAME}-poll" not in engine_jobs(stack)
+    engine.wake()  # a use case finishing during the stop
+    await engine.step()  # a step under way finishes, and arms nothing after it
+    assert engine_jobs(stack) == []
+
+
+async def test_stopping_the_workers_detaches_the_engine(stack: LocalStack) -> None:
+    """`serve` stops its workers before the Application: the engine goes with them."""
+    from bot.app import Workers
+
+    class Sender:
+        async def close(self) -> None:
+            pass
+
+        def wake(self) -> None:
+            pass
+
+    assert stack.app is not None and stack.app.bot_data.engine is not None
+    await stack.settle()
+    stack.app.bot_data.engine.wake()
+    assert JOB_NAME in engine_jobs(stack)
+    sending = asyncio.create_task(asyncio.sleep(0))
+    workers = Workers(Sender(), sending, asyncio.Event(), None, stack.app.bot_data.engine)
+    await workers.stop()
+    assert engine_jobs(stack) == []
