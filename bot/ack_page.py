@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
-
-from aiohttp import web
 
 from bot.clock import Clock
 from bot.i18n import LANGUAGES, N_, Translator, translator
@@ -138,14 +137,21 @@ def refusal_html(refusal: LinkRefused) -> str:
     return document(first.language, _title(first), "".join(sentences))
 
 
-def _respond(text: str, status: int = 200) -> web.Response:
-    response = web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
-    response.headers.update(_HEADERS)
-    return response
+class Reply(NamedTuple):
+    """An HTTP answer of the ops port, whatever serves it (bot/ops.py)."""
+
+    status: int
+    body: str | bytes
+    content_type: str = "text/plain; charset=utf-8"
+    headers: Mapping[str, str] = {}
+
+
+def _respond(text: str, status: int = 200) -> Reply:
+    return Reply(status, text, "text/html; charset=utf-8", _HEADERS)
 
 
 class AckPages:
-    """GET and POST /a/<token> on the ops port (bot/ops.py)."""
+    """GET and POST /a/<token> on the ops port (bot/ops.py routes them here)."""
 
     def __init__(
         self,
@@ -162,42 +168,32 @@ class AckPages:
         self.paging = paging
         self.wake = wake
 
-    def add_routes(self, app: web.Application) -> None:
-        """Serve the link's page on `app`."""
-        # Any one path segment: aiohttp's default "{token}" leaves out "{" and "}", and a forged
-        # link with one would get aiohttp's bare 404 instead of the page's one sentence.
-        path = ack_links.PATH + "{token:[^/]+}"
-        app.router.add_get(path, self.show)
-        app.router.add_post(path, self.press)
-
-    async def show(self, request: web.Request) -> web.Response:
+    async def show(self, token: str, *, remote: str | None) -> Reply:
         """The page behind a link: what, where, since when, and the buttons while it is open."""
         try:
             view = await ack_links.view_link(
                 self.db,
                 secret=self.secret,
-                token=request.match_info["token"],
+                token=token,
                 now=self.clock.now(),
                 ctx=self.paging,
-                remote=request.remote,
+                remote=remote,
             )
         except LinkRefused as refusal:
             return _respond(refusal_html(refusal), refusal.status)
         return _respond(page_html(translator(view.language), view, self.paging.tz))
 
-    async def press(self, request: web.Request) -> web.Response:
+    async def press(self, token: str, action: str, *, remote: str | None) -> Reply:
         """Acknowledge or pass up, as the Telegram button does; then say what became of it."""
-        form = await request.post()
-        action = form.get("action")
         try:
             done = await ack_links.press_link(
                 self.db,
                 secret=self.secret,
-                token=request.match_info["token"],
-                action=action if isinstance(action, str) else "",
+                token=token,
+                action=action,
                 now=self.clock.now(),
                 ctx=self.paging,
-                remote=request.remote,
+                remote=remote,
             )
         except LinkRefused as refusal:
             return _respond(refusal_html(refusal), refusal.status)
