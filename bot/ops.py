@@ -182,6 +182,6 @@ def _show(pages: AckPages) -> Answer:
 def _press(pages: AckPages) -> Answer:
     async def press(handler: RequestHandler, token: str) -> Reply:
         action = handler.get_body_argument("action", default="", strip=False)
-        return await pages.press(token, action or "", remote=handler.request.remote_ip)
+        return await pages.press(token, action, remote=handler.request.remote_ip)
 
     return press
