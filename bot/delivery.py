@@ -872,8 +872,14 @@ class OutboxSender:
         async with self.db.uow() as uow:
             session = uow.session
             now = self.clock.now()
+            if status == OutboxStatus.SENT:
+                await outbox.mark_sent(
+                    session, item.row_id, now=now, sent_message_id=message_id, error=error
+                )
+                await uow.commit()
+                return
             row = await outbox.by_id(session, item.row_id, lock=True)
-            if row.claimed_by != self.worker and status != OutboxStatus.SENT:
+            if row.claimed_by != self.worker:
                 return  # our lease ran out and another sender has the row now
             row.last_error = error[:300] if error else None
             if status == OutboxStatus.UNREACHABLE:
@@ -889,10 +895,7 @@ class OutboxSender:
                 )
             else:
                 row.status = status
-                if status == OutboxStatus.SENT:
-                    row.sent_at = now
-                    row.sent_message_id = message_id
-                elif status == OutboxStatus.PENDING:
+                if status == OutboxStatus.PENDING:
                     row.not_before = now + (backoff or wait or timedelta(0))
                     row.claimed_by = None
                     if wait is not None:

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping, Sequence
 from types import TracebackType
+from typing import Any
 
+from sqlalchemy import Executable, Row
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -150,6 +153,19 @@ class Database:
     def read(self) -> UnitOfWork:
         """Open a unit of work that only reads (on SQLite it does not wait for the write lock)."""
         return UnitOfWork(self.sessions, read_only=True)
+
+    async def rows(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
+        """Run one reading statement on a connection of its own and return its rows.
+
+        For a lookup every update makes (who is writing): no ORM session to build, flush and
+        close around it, which in a profile of 360 clock-ins cost more than the statement.
+        Like `read`, it takes no write lock on SQLite.
+        """
+        async with self.engine.connect() as connection:
+            reading = await connection.execution_options(**{READ_ONLY: True})
+            return (await reading.execute(statement, parameters)).all()
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

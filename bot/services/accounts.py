@@ -464,8 +464,7 @@ async def identify(db: Database, *, external_id: int) -> Me | None:
     row with no role). Nothing is cached: a roster change or an unlink on another instance
     counts from the next update on.
     """
-    async with db.read() as uow:
-        rows = (await uow.session.execute(_IDENTIFY, {"external_id": external_id})).all()
+    rows = await db.rows(_IDENTIFY, {"external_id": external_id})
     if not rows or rows[0][0] is None or not rows[0][4]:
         return None
     person_id, staff_no, name, language, _active, unreachable_since = rows[0][:6]

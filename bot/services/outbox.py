@@ -366,6 +366,31 @@ async def by_id(session: AsyncSession, message_id: int, *, lock: bool = False) -
     return (await session.exec(statement)).one()
 
 
+async def mark_sent(
+    session: AsyncSession,
+    message_id: int,
+    *,
+    now: datetime,
+    sent_message_id: int | None,
+    error: str | None = None,
+) -> None:
+    """Record that Telegram took a row, in one statement: whoever holds its claim now.
+
+    A sent message is a fact even when our lease ran out meanwhile; reading the row first (as
+    the other outcomes must, to see whose claim it is) would add a statement to every send.
+    """
+    await session.execute(
+        sa.update(_TABLE)
+        .where(_TABLE.c.id == message_id)
+        .values(
+            status=OutboxStatus.SENT,
+            sent_at=now,
+            sent_message_id=sent_message_id,
+            last_error=error[:300] if error else None,
+        )
+    )
+
+
 async def cancel_unsent(session: AsyncSession, *, page_ids: list[int], now: datetime) -> int:
     """Drop page messages not yet sent (their escalation was acknowledged or resolved)."""
     if not page_ids:
