@@ -156,7 +156,7 @@ class Database:
 
     async def rows(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
-    ) -> Sequence[Row[Any]]:
+    ) -> Sequence[Row[*tuple[Any, ...]]]:
         """Run one reading statement on a connection of its own and return its rows.
 
         For a lookup every update makes (who is writing): no ORM session to build, flush and
