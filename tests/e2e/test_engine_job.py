@@ -221,6 +221,58 @@ async def test_a_woken_step_waits_for_the_updates_in_hand_then_pages(
     await in_hand
 
 
+async def test_a_deadline_that_falls_due_during_an_idle_step_is_handled_at_once(
+    stack: LocalStack, clock: MovableClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step that found nothing due looks again in a second only at work it saw due.
+
+    Work due when the step looked and not claimed is another instance's; a deadline that fell
+    due while the step was finishing is nobody's yet and must not wait that second.
+    """
+    import jobs.engine
+
+    assert stack.db is not None and stack.app is not None
+    engine = stack.app.bot_data.engine
+    assert engine is not None
+    district = await build_district(stack.db)
+    principal = stack.emulator.user(district.chats["principal"], "王校长")
+    await principal.start()
+    await principal.wait_for()
+    step = EscalationStep(after=timedelta(minutes=2), roles=["principal"], level=Level.UNIT)
+    async with stack.db.uow() as uow:
+        await escalation.start(
+            uow.session,
+            policy="test",
+            steps=[step],
+            subject_type="test",
+            subject_id=1,
+            unit_id=district.units["S"],
+            now=clock.now(),
+            subject=PageSubject(what="Post unmanned", ask="Acknowledge."),
+        )
+        await uow.commit()
+    await stack.settle()  # the matter's first look; its step is two minutes away
+    real_run_due = jobs.engine.run_due
+    steps = 0
+
+    async def run_due_then_time_passes(*args: Any, **kwargs: Any) -> Any:
+        nonlocal steps
+        steps += 1
+        result = await real_run_due(*args, **kwargs)
+        if steps == 1:
+            clock.advance(timedelta(minutes=2, seconds=1))  # it fell due as the step ended
+        return result
+
+    monkeypatch.setattr(jobs.engine, "run_due", run_due_then_time_passes)
+    loop = asyncio.get_running_loop()
+    woken = loop.time()
+    engine.wake()
+    page = await principal.wait_for(timeout=5)
+    assert page.text.startswith("🚨 Post unmanned")
+    assert steps >= 2
+    assert loop.time() - woken < 0.8  # not held back the second meant for others' work
+
+
 async def test_a_stopping_bot_arms_no_more_engine_steps(stack: LocalStack) -> None:
     """The engine's jobs leave the JobQueue before the Application stops running."""
     assert stack.app is not None and stack.app.bot_data.engine is not None
