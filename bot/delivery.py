@@ -746,47 +746,33 @@ class OutboxSender:
 
     async def _recheck(self, item: _Claimed) -> _Ready | None:
         """Read the row again just before sending; None if it is not ours to send now."""
-        async with self.db.read() as uow:
-            session = uow.session
-            row = await outbox.by_id(session, item.row_id)
-            if row.status != OutboxStatus.SENDING or row.claimed_by != self.worker:
-                return None  # our lease ran out and another sender took it over
-            page_closed = False
-            if row.kind == "page" and row.page_id is not None:
-                page = await session.get(Page, row.page_id)
-                page_closed = page is not None and page.status != "active"
-            target: OutboxMessage | None = None
-            if row.method == "editMessageText":
-                target = await outbox.by_id(session, int(row.body["target"]))
-            reply_to_message_id = None
-            if row.reply_to_outbox_id is not None:
-                first = await outbox.by_id(session, row.reply_to_outbox_id)
-                reply_to_message_id = first.sent_message_id
-            ready = _Ready(
-                row_id=item.row_id,
-                chat_id=item.chat_id,
-                method=row.method,
-                body=dict(row.body),
-                reply_to_message_id=reply_to_message_id,
-                target_message_id=target.sent_message_id if target else None,
-                attempts=row.attempts,
-            )
-        if page_closed:
+        row = await outbox.recheck(self.db, item.row_id)
+        if row.status != OutboxStatus.SENDING or row.claimed_by != self.worker:
+            return None  # our lease ran out and another sender took it over
+        if row.page_status is not None and row.page_status != "active":
             await self._settle(item, status=OutboxStatus.CANCELLED, error=None)
             return None
-        if target is not None:
-            if target.status in (OutboxStatus.PENDING, OutboxStatus.SENDING):
+        if row.method == "editMessageText":
+            if row.target_status in (OutboxStatus.PENDING, OutboxStatus.SENDING):
                 await self._settle(item, status=OutboxStatus.PENDING, error=None, wait=EDIT_WAIT)
                 return None
-            if target.status != OutboxStatus.SENT or target.sent_message_id is None:
+            if row.target_status != OutboxStatus.SENT or row.target_message_id is None:
                 reason = (
                     "the message to edit was not confirmed"
-                    if target.status == OutboxStatus.SENT
-                    else f"the message to edit is {target.status}"
+                    if row.target_status == OutboxStatus.SENT
+                    else f"the message to edit is {row.target_status}"
                 )
                 await self._settle(item, status=OutboxStatus.CANCELLED, error=reason)
                 return None
-        return ready
+        return _Ready(
+            row_id=item.row_id,
+            chat_id=item.chat_id,
+            method=row.method,
+            body=row.body,
+            reply_to_message_id=row.reply_to_message_id,
+            target_message_id=row.target_message_id,
+            attempts=row.attempts,
+        )
 
     async def _call(self, item: _Ready) -> int | None:
         if item.method in outbox.MEDIA_METHODS:

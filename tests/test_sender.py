@@ -430,3 +430,53 @@ async def test_a_text_and_its_photo_and_voice_note_go_in_order_at_the_chats_pace
     failed = done[unknown.id or 0]
     assert failed.status == OutboxStatus.FAILED
     assert failed.last_error == "Wrong file identifier/http url specified"
+
+
+async def test_a_claimed_row_is_read_again_with_its_page_and_the_message_it_edits(
+    db: Database, district: District
+) -> None:
+    """What a sender reads just before sending: the page's status, the edit's target, gone rows."""
+    [first] = await notices(db, T0, district.chats["leader"], 1)
+    async with db.uow() as uow:
+        target = await outbox.by_id(uow.session, first)
+        edit = await outbox.enqueue_edit(uow.session, now=T0, target=target, text="已接报")
+        await uow.commit()
+    assert edit.id is not None
+    waiting = await outbox.recheck(db, edit.id)
+    assert (waiting.method, waiting.target_status, waiting.target_message_id) == (
+        "editMessageText",
+        OutboxStatus.PENDING,
+        None,
+    )
+    assert (waiting.page_status, waiting.reply_to_message_id) == (None, None)
+    async with db.uow() as uow:
+        await outbox.mark_sent(uow.session, first, now=T0, sent_message_id=77)
+        await uow.commit()
+    ready = await outbox.recheck(db, edit.id)
+    assert (ready.target_status, ready.target_message_id) == (OutboxStatus.SENT, 77)
+
+    async with db.uow() as uow:
+        await escalation.start(
+            uow.session,
+            policy="test",
+            steps=[EscalationStep(after=timedelta(0), roles=["duty_leader"], level=Level.UNIT)],
+            subject_type="test",
+            subject_id=1,
+            unit_id=district.units["S"],
+            subject=SUBJECT,
+            now=T0,
+        )
+        await uow.commit()
+    handlers = {escalation.STEP_KIND: escalation.step_handler(CTX)}
+    await run_due(db, now=T0, handlers=handlers, worker="test")
+    [paged] = [r for r in await rows(db) if r.kind == "page"]
+    assert paged.id is not None and paged.page_id is not None
+    assert (await outbox.recheck(db, paged.id)).page_status == "active"
+    async with db.uow() as uow:
+        page = await uow.session.get(Page, paged.page_id)
+        assert page is not None
+        page.status = "acknowledged"
+        await uow.commit()
+    assert (await outbox.recheck(db, paged.id)).page_status == "acknowledged"
+    with pytest.raises(LookupError):
+        await outbox.recheck(db, 10**9)

@@ -20,8 +20,81 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.message_parts import split_html, truncate_html
 from bot.models import OutboxMessage, OutboxStatus, Page, Person, Unit
 from bot.services.sql import lock_for_update
+from bot.uow import Database
 
 _TABLE: sa.Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+_PAGES: sa.Table = Page.__table__  # type: ignore[attr-defined]
+_REPLIED_TO = _TABLE.alias("replied_to")
+_EDITED = _TABLE.alias("edited")
+# What a sender reads of a claimed row just before sending it, in one statement built once: the
+# row, the status of the page it carries, the message id of the message it replies to, and for
+# an edit the status and message id of the message it changes (named in its body).
+_RECHECK = (
+    sa.select(
+        _TABLE.c.status,
+        _TABLE.c.claimed_by,
+        _TABLE.c.method,
+        _TABLE.c.body,
+        _TABLE.c.attempts,
+        _PAGES.c.status,
+        _REPLIED_TO.c.sent_message_id,
+        _EDITED.c.id,
+        _EDITED.c.status,
+        _EDITED.c.sent_message_id,
+    )
+    .select_from(_TABLE)
+    .outerjoin(_PAGES, sa.and_(_PAGES.c.id == _TABLE.c.page_id, _TABLE.c.kind == "page"))
+    .outerjoin(_REPLIED_TO, _REPLIED_TO.c.id == _TABLE.c.reply_to_outbox_id)
+    .outerjoin(
+        _EDITED,
+        sa.and_(
+            _TABLE.c.method == "editMessageText",
+            _EDITED.c.id == _TABLE.c.body["target"].as_integer(),
+        ),
+    )
+    .where(_TABLE.c.id == sa.bindparam("row_id"))
+)
+
+
+@dataclass(frozen=True)
+class Rechecked:
+    """A claimed row as it stands just before it is sent."""
+
+    status: str
+    claimed_by: str | None
+    method: str
+    body: dict[str, Any]
+    attempts: int
+    page_status: str | None  # the page's, for a page message
+    reply_to_message_id: int | None  # the message it replies to, once that was sent
+    target_status: str | None  # the message an edit changes: its status and message id
+    target_message_id: int | None
+
+
+async def recheck(db: Database, row_id: int) -> Rechecked:
+    """Read a claimed row again, in one statement on a bare connection.
+
+    Every message sent reads this; through an ORM session it was a unit of work and two to
+    four statements. Raises LookupError for a row (or an edit's target) that is gone.
+    """
+    rows = await db.rows(_RECHECK, {"row_id": row_id})
+    if not rows:
+        raise LookupError(f"outbox row {row_id} is gone")
+    (status, claimed_by, method, body, attempts, page_status, replied_to, edited) = rows[0][:8]
+    target_status, target_message_id = rows[0][8:]
+    if method == "editMessageText" and edited is None:
+        raise LookupError(f"the message outbox row {row_id} edits is gone")
+    return Rechecked(
+        status=status,
+        claimed_by=claimed_by,
+        method=method,
+        body=dict(body),
+        attempts=attempts,
+        page_status=page_status,
+        reply_to_message_id=replied_to,
+        target_status=target_status,
+        target_message_id=target_message_id,
+    )
 
 
 @dataclass(frozen=True)
