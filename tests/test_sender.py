@@ -139,6 +139,24 @@ async def notices(db: Database, now: datetime, chat_id: int, count: int) -> list
     return [message.id or 0 for message in made]
 
 
+async def page_the_duty_leader(db: Database, district: District) -> None:
+    """A matter at the school whose first step pages its duty leader now (outbox rows written)."""
+    async with db.uow() as uow:
+        await escalation.start(
+            uow.session,
+            policy="test",
+            steps=[EscalationStep(after=timedelta(0), roles=["duty_leader"], level=Level.UNIT)],
+            subject_type="test",
+            subject_id=1,
+            unit_id=district.units["S"],
+            subject=SUBJECT,
+            now=T0,
+        )
+        await uow.commit()
+    handlers = {escalation.STEP_KIND: escalation.step_handler(CTX)}
+    await run_due(db, now=T0, handlers=handlers, worker="test")
+
+
 def sends(emulator: BotApiEmulator, chat_id: int, *, status: int = 200) -> list[ApiCall]:
     return [
         call
@@ -250,20 +268,7 @@ async def test_bad_gateway_answers_back_off_then_deliver(
 async def test_a_page_that_keeps_failing_is_failed_and_goes_to_the_next_contact(
     db: Database, district: District, emulator: BotApiEmulator, clock: MovableClock
 ) -> None:
-    async with db.uow() as uow:
-        await escalation.start(
-            uow.session,
-            policy="test",
-            steps=[EscalationStep(after=timedelta(0), roles=["duty_leader"], level=Level.UNIT)],
-            subject_type="test",
-            subject_id=1,
-            unit_id=district.units["S"],
-            subject=SUBJECT,
-            now=T0,
-        )
-        await uow.commit()
-    handlers = {escalation.STEP_KIND: escalation.step_handler(CTX)}
-    await run_due(db, now=T0, handlers=handlers, worker="test")
+    await page_the_duty_leader(db, district)
     emulator.inject_failure("sendMessage", 502, count=2)
     async with sender_running(db, emulator, clock, max_retries=1) as sender:
 
@@ -455,20 +460,7 @@ async def test_a_claimed_row_is_read_again_with_its_page_and_the_message_it_edit
     ready = await outbox.recheck(db, edit.id)
     assert (ready.target_status, ready.target_message_id) == (OutboxStatus.SENT, 77)
 
-    async with db.uow() as uow:
-        await escalation.start(
-            uow.session,
-            policy="test",
-            steps=[EscalationStep(after=timedelta(0), roles=["duty_leader"], level=Level.UNIT)],
-            subject_type="test",
-            subject_id=1,
-            unit_id=district.units["S"],
-            subject=SUBJECT,
-            now=T0,
-        )
-        await uow.commit()
-    handlers = {escalation.STEP_KIND: escalation.step_handler(CTX)}
-    await run_due(db, now=T0, handlers=handlers, worker="test")
+    await page_the_duty_leader(db, district)
     [paged] = [r for r in await rows(db) if r.kind == "page"]
     assert paged.id is not None and paged.page_id is not None
     assert (await outbox.recheck(db, paged.id)).page_status == "active"

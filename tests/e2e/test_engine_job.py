@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from factories import build_district
+from factories import District, build_district
 
 from bot.clock import MovableClock, ScaledClock
 from bot.config import EscalationStep, Level, settings_from_mapping
 from bot.models import Shift
+from bot.sandbox import SimUser
 from bot.sandbox.stack import LocalStack
 from bot.services import escalation
 from bot.services.page_text import PageSubject
@@ -20,32 +21,45 @@ from jobs.engine import JOB_NAME
 START = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
 
+async def principal_of(stack: LocalStack) -> tuple[District, SimUser]:
+    """The small district, and its principal in a chat with the bot (Start pressed)."""
+    assert stack.db is not None
+    district = await build_district(stack.db)
+    principal = stack.emulator.user(district.chats["principal"], "王校长")
+    await principal.start()
+    await principal.wait_for()
+    return district, principal
+
+
+async def post_unmanned(stack: LocalStack, district: District, now: datetime) -> None:
+    """A matter whose one step pages the principal two minutes after `now`."""
+    assert stack.db is not None
+    step = EscalationStep(after=timedelta(minutes=2), roles=["principal"], level=Level.UNIT)
+    async with stack.db.uow() as uow:
+        await escalation.start(
+            uow.session,
+            policy="test",
+            steps=[step],
+            subject_type="test",
+            subject_id=1,
+            unit_id=district.units["S"],
+            now=now,
+            subject=PageSubject(what="Post unmanned", ask="Acknowledge."),
+        )
+        await uow.commit()
+
+
 async def test_a_page_due_in_the_future_goes_out_when_its_time_comes(database_url: str) -> None:
     # 120 simulated seconds pass per real second: a step due in 2 minutes fires after ~1 s.
     clock = ScaledClock(START, speed=120)
     settings = settings_from_mapping({"database": {"url": database_url}}, environ={})
     async with LocalStack(settings, clock) as stack:
         assert stack.db is not None and stack.runtime is not None
-        district = await build_district(stack.db)
-        principal = stack.emulator.user(district.chats["principal"], "王校长")
-        await principal.start()
-        await principal.wait_for()
-        step = EscalationStep(after=timedelta(minutes=2), roles=["principal"], level=Level.UNIT)
+        district, principal = await principal_of(stack)
         # The scaled clock ran on while the district was set up: the step is due 2 minutes
         # after the matter starts, not after START.
         started = clock.now()
-        async with stack.db.uow() as uow:
-            await escalation.start(
-                uow.session,
-                policy="test",
-                steps=[step],
-                subject_type="test",
-                subject_id=1,
-                unit_id=district.units["S"],
-                now=started,
-                subject=PageSubject(what="Post unmanned", ask="Acknowledge."),
-            )
-            await uow.commit()
+        await post_unmanned(stack, district, started)
         stack.runtime.wake()
         page = await principal.wait_for(timeout=10)
         due = started + timedelta(minutes=2)
@@ -79,24 +93,8 @@ async def test_waking_the_engine_again_and_again_leaves_one_armed_job(
 async def test_after_a_restart_what_fell_due_goes_out_at_once_not_at_the_next_poll(
     stack: LocalStack, clock: MovableClock
 ) -> None:
-    assert stack.db is not None
-    district = await build_district(stack.db)
-    principal = stack.emulator.user(district.chats["principal"], "王校长")
-    await principal.start()
-    await principal.wait_for()
-    step = EscalationStep(after=timedelta(minutes=2), roles=["principal"], level=Level.UNIT)
-    async with stack.db.uow() as uow:  # written without waking the engine, as before a crash
-        await escalation.start(
-            uow.session,
-            policy="test",
-            steps=[step],
-            subject_type="test",
-            subject_id=1,
-            unit_id=district.units["S"],
-            now=clock.now(),
-            subject=PageSubject(what="Post unmanned", ask="Acknowledge."),
-        )
-        await uow.commit()
+    district, principal = await principal_of(stack)
+    await post_unmanned(stack, district, clock.now())  # the engine not woken, as before a crash
     clock.advance(timedelta(minutes=30))  # it fell due while the bot was down
     await stack.restart_bot()
     loop = asyncio.get_running_loop()
@@ -231,26 +229,11 @@ async def test_a_deadline_that_falls_due_during_an_idle_step_is_handled_at_once(
     """
     import jobs.engine
 
-    assert stack.db is not None and stack.app is not None
+    assert stack.app is not None
     engine = stack.app.bot_data.engine
     assert engine is not None
-    district = await build_district(stack.db)
-    principal = stack.emulator.user(district.chats["principal"], "王校长")
-    await principal.start()
-    await principal.wait_for()
-    step = EscalationStep(after=timedelta(minutes=2), roles=["principal"], level=Level.UNIT)
-    async with stack.db.uow() as uow:
-        await escalation.start(
-            uow.session,
-            policy="test",
-            steps=[step],
-            subject_type="test",
-            subject_id=1,
-            unit_id=district.units["S"],
-            now=clock.now(),
-            subject=PageSubject(what="Post unmanned", ask="Acknowledge."),
-        )
-        await uow.commit()
+    district, principal = await principal_of(stack)
+    await post_unmanned(stack, district, clock.now())
     await stack.settle()  # the matter's first look; its step is two minutes away
     real_run_due = jobs.engine.run_due
     steps = 0
