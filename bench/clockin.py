@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +27,7 @@ from telegram.ext import (
     AIORateLimiter,
     ApplicationBuilder,
     BaseHandler,
+    BaseUpdateProcessor,
     CommandHandler,
     ContextTypes,
 )
@@ -184,20 +185,27 @@ async def _echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 @asynccontextmanager
 async def echo_bot(
-    telegram: TelegramSettings, handlers: Sequence[BaseHandler[Any, Any, Any]] = ()
+    telegram: TelegramSettings,
+    handlers: Sequence[BaseHandler[Any, Any, Any]] = (),
+    *,
+    on_in: Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]] | None = None,
+    updates: BaseUpdateProcessor | None = None,
 ) -> AsyncIterator[BotApiEmulator]:
     """A bare python-telegram-bot echo bot, built and polling as Zhiban is, on its own emulator.
 
     Only the handlers differ from `bot.app.build_application`: the same rate limiter with the
-    same settings, the same (default, one update at a time) concurrency, the same polling.
-    Besides the /in answer it has `handlers` (bench/throughput.py's other workloads).
+    same settings, the same polling, and by default python-telegram-bot's one update at a time
+    (`updates` gives it another processor, bench/floor.py Zhiban's). Besides the /in answer
+    (`on_in`, a fixed text by default) it has `handlers` (bench/throughput.py's other workloads).
     """
     emulator = BotApiEmulator()
     await emulator.start()
     try:
+        builder = ApplicationBuilder()
+        if updates is not None:
+            builder = builder.concurrent_updates(updates)
         application = (
-            ApplicationBuilder()
-            .token(SANDBOX_TOKEN)
+            builder.token(SANDBOX_TOKEN)
             .base_url(emulator.base_url)
             .base_file_url(emulator.base_file_url)
             .rate_limiter(
@@ -209,7 +217,7 @@ async def echo_bot(
             )
             .build()
         )
-        application.add_handler(CommandHandler("in", _echo))
+        application.add_handler(CommandHandler("in", on_in or _echo))
         for handler in handlers:
             application.add_handler(handler)
         updater = application.updater

@@ -24,6 +24,7 @@ import digest
 import due_lookup
 import email_send
 import fanout
+import floor
 import lateness
 import look_cost
 import memory
@@ -50,6 +51,7 @@ BENCHMARKS: dict[str, tuple[Benchmark, float]] = {
     "roster_import": (roster_import.run, 120.0),
     "clockin": (clockin.run, 90.0),
     "throughput": (throughput.run, 300.0),
+    "floor": (floor.run, 240.0),
     "storm": (storm.run, 240.0),
     "look_cost": (look_cost.run, 120.0),
     "checkins": (checkins.run, 300.0),
