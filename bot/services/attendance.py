@@ -28,7 +28,9 @@ import html
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -42,7 +44,7 @@ from bot.services.engine import DeadlineHandler
 from bot.services.escalation import PagingContext
 from bot.services.outbox import Button
 from bot.services.page_text import PageSubject
-from bot.services.sql import lock_for_update
+from bot.services.sql import dialect_name, lock_for_update
 from bot.uow import Database
 
 SUBJECT = "shift"
@@ -135,7 +137,7 @@ IMPLAUSIBLE_LOCATION = N_(
 )
 
 
-def check_location(unit: Unit, location: Location | None, settings: ShiftSettings) -> None:
+def check_location(unit: Unit | Fence, location: Location | None, settings: ShiftSettings) -> None:
     """Refuse a clock-in outside the unit's geofence (pure; raises ZhibanError)."""
     if unit.latitude is None or unit.longitude is None or unit.radius_m is None:
         return
@@ -203,43 +205,124 @@ async def _line(
     )
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """A shift open for clock-in, with what a clock-in needs of its unit and person."""
+
+    shift_id: int
+    unit_id: int
+    post: str
+    kind: str
+    start: datetime
+    end: datetime
+    unit: Fence
+    person_name: str
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A unit's name and geofence, as `check_location` reads them."""
+
+    name: str
+    latitude: float | None
+    longitude: float | None
+    radius_m: float | None
+
+
+def _candidates_statement(*, one_shift: bool, lock: bool) -> Any:
+    """The person's shifts open for clock-in, earliest first, with their unit and person's name.
+
+    Built once per shape: the ORM statements they replace were three (shift, unit, person) and
+    were built anew for each clock-in. Parameters: `person_id`, `opens`, `now` (and `shift_id`).
+    """
+    statement = (
+        sa.select(
+            col(Shift.id),
+            col(Shift.unit_id),
+            col(Shift.post),
+            col(Shift.kind),
+            col(Shift.start),
+            col(Shift.end),
+            col(Unit.name),
+            col(Unit.latitude),
+            col(Unit.longitude),
+            col(Unit.radius_m),
+            col(Person.name),
+        )
+        .join(Unit, col(Unit.id) == Shift.unit_id)
+        .join(Person, col(Person.id) == Shift.person_id)
+        .where(
+            col(Shift.person_id) == sa.bindparam("person_id"),
+            col(Shift.start) <= sa.bindparam("opens"),
+            col(Shift.end) > sa.bindparam("now"),
+        )
+        .order_by(col(Shift.start))
+    )
+    if one_shift:
+        statement = statement.where(col(Shift.id) == sa.bindparam("shift_id"))
+    return statement.with_for_update(of=Shift) if lock else statement
+
+
+_CANDIDATES = {
+    (one_shift, lock): _candidates_statement(one_shift=one_shift, lock=lock)
+    for one_shift in (False, True)
+    for lock in (False, True)
+}
+_CLOCK_INS = (
+    sa.select(col(ClockEvent.shift_id), col(ClockEvent.late_minutes))
+    .where(
+        col(ClockEvent.shift_id).in_(sa.bindparam("shift_ids", expanding=True)),
+        col(ClockEvent.kind) == "in",
+    )
+    .order_by(col(ClockEvent.at))
+)
+
+
 async def _candidate(
     session: AsyncSession, *, person_id: int, now: datetime, early: timedelta, shift_id: int | None
-) -> tuple[Shift | None, ClockEvent | None]:
-    """The shift to clock in to (the earliest not clocked in yet), and its clock-in if any.
+) -> tuple[_Candidate | None, int | None]:
+    """The shift to clock in to (the earliest not clocked in yet); its clock-in's lateness if any.
 
     The candidate shifts are locked (on PostgreSQL) before their clock-ins are read, so what is
     read is what the transaction writes against: a clock-in and the engine's deadline for the
-    same shift take turns, and two clock-ins of one person do not both count.
+    same shift take turns, and two clock-ins of one person do not both count. The clock-ins
+    are read by a statement of their own for that reason: it sees what a clock-in that held the
+    lock before committed, which a subquery of the locking statement would not.
     """
-    statement = select(Shift).where(
-        Shift.person_id == person_id,
-        col(Shift.start) <= now + early,
-        col(Shift.end) > now,
-    )
-    if shift_id is not None:
-        statement = statement.where(Shift.id == shift_id)
-    statement = lock_for_update(statement.order_by(col(Shift.start)), session)
-    shifts = list((await session.exec(statement)).all())
-    if not shifts:
-        return None, None
-    clock_ins: dict[int, ClockEvent] = {}
-    rows = await session.exec(
-        select(ClockEvent)
-        .where(
-            col(ClockEvent.shift_id).in_([shift.id for shift in shifts]), ClockEvent.kind == "in"
+    statement = _CANDIDATES[(shift_id is not None, dialect_name(session) == "postgresql")]
+    connection = await session.connection()
+    found = (
+        await connection.execute(
+            statement,
+            {"person_id": person_id, "opens": now + early, "now": now, "shift_id": shift_id},
         )
-        .order_by(col(ClockEvent.at))
-    )
-    for event in rows.all():
-        clock_ins.setdefault(event.shift_id, event)
-    first_event = None
+    ).all()
+    if not found:
+        return None, None
+    shifts = [
+        _Candidate(
+            shift_id=row[0],
+            unit_id=row[1],
+            post=row[2],
+            kind=row[3],
+            start=row[4],
+            end=row[5],
+            unit=Fence(name=row[6], latitude=row[7], longitude=row[8], radius_m=row[9]),
+            person_name=row[10],
+        )
+        for row in found
+    ]
+    late_by_shift: dict[int, int] = {}
+    rows = await connection.execute(_CLOCK_INS, {"shift_ids": [shift.shift_id for shift in shifts]})
+    for clocked_shift, late_minutes in rows.all():
+        late_by_shift.setdefault(clocked_shift, late_minutes)
+    first_late = None
     for shift in shifts:
-        clock_in = clock_ins.get(shift.id or 0)
-        if clock_in is None:
+        late = late_by_shift.get(shift.shift_id)
+        if late is None:
             return shift, None
-        first_event = first_event or clock_in
-    return shifts[0], first_event
+        first_late = late if first_late is None else first_late
+    return shifts[0], first_late
 
 
 async def _next_shift(session: AsyncSession, *, person_id: int, now: datetime) -> Shift | None:
@@ -252,28 +335,37 @@ async def _next_shift(session: AsyncSession, *, person_id: int, now: datetime) -
     return (await session.exec(statement)).first()
 
 
-async def _handover(session: AsyncSession, shift: Shift) -> HandoverNote | None:
-    """The last duty log written at this post before this shift."""
-    statement = (
-        select(ClockEvent, Person.name)
-        .join(Shift, col(Shift.id) == ClockEvent.shift_id)
-        .join(Person, col(Person.id) == ClockEvent.person_id)
-        .where(
-            Shift.unit_id == shift.unit_id,
-            Shift.post == shift.post,
-            col(Shift.start) < shift.start,
-            ClockEvent.kind == "out",
-        )
-        .order_by(col(ClockEvent.at).desc())
-        .limit(1)
+_HANDOVER = (
+    sa.select(
+        col(ClockEvent.at), col(ClockEvent.duty_log), col(ClockEvent.attachments), col(Person.name)
     )
-    row = (await session.exec(statement)).first()
+    .join(Shift, col(Shift.id) == ClockEvent.shift_id)
+    .join(Person, col(Person.id) == ClockEvent.person_id)
+    .where(
+        col(Shift.unit_id) == sa.bindparam("unit_id"),
+        col(Shift.post) == sa.bindparam("post"),
+        col(Shift.start) < sa.bindparam("start"),
+        col(ClockEvent.kind) == "out",
+    )
+    .order_by(col(ClockEvent.at).desc())
+    .limit(1)
+)
+
+
+async def _handover(
+    session: AsyncSession, *, unit_id: int, post: str, start: datetime
+) -> HandoverNote | None:
+    """The last duty log written at this post before a shift starting at `start`."""
+    connection = await session.connection()
+    row = (
+        await connection.execute(_HANDOVER, {"unit_id": unit_id, "post": post, "start": start})
+    ).first()
     if row is None:
         return None
-    event, name = row
-    if not event.duty_log and not event.attachments:
+    at, duty_log, attachments, name = row
+    if not duty_log and not attachments:
         return None
-    return HandoverNote(name, event.at, event.duty_log or "", tuple(event.attachments or ()))
+    return HandoverNote(name, at, duty_log or "", tuple(attachments or ()))
 
 
 def _clocked_in_note(name: str, late: int, now: datetime, ctx: PagingContext) -> escalation.Note:
@@ -313,7 +405,7 @@ async def clock_in(
         shift, existing = await _candidate(
             session, person_id=person_id, now=now, early=settings.clock_in_early, shift_id=shift_id
         )
-        if shift is None or shift.id is None:
+        if shift is None:
             upcoming = await _next_shift(session, person_id=person_id, now=now)
             if upcoming is None:
                 raise InvalidInput("You have no shift to clock in to now, and none coming.")
@@ -323,31 +415,34 @@ async def clock_in(
                 opens=upcoming.start - settings.clock_in_early,
             )
         if existing is not None:
-            return ClockedIn(await _line(session, shift), existing.late_minutes, True, None)
-        unit = await contacts.unit(session, shift.unit_id)
-        check_location(unit, location, settings)
+            stored = await session.get(Shift, shift.shift_id)
+            assert stored is not None
+            return ClockedIn(await _line(session, stored), existing, True, None)
+        check_location(shift.unit, location, settings)
         late = max(0, int((now - shift.start).total_seconds() // 60))
-        event = ClockEvent(
-            shift_id=shift.id,
-            person_id=person_id,
-            kind="in",
-            at=now,
-            late_minutes=late,
-            latitude=location.latitude if location else None,
-            longitude=location.longitude if location else None,
-            accuracy_m=location.accuracy_m if location else None,
-            live_location=location.live if location else False,
+        session.add(
+            ClockEvent(
+                shift_id=shift.shift_id,
+                person_id=person_id,
+                kind="in",
+                at=now,
+                late_minutes=late,
+                latitude=location.latitude if location else None,
+                longitude=location.longitude if location else None,
+                accuracy_m=location.accuracy_m if location else None,
+                live_location=location.live if location else False,
+            )
         )
-        session.add(event)
         await deadlines.cancel(
-            session, now=now, keys=[f"shift:{shift.id}:{name}" for name in ("remind", "missed")]
+            session,
+            now=now,
+            keys=[f"shift:{shift.shift_id}:{name}" for name in ("remind", "missed")],
         )
-        person = await contacts.person(session, person_id)
         closed = await escalation.close_for_subject(
             session,
             subject_type=SUBJECT,
-            subject_id=shift.id,
-            note=_clocked_in_note(person.name, late, now, ctx),
+            subject_id=shift.shift_id,
+            note=_clocked_in_note(shift.person_name, late, now, ctx),
             now=now,
             ctx=ctx,
         )
@@ -358,13 +453,27 @@ async def clock_in(
             actor_person_id=person_id,
             actor_account=account,
             subject_type=SUBJECT,
-            subject_id=shift.id,
+            subject_id=shift.shift_id,
             unit_id=shift.unit_id,
             detail={"late_minutes": late, "live": location.live if location else None},
         )
         await session.flush()
-        line = await _line(session, shift, (event, None))  # no clock-out before the clock-in
-        result = ClockedIn(line, late, False, await _handover(session, shift), closed > 0)
+        line = ShiftLine(
+            shift_id=shift.shift_id,
+            unit_name=shift.unit.name,
+            post=shift.post,
+            kind=shift.kind,
+            start=shift.start,
+            end=shift.end,
+            person_name=shift.person_name,
+            clock_in_at=now,
+            late_minutes=late,
+            clock_out_at=None,  # no clock-out before the clock-in
+        )
+        handover = await _handover(
+            session, unit_id=shift.unit_id, post=shift.post, start=shift.start
+        )
+        result = ClockedIn(line, late, False, handover, closed > 0)
         await uow.commit()
     return result
 

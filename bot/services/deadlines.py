@@ -69,6 +69,32 @@ async def move(session: AsyncSession, *, key: str, due_at: datetime) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
+def _cancel_statement(condition: Any) -> Any:
+    """Cancel the pending deadlines matching `condition`, now (parameter `now`).
+
+    A deadline an engine has claimed is skipped rather than waited for: waiting could deadlock
+    (the engine holds the deadline and wants the subject; a press holds the subject). The
+    engine's handler then finds its subject closed and does nothing.
+    """
+    pending = (
+        sa.select(_TABLE.c.id)
+        .where(condition, _TABLE.c.status == DeadlineStatus.PENDING)
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        sa.update(_TABLE)
+        .where(_TABLE.c.id.in_(pending.scalar_subquery()))
+        .values(status=DeadlineStatus.CANCELLED, handled_at=sa.bindparam("now"))
+    )
+
+
+# Built once, one per way of naming the deadlines: a clock-in and every answer cancel some, and
+# building the statement cost more CPU than running it.
+_CANCEL_KEY = _cancel_statement(_TABLE.c.key == sa.bindparam("one_key"))
+_CANCEL_KEYS = _cancel_statement(_TABLE.c.key.in_(sa.bindparam("keys", expanding=True)))
+_CANCEL_PREFIX = _cancel_statement(_TABLE.c.key.startswith(sa.bindparam("prefix")))
+
+
 async def cancel(
     session: AsyncSession,
     *,
@@ -80,25 +106,14 @@ async def cancel(
     """Cancel pending deadlines by exact key, exact keys (one statement) or key prefix."""
     if sum(given is not None for given in (key, keys, prefix)) != 1:
         raise ValueError("give exactly one of key, keys and prefix")
+    params: dict[str, Any]
     if key is not None:
-        condition = _TABLE.c.key == key
+        statement, params = _CANCEL_KEY, {"one_key": key}
     elif keys is not None:
-        condition = _TABLE.c.key.in_(list(keys))
+        statement, params = _CANCEL_KEYS, {"keys": list(keys)}
     else:
-        condition = _TABLE.c.key.startswith(prefix)
-    # A deadline an engine has claimed is skipped rather than waited for: waiting could deadlock
-    # (the engine holds the deadline and wants the subject; a press holds the subject). The
-    # engine's handler then finds its subject closed and does nothing.
-    pending = (
-        sa.select(_TABLE.c.id)
-        .where(condition, _TABLE.c.status == DeadlineStatus.PENDING)
-        .with_for_update(skip_locked=True)
-    )
-    result = await session.execute(
-        sa.update(_TABLE)
-        .where(_TABLE.c.id.in_(pending.scalar_subquery()))
-        .values(status=DeadlineStatus.CANCELLED, handled_at=now)
-    )
+        statement, params = _CANCEL_PREFIX, {"prefix": prefix}
+    result = await session.execute(statement, {**params, "now": now})
     return int(getattr(result, "rowcount", 0))
 
 

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from bot.clock import MovableClock
 from bot.config import settings_from_mapping
-from bot.models import AuditEntry, ClockEvent, ConversationDraft, Shift, ShiftSwap
+from bot.models import AuditEntry, ClockEvent, ConversationDraft, Shift, ShiftSwap, Unit
 from bot.sandbox import SimUser
 from bot.sandbox.stack import LocalStack
 from bot.services import roster, rota
@@ -55,6 +55,33 @@ async def test_on_time_clock_in_inside_the_geofence(day: LocalStack, clock: Mova
     assert (entry.actor_person_id, entry.actor_account) == (event.person_id, "telegram:9001")
     await ma.send("/in")
     assert (await ma.wait_for()).text == "You already clocked in at 07:40."
+
+
+async def test_the_reminders_clock_in_button_clocks_in_to_its_shift_where_no_geofence_is_set(
+    day: LocalStack, clock: MovableClock
+) -> None:
+    await at(day, clock, local(2, 6))
+    zheng = await linked(day, clock, "SB01-03", 9040, "郑强")  # day shift 12-02 08:00
+    assert day.db is not None
+    async with day.db.uow() as uow:
+        school = (await uow.session.exec(select(Unit).where(Unit.name == "石坝小学"))).one()
+        school.radius_m = None
+        await uow.commit()
+    await at(day, clock, local(2, 7))
+    reminder = zheng.last()
+    assert reminder.text.startswith("⏰ 您的班次12-02 08:00开始")
+    await at(day, clock, local(2, 7, 50))
+    await zheng.press("✅ 签到", message_id=reminder.message_id)
+    assert (
+        await zheng.wait_for()
+    ).text == "✅ 已于07:50签到：石坝小学值班室（12-02 08:00–20:00）。"
+    async with day.db.uow() as uow:
+        event = (await uow.session.exec(select(ClockEvent))).one()
+        shift = await uow.session.get(Shift, event.shift_id)
+    assert shift is not None and shift.start == local(2, 8)
+    assert (event.kind, event.late_minutes, event.latitude) == ("in", 0, None)
+    await zheng.press("✅ 签到", message_id=reminder.message_id)
+    assert (await zheng.wait_for()).text == "您已于07:50签到。"
 
 
 async def test_late_clock_in_is_marked_with_the_minutes(
