@@ -12,6 +12,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.models import Account, AuditEntry, Person
 
+_ACTING = "audit.acting"  # session.info key: (person id, account) this transaction acts for
+
 
 async def record(
     session: AsyncSession,
@@ -26,13 +28,18 @@ async def record(
     allowed: bool = True,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Add one audit entry to the current transaction (naming the actor's linked account).
+    """Add one audit entry to the current transaction, naming the account the actor used.
 
-    The account is looked up by a subquery inside the entry's own INSERT rather than by a
-    SELECT of its own: one statement instead of two for every audited action. The flush first
-    is the one the SELECT's autoflush did, so the subquery sees the accounts as they stand now;
-    nothing changes an account between here and the INSERT (linking names its account).
+    That is the account `acting_as` named for this transaction, else the actor's linked
+    account, looked up by a subquery inside the entry's own INSERT rather than by a SELECT of
+    its own: one statement instead of two. The flush first is the one the SELECT's autoflush
+    did, so the subquery sees the accounts as they stand now; nothing changes an account
+    between here and the INSERT (linking names its account).
     """
+    if actor_account is None and actor_person_id is not None:
+        acting = session.info.get(_ACTING)
+        if acting is not None and acting[0] == actor_person_id:
+            actor_account = acting[1]
     entry = AuditEntry(
         at=at,
         action=action,
@@ -50,6 +57,15 @@ async def record(
         # embedded into a flush"); the attribute is typed for plain values, hence setattr.
         setattr(entry, "actor_account", _linked_account(actor_person_id))  # noqa: B010
     session.add(entry)
+
+
+def acting_as(session: AsyncSession, *, person_id: int, account: str) -> None:
+    """Say that this transaction acts for `person_id` from `account` ("telegram:<id>").
+
+    Their audit entries then name that account without a lookup of their linked account (the
+    press came from it, and the transaction found the person through it).
+    """
+    session.info[_ACTING] = (person_id, account)
 
 
 def _linked_account(person_id: int) -> sa.ScalarSelect[str]:

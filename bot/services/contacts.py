@@ -248,17 +248,23 @@ async def person_at_unit(session: AsyncSession, person_id: int) -> tuple[Person,
     return who, _kept(session, home, "unit", who.unit_id), grants
 
 
+# Built once: every press acting for its person asks it (escalation.actions.on_behalf).
+_PERSON_BY_ACCOUNT = (
+    select(Person)
+    .join(Account, col(Account.person_id) == Person.id)
+    .where(
+        col(Account.channel) == sa.bindparam("channel"),
+        col(Account.external_id) == sa.bindparam("external_id"),
+        col(Account.unlinked_at).is_(None),
+    )
+)
+
+
 async def person_by_account(
     session: AsyncSession, *, external_id: int, channel: str = "telegram"
 ) -> Person | None:
     """The roster person linked to a messaging account."""
-    statement = (
-        select(Person)
-        .join(Account, col(Account.person_id) == Person.id)
-        .where(
-            Account.channel == channel,
-            Account.external_id == external_id,
-            col(Account.unlinked_at).is_(None),
-        )
+    found = await session.exec(
+        _PERSON_BY_ACCOUNT, params={"channel": channel, "external_id": external_id}
     )
-    return (await session.exec(statement)).first()
+    return found.first()

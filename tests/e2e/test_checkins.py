@@ -186,6 +186,20 @@ async def test_a_day_of_rounds_one_silent_paged_one_late_one_problem_reported(
         found = await uow.session.exec(select(Escalation).where(Escalation.policy == POLICY))
         matters = {e.subject_id: e.status for e in found.all()}
     assert matters == {silent.id: "acknowledged", night_checkin.id: "resolved"}
+    async with db.read() as uow:
+        found = await uow.session.exec(
+            select(AuditEntry.action, AuditEntry.actor_account).where(
+                col(AuditEntry.action).in_(["checkin.answer", "page.acknowledge"])
+            )
+        )
+        accounts = sorted(found.all())
+    # each entry names the account the press came from (the leader answered twice)
+    assert accounts == [
+        ("checkin.answer", f"telegram:{leader.user_id}"),
+        ("checkin.answer", f"telegram:{leader.user_id}"),
+        ("checkin.answer", f"telegram:{safety.user_id}"),
+        ("page.acknowledge", f"telegram:{leader.user_id}"),
+    ]
     figures = await checkins.compliance(
         db, unit_id=district.units["T"], start=local(0), end=local(0, day=2), now=local(23)
     )

@@ -23,8 +23,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -37,7 +39,7 @@ from bot.services.checkins import rounds
 from bot.services.escalation import Note, PagingContext
 from bot.services.escalation.actions import on_behalf
 from bot.services.incidents.reporting import REPORT_GONE, store_report
-from bot.services.sql import lock_for_update
+from bot.services.sql import dialect_name
 from bot.uow import Database
 
 NOT_YOURS = N_("This check-in is not yours.")
@@ -88,6 +90,22 @@ class ProblemReported:
     answered: Answered | None
 
 
+def _open_checkin_statement(*, lock: bool) -> Any:
+    """The check-in and its shift in one statement (the shift says whether it is void).
+
+    Built once per backend, locking the check-in on PostgreSQL. Parameter: `checkin_id`.
+    """
+    statement = (
+        select(Checkin, Shift)
+        .outerjoin(Shift, col(Shift.id) == Checkin.shift_id)
+        .where(col(Checkin.id) == sa.bindparam("checkin_id"))
+    )
+    return statement.with_for_update(of=Checkin) if lock else statement
+
+
+_OPEN_CHECKIN = {lock: _open_checkin_statement(lock=lock) for lock in (False, True)}
+
+
 async def _open_checkin(
     session: AsyncSession,
     *,
@@ -98,13 +116,8 @@ async def _open_checkin(
     tz: ZoneInfo,
 ) -> tuple[Checkin, Person]:
     """Lock the person's check-in and check that it still takes an answer now."""
-    # The check-in and its shift in one statement: the shift says whether it is void.
-    statement = (
-        select(Checkin, Shift)
-        .outerjoin(Shift, col(Shift.id) == Checkin.shift_id)
-        .where(Checkin.id == checkin_id)
-    )
-    found = (await session.exec(lock_for_update(statement, session, of=Checkin))).first()
+    statement = _OPEN_CHECKIN[dialect_name(session) == "postgresql"]
+    found = (await session.exec(statement, params={"checkin_id": checkin_id})).first()
     if found is None:
         raise NotFound("This button is no longer valid.")
     checkin, shift = found
@@ -182,6 +195,12 @@ def answered_text(
     return tr._(RECORDED, time=at)
 
 
+# Built once: every answer asks it. Parameter: `keys`, the prompt's and the reminder's.
+_PROMPTS_SENT = select(OutboxMessage).where(
+    col(OutboxMessage.dedupe_key).in_(sa.bindparam("keys", expanding=True))
+)
+
+
 async def _close_prompts(
     session: AsyncSession,
     checkin: Checkin,
@@ -198,9 +217,7 @@ async def _close_prompts(
     """
     assert checkin.id is not None
     keys = [rounds.asked_key(checkin.id, name) for name in ("prompt", "remind")]
-    sent = (
-        await session.exec(select(OutboxMessage).where(col(OutboxMessage.dedupe_key).in_(keys)))
-    ).all()
+    sent = (await session.exec(_PROMPTS_SENT, params={"keys": keys})).all()
     tr = translator(person.language or ctx.default_language)
     answered = Answered(checkin.id, checkin.due_at, checkin.deadline, now, now > checkin.deadline)
     text = answered_text(tr, answered, ctx.tz, incident.number if incident else None)

@@ -483,6 +483,7 @@ async def on_behalf(
         person = await contacts.person_by_account(uow.session, external_id=external_id)
         if person is None or person.id is None:
             raise NotAllowed("This button is not for you.")
+        audit.acting_as(uow.session, person_id=person.id, account=f"telegram:{external_id}")
         try:
             outcome = await use_case(uow.session, person.id)
         except NotAllowed as error:
