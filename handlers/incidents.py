@@ -292,6 +292,8 @@ async def _submit(
     )
     # Reporting drops the draft in its own commit: a second press can never store it again.
     finishing = draft_steps.key(update, REPORT, draft)
+    user = update.effective_user
+    account = f"telegram:{user.id}" if user is not None else None
     try:
         if not _described(data):
             raise InvalidInput("Please say in a few words what happened.")
@@ -308,6 +310,7 @@ async def _submit(
                     times=runtime.settings.checkins.times,
                     ctx=runtime.paging,
                     finishing=finishing,
+                    account=account,
                 )
             ).report
         else:
@@ -319,6 +322,7 @@ async def _submit(
                 policies=runtime.settings.escalation,
                 ctx=runtime.paging,
                 finishing=finishing,
+                account=account,
             )
     except DraftGone:
         return await draft_steps.gone(update, context, press, GONE)

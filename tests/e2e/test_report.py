@@ -10,7 +10,7 @@ from conftest import linked, local
 from sqlmodel import select
 
 from bot.clock import MovableClock
-from bot.models import ConversationDraft, Incident, Unit
+from bot.models import AuditEntry, ConversationDraft, Incident, Unit
 from bot.sandbox import SimUser
 from bot.sandbox.stack import LocalStack
 
@@ -147,6 +147,14 @@ async def test_a_general_incident_acknowledged_at_the_school_never_leaves_it(
     await ma.wait_for()
     await ma.press("🚨 Report")
     assert NUMBER.match((await ma.wait_for()).text)
+    assert day.db is not None
+    async with day.db.read() as uow:
+        found = await uow.session.exec(
+            select(AuditEntry.action, AuditEntry.actor_account).where(
+                AuditEntry.action == "incident.report"
+            )
+        )
+        assert found.all() == [("incident.report", "telegram:9171")]  # where the report came from
     await day.settle()
     page = next(m for m in he.messages() if "20261202-001" in m.text)
     assert "🕒 发生于0分钟前（09:00）\n📌 当前在：石坝小学（尚未接报）" in page.text  # no deadline

@@ -293,13 +293,16 @@ async def report_problem(
     times: Sequence[time],
     ctx: PagingContext,
     finishing: drafts.DraftKey | None = None,
+    account: str | None = None,
 ) -> ProblemReported:
     """Report the incident at the check-in's unit and answer the check-in with it, at once.
 
-    `finishing` names the /report draft this ends, dropped in the same commit (see
-    `incidents.report`).
+    `finishing` names the /report draft this ends, dropped in the same commit, and `account`
+    the account the report came from (see `incidents.report`).
     """
     async with db.uow() as uow:
+        if account is not None:
+            audit.acting_as(uow.session, person_id=person_id, account=account)
         session = uow.session
         if finishing is not None and not await drafts.finish(session, finishing, now=now):
             raise DraftGone(REPORT_GONE)

@@ -330,6 +330,7 @@ async def report(
     ctx: PagingContext,
     drill: bool = False,
     finishing: DraftKey | None = None,
+    account: str | None = None,
 ) -> Reported:
     """Store an incident at the reporter's unit, number it and start its escalation.
 
@@ -338,8 +339,11 @@ async def report(
     reaches the county at once. A drill needs the right to start drills instead of reporting.
     `finishing` names the /report draft this report ends: it is dropped in the same commit, and
     a draft gone already (reported, cancelled, timed out) stores nothing and raises DraftGone.
+    `account` ("telegram:<id>") is the account the report came from, for the audit entries.
     """
     async with db.uow() as uow:
+        if account is not None:
+            audit.acting_as(uow.session, person_id=person_id, account=account)
         if finishing is not None and not await drafts.finish(uow.session, finishing, now=now):
             raise DraftGone(REPORT_GONE)
         reported = await store_report(
