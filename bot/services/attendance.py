@@ -182,15 +182,11 @@ async def _events(
     return clock_in, clock_out
 
 
-async def _line(
-    session: AsyncSession,
-    shift: Shift,
-    events: tuple[ClockEvent | None, ClockEvent | None] | None = None,
-) -> ShiftLine:
-    """The shift as a line; `events` (clock-in, clock-out) when the caller has them already."""
+async def _line(session: AsyncSession, shift: Shift) -> ShiftLine:
+    """The shift as a line, with its clock-in and clock-out."""
     unit = await contacts.unit(session, shift.unit_id)
     person = await contacts.person(session, shift.person_id) if shift.person_id else None
-    clock_in, clock_out = events if events is not None else await _events(session, shift.id or 0)
+    clock_in, clock_out = await _events(session, shift.id or 0)
     return ShiftLine(
         shift_id=shift.id or 0,
         unit_name=unit.name,
