@@ -30,6 +30,7 @@ _TAG_RE = re.compile(
     r"([A-Za-z][A-Za-z0-9-]*)((?:\s+[^\s=]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'>]+))?)*)\s*"
 )
 _ATTR_RE = re.compile(r"([^\s=]+)(?:\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s\"'>]+)))?")
+_PLAIN_RE = re.compile(r"[^<&]+")
 _CHAR_REF_RE = re.compile(r"&(#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 _TAG_START_RE = re.compile(r"</?[A-Za-z]")
 _MDV2_RESERVED = set("_*[]()~`>#+-=|{}.!")
@@ -109,9 +110,11 @@ def parse_html(source: str) -> FormattedText:
                 )
             out.add(decoded)
             index = match.end()
-        else:
-            out.add(char)
-            index += 1
+        else:  # a run of plain text, up to the next tag or character reference
+            plain = _PLAIN_RE.match(source, index)
+            assert plain is not None  # `char` is neither "<" nor "&"
+            out.add(plain.group())
+            index = plain.end()
     if stack:
         raise EntityParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1].name}"')
     return out.result()

@@ -10,7 +10,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 
 from bot.sandbox import BotApiEmulator
-from bot.sandbox.html import utf16_len
+from bot.sandbox.html import parse_html, utf16_len
 
 # Reading RetryAfter's message touches PTB's deprecated float retry_after.
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -31,6 +31,18 @@ async def test_html_is_parsed_and_broken_html_refused(emu: BotApiEmulator, bot: 
         with pytest.raises(BadRequest, match=r"^Can't parse entities: "):
             await bot.send_message(1, broken, parse_mode=ParseMode.HTML)
     assert len(user.messages()) == 1
+
+
+def test_html_entities_are_placed_in_utf16_units_across_runs_of_text() -> None:
+    parsed = parse_html(
+        '🚨 <b>岗位无人</b>：值班室 &amp; <i>😀x</i> 🙂<a href="https://e.x/">ok</a>'
+    )
+    assert parsed.text == "🚨 岗位无人：值班室 & 😀x 🙂ok"
+    assert parsed.entities == (
+        {"type": "bold", "offset": 3, "length": 4},
+        {"type": "italic", "offset": 14, "length": 3},
+        {"type": "text_link", "offset": 20, "length": 2, "url": "https://e.x/"},
+    )
 
 
 async def test_markdown_v2_needs_escaped_reserved_characters(emu: BotApiEmulator, bot: Bot) -> None:
