@@ -318,7 +318,7 @@ async def test_an_answer_slower_than_the_timeout_is_not_sent_again_and_its_edit_
         sender.wake()
 
         async def skipped() -> bool:
-            return (await row(db, edit.id or 0)).status == OutboxStatus.CANCELLED
+            return (await row(db, edit)).status == OutboxStatus.CANCELLED
 
         await eventually(skipped)
         clock.advance(timedelta(minutes=10))
@@ -326,7 +326,7 @@ async def test_an_answer_slower_than_the_timeout_is_not_sent_again_and_its_edit_
         await quiet(sender)
     unconfirmed = await row(db, row_id)
     assert (unconfirmed.sent_message_id, unconfirmed.last_error) == (None, UNCONFIRMED)
-    assert (await row(db, edit.id or 0)).last_error == "the message to edit was not confirmed"
+    assert (await row(db, edit)).last_error == "the message to edit was not confirmed"
     assert unconfirmed.attempts == 1
     assert emulator.calls_of("editMessageText") == []
     assert len(emulator.user(leader, "leader").messages()) == 1  # it did arrive, once
@@ -446,8 +446,7 @@ async def test_a_claimed_row_is_read_again_with_its_page_and_the_message_it_edit
         target = await outbox.by_id(uow.session, first)
         edit = await outbox.enqueue_edit(uow.session, now=T0, target=target, text="已接报")
         await uow.commit()
-    assert edit.id is not None
-    waiting = await outbox.recheck(db, edit.id)
+    waiting = await outbox.recheck(db, edit)
     assert (waiting.method, waiting.target_status, waiting.target_message_id) == (
         "editMessageText",
         OutboxStatus.PENDING,
@@ -457,7 +456,7 @@ async def test_a_claimed_row_is_read_again_with_its_page_and_the_message_it_edit
     async with db.uow() as uow:
         await outbox.mark_sent(uow.session, first, now=T0, sent_message_id=77)
         await uow.commit()
-    ready = await outbox.recheck(db, edit.id)
+    ready = await outbox.recheck(db, edit)
     assert (ready.target_status, ready.target_message_id) == (OutboxStatus.SENT, 77)
 
     await page_the_duty_leader(db, district)

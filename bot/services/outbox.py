@@ -24,6 +24,7 @@ from bot.uow import Database
 
 _TABLE: sa.Table = OutboxMessage.__table__  # type: ignore[attr-defined]
 _PAGES: sa.Table = Page.__table__  # type: ignore[attr-defined]
+_INSERT = sa.insert(_TABLE)
 _REPLIED_TO = _TABLE.alias("replied_to")
 _EDITED = _TABLE.alias("edited")
 # What a sender reads of a claimed row just before sending it, in one statement built once: the
@@ -297,28 +298,43 @@ async def enqueue_edit(
     target: OutboxMessage,
     text: str,
     buttons: list[list[Button]] | None = None,
-) -> OutboxMessage:
-    """Queue an edit of a message the outbox sent (or will send) before.
+) -> int:
+    """Queue an edit of a message the outbox sent (or will send) before; return the row's id.
 
     An edit replaces one message, so a text that could exceed is cut short with an ellipsis.
+    The row is inserted by one Core statement, after the session's pending rows: every
+    check-in answer and page acknowledged queues one, and the ORM object and its flush cost
+    more CPU than the statement.
     """
-    message = OutboxMessage(
-        created_at=now,
-        not_before=now,
-        person_id=target.person_id,
-        chat_id=target.chat_id,
-        kind="edit",
-        page_id=target.page_id,
-        method="editMessageText",
-        body={
-            "text": truncate_html(text),
-            "buttons": _keyboard(buttons or []),
-            "target": target.id,
+    result = await session.execute(
+        _INSERT,
+        {
+            "dedupe_key": None,
+            "created_at": now,
+            "not_before": now,
+            "person_id": target.person_id,
+            "chat_id": target.chat_id,
+            "kind": "edit",
+            "page_id": target.page_id,
+            "method": "editMessageText",
+            "body": {
+                "text": truncate_html(text),
+                "buttons": _keyboard(buttons or []),
+                "target": target.id,
+            },
+            "reply_to_outbox_id": None,
+            "status": OutboxStatus.PENDING.value,
+            "attempts": 0,
+            "last_error": None,
+            "claimed_by": None,
+            "claimed_at": None,
+            "sent_at": None,
+            "sent_message_id": None,
+            "late": False,
+            "channel": None,
         },
     )
-    session.add(message)
-    await session.flush()
-    return message
+    return int(result.inserted_primary_key[0])  # type: ignore[attr-defined]
 
 
 async def claim(
