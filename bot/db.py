@@ -15,6 +15,9 @@ from bot.sqlite_trips import one_trip
 
 # Execution option marking a unit of work that only reads.
 READ_ONLY = "zhiban_read_only"
+# Execution option marking a connection that runs one reading statement (Database.rows): on
+# SQLite it needs no BEGIN, the statement is its own read transaction.
+ONE_READ = "zhiban_one_read"
 
 
 def is_sqlite(url: str) -> bool:
@@ -50,8 +53,12 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     def _begin_immediate(connection: Connection) -> None:
         # Take the write lock up front: a transaction that reads, then writes, never fails
         # half-way with "database is locked"; it waits its turn (busy_timeout) instead.
-        # Read-only units of work (Database.read) need no lock and do not queue for it.
-        if connection.get_execution_options().get(READ_ONLY):
+        # Read-only units of work (Database.read) need no lock and do not queue for it; one
+        # reading statement needs no transaction around it at all.
+        options = connection.get_execution_options()
+        if options.get(ONE_READ):
+            return
+        if options.get(READ_ONLY):
             connection.exec_driver_sql("BEGIN")
         else:
             connection.exec_driver_sql("BEGIN IMMEDIATE")

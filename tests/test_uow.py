@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func
+from sqlalchemy import event, func
 from sqlmodel import select
 
 from bot.config import DatabaseSettings
@@ -111,3 +111,29 @@ async def test_a_writer_another_holder_waits_for_goes_on_after_its_patience(
     await asyncio.wait_for(outer(), 10)
     assert await _units(impatient) == 2
     assert "going on unqueued" in caplog.text
+
+
+async def test_one_read_sends_only_its_statement_and_sees_what_was_committed(
+    impatient: Database,
+) -> None:
+    """Database.rows: no BEGIN around the one statement, even while a writer holds the lock."""
+    sent: list[str] = []
+
+    def seen(*args: object) -> None:
+        sent.append(str(args[2]).split()[0].upper())
+
+    event.listen(impatient.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with impatient.uow() as uow:
+            uow.session.add(Unit(code="R1", name="读校", kind="school", path="/R1/"))
+            await uow.commit()
+        async with impatient.uow() as writer:  # holds SQLite's write lock meanwhile
+            writer.session.add(Unit(code="R2", name="写校", kind="school", path="/R2/"))
+            await writer.session.flush()
+            sent.clear()
+            found = await impatient.rows(select(Unit.code).where(Unit.code.in_(["R1", "R2"])))
+            assert [row[0] for row in found] == ["R1"]  # the writer's row is not committed
+            assert sent == ["SELECT"]
+            await writer.commit()
+    finally:
+        event.remove(impatient.engine.sync_engine, "before_cursor_execute", seen)
