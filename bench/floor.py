@@ -38,7 +38,8 @@ from clockin import (
 from sqlmodel import col
 from support import Options, Result, bench_settings, build_schools, press_start, temporary_database
 from telegram import Update
-from telegram.ext import ContextTypes
+from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
+from throughput import ECHO_EDITED, ECHO_HANDLERS, _echo_buttons, _echo_prompt, press, timed_round
 
 from bot.clock import SystemClock
 from bot.models import AuditEntry, ClockEvent, Deadline, DeadlineStatus, Shift
@@ -51,6 +52,7 @@ PEOPLE = 120  # per round, as throughput's rounds without limits
 ROUNDS = 3
 WARM_UP = 5
 FLOOR_REPLY = "✅ floor"
+DESK = 10  # the chat the floor bot's report-shaped press pages (no person of the run has it)
 RESULTS = Path(__file__).resolve().parent / "results" / "floor.json"
 
 _SHIFT = (
@@ -90,6 +92,32 @@ _AUDIT = sa.insert(AuditEntry).values(
 )
 
 
+async def _write_clock_in(
+    db: Database, clock: SystemClock, opens: timedelta, person_id: int, *, times: int = 1
+) -> bool:
+    """One unit of work: the four statements of a clock-in, `times` over; False without a shift."""
+    now = clock.now()
+    async with db.uow() as uow:
+        connection = await uow.session.connection()
+        for _ in range(times):
+            found = (
+                await connection.execute(
+                    _SHIFT, {"person": person_id, "opens": now + opens, "now": now}
+                )
+            ).first()
+            if found is None:
+                return False
+            shift, unit = found
+            keys = [f"shift:{shift}:remind", f"shift:{shift}:missed"]
+            await connection.execute(_CLOCK_IN, {"shift": shift, "person": person_id, "now": now})
+            await connection.execute(_CANCEL, {"keys": keys, "now": now})
+            await connection.execute(
+                _AUDIT, {"now": now, "person": person_id, "shift": shift, "unit": unit}
+            )
+        await uow.commit()
+    return True
+
+
 def floor_clock_in(
     db: Database, clock: SystemClock, opens: timedelta
 ) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]:
@@ -100,48 +128,62 @@ def floor_clock_in(
         if user is None or chat is None:
             return
         me = await accounts.identify(db, external_id=user.id)
-        if me is None:
-            return
-        now = clock.now()
-        async with db.uow() as uow:
-            connection = await uow.session.connection()
-            found = (
-                await connection.execute(
-                    _SHIFT, {"person": me.person_id, "opens": now + opens, "now": now}
-                )
-            ).first()
-            if found is None:
-                return
-            shift, unit = found
-            keys = [f"shift:{shift}:remind", f"shift:{shift}:missed"]
-            await connection.execute(
-                _CLOCK_IN, {"shift": shift, "person": me.person_id, "now": now}
-            )
-            await connection.execute(_CANCEL, {"keys": keys, "now": now})
-            await connection.execute(
-                _AUDIT, {"now": now, "person": me.person_id, "shift": shift, "unit": unit}
-            )
-            await uow.commit()
-        await context.bot.send_message(chat.id, FLOOR_REPLY)
+        if me is not None and await _write_clock_in(db, clock, opens, me.person_id):
+            await context.bot.send_message(chat.id, FLOOR_REPLY)
 
     return on_in
+
+
+def floor_report(
+    db: Database, clock: SystemClock, opens: timedelta, desk: int
+) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]:
+    """The floor bot's report-shaped press: a report's three Bot API calls and a dozen rows.
+
+    Who is writing, then one unit of work of twelve Core statements (the clock-in's four, three
+    times over, standing in for the dozen rows a report writes: the incident, its entry, its
+    number, the escalation, its level and event, the deadline, the page, the outbox row, two
+    audit entries, the draft dropped), then the answer, the edit of the pressed message (as the
+    echo bot's press does) and a message to the desk's chat (the leader's page).
+    """
+
+    async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query, user = update.callback_query, update.effective_user
+        if query is None or user is None:
+            return
+        me = await accounts.identify(db, external_id=user.id)
+        if me is None or not await _write_clock_in(db, clock, opens, me.person_id, times=3):
+            return
+        await query.answer(ECHO_EDITED)
+        await query.edit_message_text(ECHO_EDITED)
+        await context.bot.send_message(desk, f"🚨 {me.name}")
+
+    return on_press
 
 
 async def run(options: Options) -> Result:
     """Zhiban, the echo bot and the floor bot in turn; the median rates and their ratios."""
     clock = SystemClock()
     rounds: dict[str, list[Round]] = {"zhiban": [], "echo": [], "floor": []}
+    presses: dict[str, list[Round]] = {"echo": [], "floor": []}
     per = WARM_UP + ROUNDS * PEOPLE
     async with temporary_database(options) as url:
         settings = bench_settings(url, messages_per_second=100_000.0)
         async with LocalStack(settings, clock) as stack:
             db = stack.db
             assert db is not None
-            on_in = floor_clock_in(db, clock, settings.shifts.clock_in_early)
-            workers = PerPersonUpdates(settings.telegram.update_workers)
+            opens = settings.shifts.clock_in_early
+            handlers = (
+                CommandHandler("prompt", _echo_prompt),
+                CallbackQueryHandler(floor_report(db, clock, opens, DESK)),
+            )
             async with (
-                echo_bot(settings.telegram) as echoes,
-                echo_bot(settings.telegram, on_in=on_in, updates=workers) as floors,
+                echo_bot(settings.telegram, ECHO_HANDLERS) as echoes,
+                echo_bot(
+                    settings.telegram,
+                    handlers,
+                    on_in=floor_clock_in(db, clock, opens),
+                    updates=PerPersonUpdates(settings.telegram.update_workers),
+                ) as floors,
             ):
                 people = await build_schools(db, 2 * per)
                 await add_shifts(db, people, now=clock.now(), settings=settings.shifts)
@@ -149,6 +191,8 @@ async def run(options: Options) -> Result:
                 for emulator in (stack.emulator, echoes, floors):
                     emulator.enforce_flood_limits = False
                     press_start(emulator, people)
+                floors.user(DESK, "县值班室")
+                floors.world.chats[DESK].started = True
                 chats = [someone.chat_id for someone in people]
                 mine, theirs = chats[:per], chats[per:]
                 bots = (
@@ -166,24 +210,47 @@ async def run(options: Options) -> Result:
                         rounds[name].append(await clock_in_wave(emulator, wave, reply=reply))
                         await stack.settle()
                 stored = await count_clock_ins(db)
-    return _result(options, rounds, stored, expected=2 * per)
+                # Report-shaped presses: each bot's people press the button of its prompt.
+                for name, emulator, group in (("echo", echoes, mine), ("floor", floors, theirs)):
+                    buttons = await _echo_buttons(emulator, group)
+                    act = press(emulator, buttons, [])
+                    await timed_round(emulator, group[:WARM_UP], act)
+                    for index in range(ROUNDS):
+                        first = WARM_UP + index * PEOPLE
+                        wave = group[first : first + PEOPLE]
+                        presses[name].append(await timed_round(emulator, wave, act))
+    return _result(options, rounds, presses, stored, expected=2 * per)
 
 
 def _result(
-    options: Options, rounds: dict[str, list[Round]], stored: int, *, expected: int
+    options: Options,
+    rounds: dict[str, list[Round]],
+    presses: dict[str, list[Round]],
+    stored: int,
+    *,
+    expected: int,
 ) -> Result:
     rates = {name: statistics.median(r.rate for r in found) for name, found in rounds.items()}
     echo = rates["echo"]
+    press_rates = {
+        name: statistics.median(r.rate for r in found) for name, found in presses.items()
+    }
 
     def ratio(name: str) -> float:
         return rates[name] / echo if echo > 0 else 0.0
 
-    answered = all(r.answered == PEOPLE for found in rounds.values() for r in found)
+    report_ratio = press_rates["floor"] / press_rates["echo"] if press_rates["echo"] > 0 else 0.0
+    answered = all(
+        r.answered == PEOPLE for found in (*rounds.values(), *presses.values()) for r in found
+    )
     passed = answered and stored == expected
     figures = (
-        f"zhiban={rates['zhiban']:.0f}/s x{ratio('zhiban'):.2f}"
+        f"clock_in: zhiban={rates['zhiban']:.0f}/s x{ratio('zhiban'):.2f}"
         f" floor={rates['floor']:.0f}/s x{ratio('floor'):.2f} echo={echo:.0f}/s"
-        f" rounds {' '.join(f'{name}={_rates(found)}' for name, found in rounds.items())}"
+        f" rounds {' '.join(f'{name}={_rates(found)}' for name, found in rounds.items())};"
+        f" report-shaped press: floor={press_rates['floor']:.0f}/s x{report_ratio:.2f}"
+        f" echo={press_rates['echo']:.0f}/s"
+        f" rounds {' '.join(f'{name}={_rates(found)}' for name, found in presses.items())};"
         f" clock_ins_in_db={stored}/{expected} N={PEOPLE} (no limits; throughput's goal"
         f" x0.25) [{options.backend}]"
     )
@@ -194,9 +261,20 @@ def _result(
         "passed": passed,
         "people_per_round": PEOPLE,
         "rounds": ROUNDS,
-        "per_s": {name: round(rate, 1) for name, rate in rates.items()},
-        "ratio_to_echo": {name: round(ratio(name), 3) for name in ("zhiban", "floor")},
-        "round_rates": {name: [round(r.rate, 1) for r in found] for name, found in rounds.items()},
+        "clock_in": {
+            "per_s": {name: round(rate, 1) for name, rate in rates.items()},
+            "ratio_to_echo": {name: round(ratio(name), 3) for name in ("zhiban", "floor")},
+            "round_rates": {
+                name: [round(r.rate, 1) for r in found] for name, found in rounds.items()
+            },
+        },
+        "report_shaped_press": {
+            "per_s": {name: round(rate, 1) for name, rate in press_rates.items()},
+            "floor_ratio_to_echo": round(report_ratio, 3),
+            "round_rates": {
+                name: [round(r.rate, 1) for r in found] for name, found in presses.items()
+            },
+        },
         "clock_ins_stored": stored,
         "expected": expected,
     }
