@@ -202,6 +202,16 @@ async def _line(session: AsyncSession, shift: Shift) -> ShiftLine:
 
 
 @dataclass(frozen=True)
+class Fence:
+    """A unit's name and geofence, as `check_location` reads them."""
+
+    name: str
+    latitude: float | None
+    longitude: float | None
+    radius_m: float | None
+
+
+@dataclass(frozen=True)
 class _Candidate:
     """A shift open for clock-in, with what a clock-in needs of its unit and person."""
 
@@ -213,16 +223,6 @@ class _Candidate:
     end: datetime
     unit: Fence
     person_name: str
-
-
-@dataclass(frozen=True)
-class Fence:
-    """A unit's name and geofence, as `check_location` reads them."""
-
-    name: str
-    latitude: float | None
-    longitude: float | None
-    radius_m: float | None
 
 
 def _candidates_statement(*, one_shift: bool, lock: bool) -> Any:
